@@ -1,0 +1,228 @@
+"""Task specifications: what each prediction task is, how it is scored and lost.
+
+A :class:`TaskSpec` is pure data (a frozen dataclass). Everything that needs to
+know about a task's kind -- the head's output size, the loss, the metrics and
+their direction -- asks the spec, so the trainer never branches on task names.
+
+Labels may be missing: label tensors are float and hold ``NaN`` where an
+example carries no label for the task (class labels are stored as floats
+``0.0 .. n-1``). Losses and metrics use only labelled examples.
+
+Example
+-------
+>>> t = TaskSpec("clicked", "binary")
+>>> t.out_dim, t.primary_metric, metric_direction("auc")
+(1, 'auc', 'maximize')
+>>> TaskSpec("digit", "multiclass", n_classes=10).out_dim
+10
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "TASK_KINDS",
+    "METRICS",
+    "TaskSpec",
+    "metric_direction",
+    "labelled_mask",
+    "task_loss",
+    "compute_metric",
+    "sign",
+]
+
+TASK_KINDS = ("binary", "multiclass", "regression")
+
+#: metric name -> (direction, kinds it applies to)
+METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "auc": ("maximize", ("binary",)),
+    "accuracy": ("maximize", ("binary", "multiclass")),
+    "macro_f1": ("maximize", ("binary", "multiclass")),
+    "logloss": ("minimize", ("binary", "multiclass")),
+    "rmse": ("minimize", ("regression",)),
+    "mae": ("minimize", ("regression",)),
+    "r2": ("maximize", ("regression",)),
+}
+
+_DEFAULT_METRICS = {
+    "binary": ("auc", "accuracy"),
+    "multiclass": ("accuracy", "macro_f1"),
+    "regression": ("rmse", "mae", "r2"),
+}
+
+
+def metric_direction(name: str) -> str:
+    """Return ``"maximize"`` or ``"minimize"`` for a metric name."""
+    try:
+        return METRICS[name][0]
+    except KeyError:
+        raise ValueError(f"unknown metric {name!r}; valid metrics: {sorted(METRICS)}") from None
+
+
+def sign(metric: str) -> float:
+    """+1 when higher is better, -1 when lower is better."""
+    return 1.0 if metric_direction(metric) == "maximize" else -1.0
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One prediction task.
+
+    Attributes mirror the data-spec file's ``[[targets]]`` entries.
+    """
+
+    name: str  # unique task name; also the output key of the network
+    kind: str  # "binary" | "multiclass" | "regression"
+    n_classes: int = 2  # classes of a multiclass task (binary is 2)
+    metrics: tuple[str, ...] = ()  # reported metrics; first is the primary (selection) metric
+    weight: float = 1.0  # priority weight in the loss and in the Δm objective
+    classes: tuple[str, ...] = field(default=(), compare=False)  # original labels, for reports
+    target_mean: float = 0.0  # regression: mean used to standardise the target
+    target_std: float = 1.0  # regression: std used to standardise the target
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"task name must be a non-empty string, got {self.name!r}")
+        if self.kind not in TASK_KINDS:
+            raise ValueError(f"task {self.name!r}: unknown kind {self.kind!r}; valid kinds: {list(TASK_KINDS)}")
+        if self.kind == "multiclass" and (not isinstance(self.n_classes, int) or self.n_classes < 2):
+            raise ValueError(f"task {self.name!r}: n_classes must be an integer >= 2, got {self.n_classes!r}")
+        if self.kind == "binary" and self.n_classes != 2:
+            object.__setattr__(self, "n_classes", 2)
+        if not self.metrics:
+            object.__setattr__(self, "metrics", _DEFAULT_METRICS[self.kind])
+        for m in self.metrics:
+            if m not in METRICS:
+                raise ValueError(f"task {self.name!r}: unknown metric {m!r}; valid metrics: {sorted(METRICS)}")
+            if self.kind not in METRICS[m][1]:
+                raise ValueError(f"task {self.name!r}: metric {m!r} does not apply to a {self.kind} task")
+        if not (isinstance(self.weight, (int, float)) and math.isfinite(self.weight) and self.weight > 0):
+            raise ValueError(f"task {self.name!r}: weight must be a positive number, got {self.weight!r}")
+        if not (self.target_std > 0 and math.isfinite(self.target_std)):
+            raise ValueError(f"task {self.name!r}: target_std must be positive, got {self.target_std!r}")
+
+    @property
+    def out_dim(self) -> int:
+        """Size of the task head's output (1 logit, n logits, or 1 value)."""
+        return self.n_classes if self.kind == "multiclass" else 1
+
+    @property
+    def primary_metric(self) -> str:
+        """The metric used for model selection and for Δm."""
+        return self.metrics[0]
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "n_classes": self.n_classes,
+            "metrics": list(self.metrics),
+            "weight": self.weight,
+            "classes": list(self.classes),
+            "target_mean": self.target_mean,
+            "target_std": self.target_std,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TaskSpec":
+        d = dict(d)
+        d["metrics"] = tuple(d.get("metrics", ()))
+        d["classes"] = tuple(d.get("classes", ()))
+        return cls(**d)
+
+
+def labelled_mask(spec: TaskSpec, y: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of the examples that carry a label for ``spec``."""
+    return ~torch.isnan(y)
+
+
+def task_loss(spec: TaskSpec, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean loss over the labelled examples (0 with a graph when there are none).
+
+    ``out`` is the head output, shape [B, out_dim]; ``y`` is [B] (float).
+    Regression targets are expected already standardised.
+    """
+    mask = labelled_mask(spec, y)
+    if not bool(mask.any()):
+        return out.sum() * 0.0
+    o, t = out[mask].float(), y[mask]
+    if spec.kind == "binary":
+        return F.binary_cross_entropy_with_logits(o[:, 0], t.float())
+    if spec.kind == "multiclass":
+        return F.cross_entropy(o, t.long())
+    return F.mse_loss(o[:, 0], t.float())
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    pos = y == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    r = rankdata(s)
+    return float((r[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _macro_f1(y: np.ndarray, pred: np.ndarray, n: int) -> float:
+    f1s = []
+    for c in range(n):
+        tp = np.sum((pred == c) & (y == c))
+        fp = np.sum((pred == c) & (y != c))
+        fn = np.sum((pred != c) & (y == c))
+        if tp + fp + fn == 0:
+            continue
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1s)) if f1s else float("nan")
+
+
+def compute_metric(spec: TaskSpec, metric: str, out: torch.Tensor, y: torch.Tensor) -> float:
+    """Compute ``metric`` over labelled examples, in the task's own units.
+
+    Regression outputs and targets are un-standardised with the spec's
+    ``target_mean``/``target_std`` first, so RMSE/MAE are in original units.
+    """
+    mask = labelled_mask(spec, y)
+    if not bool(mask.any()):
+        return float("nan")
+    o = out[mask].detach().float().cpu().numpy()
+    t = y[mask].detach().float().cpu().numpy()
+    if spec.kind == "regression":
+        p = o[:, 0] * spec.target_std + spec.target_mean
+        t = t * spec.target_std + spec.target_mean
+        if metric == "rmse":
+            return float(np.sqrt(np.mean((p - t) ** 2)))
+        if metric == "mae":
+            return float(np.mean(np.abs(p - t)))
+        if metric == "r2":
+            ss = float(np.sum((t - t.mean()) ** 2))
+            return float(1.0 - np.sum((p - t) ** 2) / ss) if ss > 0 else float("nan")
+    elif spec.kind == "binary":
+        s = o[:, 0]
+        if metric == "auc":
+            return _auc(t, s)
+        if metric == "accuracy":
+            return float(np.mean((s > 0) == (t == 1)))
+        if metric == "macro_f1":
+            return _macro_f1(t.astype(int), (s > 0).astype(int), 2)
+        if metric == "logloss":
+            p = 1 / (1 + np.exp(-s))
+            p = np.clip(p, 1e-7, 1 - 1e-7)
+            return float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))
+    else:
+        pred = o.argmax(axis=1)
+        if metric == "accuracy":
+            return float(np.mean(pred == t))
+        if metric == "macro_f1":
+            return _macro_f1(t.astype(int), pred, spec.n_classes)
+        if metric == "logloss":
+            lo = o - o.max(axis=1, keepdims=True)
+            logp = lo - np.log(np.exp(lo).sum(axis=1, keepdims=True))
+            return float(-np.mean(logp[np.arange(len(t)), t.astype(int)]))
+    raise ValueError(f"task {spec.name!r}: metric {metric!r} does not apply to a {spec.kind} task")
