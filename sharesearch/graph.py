@@ -549,26 +549,30 @@ class SharingGraph:
         >>> SharingGraph.shared_bottom({"a": 1, "b": 1}, bb).n_params()  # (4*8+8) + 2*(8+1)
         58
         """
-        bb, z = self.backbone, self.z_dim
-        total = 0
-        for n, d in self.g.nodes(data=True):
-            if d["kind"] == "block":
-                s, c = d["stage"], d.get("conditioning", "none")
-                total += bb.block_params(s, z if c == "concat" else 0)
-                w = bb.out_features(s)
-                if c == "film":
-                    total += z * 2 * w + 2 * w
-                elif c == "gate":
-                    total += z * w + w
-            elif d["kind"] == "moe":
-                s = d["stage"]
-                total += d["experts"] * bb.block_params(s)
-                total += len(d["tasks"]) * (bb.in_features(s) * d["experts"] + d["experts"])
-            elif d["kind"] == "head":
-                total += bb.head_in * d["out_dim"] + d["out_dim"]
+        total = sum(self.node_params(n) for n in self.g.nodes)
         for comp in self.stitch_components():
             total += len(comp) ** 2
         return total
+
+    def node_params(self, node: str) -> int:
+        """Trainable parameters of one node (0 for the input; cross-stitch units not included).
+
+        >>> bb = {"name": "mlp", "input_shape": [4], "widths": [8]}
+        >>> SharingGraph.shared_bottom({"a": 1, "b": 1}, bb).node_params("s0:a+b")
+        40
+        """
+        bb, z, d = self.backbone, self.z_dim, self.g.nodes[node]
+        if d["kind"] == "block":
+            s, c = d["stage"], d.get("conditioning", "none")
+            w = bb.out_features(s)
+            extra = {"film": z * 2 * w + 2 * w, "gate": z * w + w}.get(c, 0)
+            return bb.block_params(s, z if c == "concat" else 0) + extra
+        if d["kind"] == "moe":
+            s = d["stage"]
+            return d["experts"] * bb.block_params(s) + len(d["tasks"]) * (bb.in_features(s) * d["experts"] + d["experts"])
+        if d["kind"] == "head":
+            return bb.head_in * d["out_dim"] + d["out_dim"]
+        return 0
 
     def stitch_components(self) -> list[tuple[str, ...]]:
         """Tasks mixed together by cross-stitch units, one tuple per (stage, component), in stage order."""
