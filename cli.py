@@ -1,9 +1,306 @@
-"""The sharesearch command line: parses arguments and calls the library."""
-import sys
+"""The sharesearch command line. Each command parses its arguments and calls the library.
 
-def main(argv=None) -> int:
-    print("sharesearch: not yet", file=sys.stderr)
-    return 1
+    sharesearch search     search sharing graphs (no arguments: the quick start)
+    sharesearch worker     join an existing study from another process or machine
+    sharesearch verdict    recompute the verdict of a study
+    sharesearch train      train one topology beside its independent baselines
+    sharesearch report     write the HTML/JSON/Markdown report of a study
+    sharesearch show       draw the topology of one trial or of a graph file
+    sharesearch export     export a graph (JSON, GraphML, DOT, Mermaid) or the best model
+
+Bad input (a data-spec or search-space file, a graph file, an option) ends
+with one line ``sharesearch: error: ...`` naming the file, field and value,
+and exit status 2, before anything is written to a study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
+
+
+def _data_args(p: argparse.ArgumentParser, default: str | None = "synthetic-mmoe") -> None:
+    p.add_argument("--data", default=default,
+                   help="a data-spec file (.toml/.yaml), 'synthetic-mmoe' or 'multifashion' (default: %(default)s)")
+    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of a built-in source, e.g. n=2000 or root=/path (repeatable; values are JSON)")
+
+
+def _parse_options(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--data-option: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _load_data(args):
+    from sharesearch.data import load_data
+
+    options = _parse_options(args.data_option)
+    source = args.data
+    if Path(source).suffix.lower() in (".toml", ".yaml", ".yml"):
+        source = str(Path(source).resolve())
+    return load_data(source, **options), {"source": source, "options": options}
+
+
+def cmd_search(args) -> int:
+    from sharesearch.search import SearchConfig, run_search
+    from sharesearch.space import load_space
+    from sharesearch.train import TrainConfig
+
+    data, source = _load_data(args)  # validated before anything is written
+    space = load_space(args.space)
+    objectives = ["delta_m"] + [o for o in args.objective if o != "delta_m"]
+    cfg = SearchConfig(n_trials=args.n_trials, timeout=args.timeout, objectives=tuple(objectives),
+                       max_params=args.max_params, max_flops=args.max_flops, sampler=args.sampler,
+                       pruner=args.pruner, seed=args.seed, top_k=args.top_k, n_seeds=args.seeds)
+    train_base = TrainConfig(device=args.device, seed=args.seed)
+    study = run_search(data, source, space, storage=args.storage, study_name=args.study, runs_dir=args.runs,
+                       config=cfg, train_base=train_base, workers=args.workers, progress=not args.quiet,
+                       verdict=not args.no_verdict)
+    return _finish(study.study_name, study._storage, args, out_dir=Path(args.runs) / study.study_name)
+
+
+def _finish(study_name: str, storage, args, out_dir: Path) -> int:
+    from sharesearch.report import markdown_summary, write_report
+    from sharesearch.search import load_results
+
+    results = load_results(storage, study_name)
+    paths = write_report(results, out_dir)
+    print(markdown_summary(results))
+    print()
+    for kind, path in paths.items():
+        print(f"wrote {kind}: {path}")
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from sharesearch.search import run_worker
+
+    run_worker(args.storage, args.study, device=args.device, n_trials=args.n_trials)
+    return 0
+
+
+def cmd_verdict(args) -> int:
+    from sharesearch.search import compute_verdict, open_storage
+    import optuna
+
+    storage = open_storage(args.storage)
+    study = optuna.load_study(study_name=args.study, storage=storage)
+    compute_verdict(study, n_seeds=args.seeds, top_k=args.top_k, progress=not args.quiet)
+    return _finish(args.study, storage, args, out_dir=Path(args.out or Path(args.runs) / args.study))
+
+
+def cmd_report(args) -> int:
+    from sharesearch.search import open_storage
+
+    storage = open_storage(args.storage)
+    return _finish(args.study, storage, args, out_dir=Path(args.out or Path(args.runs) / args.study))
+
+
+def _graph_from_arg(value: str, data=None, widths=None):
+    from sharesearch.compare import REFERENCE_ARCHITECTURES, reference_graph
+    from sharesearch.graph import SharingGraph
+
+    if value in REFERENCE_ARCHITECTURES:
+        if data is None:
+            raise ValueError(f"--graph {value}: a named architecture needs --data")
+        return reference_graph(value, data, widths)
+    path = Path(value)
+    if not path.exists():
+        raise FileNotFoundError(f"--graph: no such file {value!r} and not one of {sorted(REFERENCE_ARCHITECTURES)}")
+    try:
+        return SharingGraph.from_json(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{value}: {e}") from None
+
+
+def cmd_train(args) -> int:
+    from sharesearch.compare import compare_topology
+    from sharesearch.train import TrainConfig
+
+    data, _ = _load_data(args)
+    widths = [int(w) for w in args.widths.split(",")] if args.widths else None
+    graph = _graph_from_arg(args.graph, data, widths)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weighting=args.weighting,
+                      device=args.device)
+    print(graph.describe())
+    table = compare_topology(graph, data, cfg, seeds=list(range(args.seeds)), split=args.split)
+    with_pct = table.assign(relative_diff=[f"{v:+.2%}" for v in table["relative_diff"]])
+    print(with_pct.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def cmd_show(args) -> int:
+    from sharesearch.figure import topology_figure
+    from sharesearch.search import load_results, open_storage
+    from sharesearch.graph import SharingGraph
+
+    deltas = None
+    if args.graph:
+        graph = _graph_from_arg(args.graph)
+    else:
+        if not (args.storage and args.study):
+            raise ValueError("show: give --graph FILE, or --storage URL --study NAME [--trial N]")
+        results = load_results(open_storage(args.storage), args.study)
+        number = args.trial if args.trial is not None else (results["best_trials"] or [None])[0]
+        trial = next((t for t in results["trials"] if t["number"] == number and t.get("graph")), None)
+        if trial is None:
+            raise ValueError(f"--trial: no trained trial {number!r} in study {args.study!r}")
+        graph, deltas = SharingGraph.from_dict(trial["graph"]), trial.get("val_deltas")
+    print(graph.describe())
+    fig = topology_figure(graph, deltas=deltas)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(str(out), include_plotlyjs=True)
+    print(f"wrote figure: {out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from sharesearch import export
+    from sharesearch.graph import SharingGraph
+    from sharesearch.search import load_results, open_storage
+
+    if args.graph:
+        graph = _graph_from_arg(args.graph)
+    else:
+        results = load_results(open_storage(args.storage), args.study)
+        number = args.trial if args.trial is not None else (results["best_trials"] or [None])[0]
+        trial = next((t for t in results["trials"] if t["number"] == number and t.get("graph")), None)
+        if trial is None:
+            raise ValueError(f"--trial: no trained trial {number!r} in study {args.study!r}")
+        graph = SharingGraph.from_dict(trial["graph"])
+    out = Path(args.out)
+    if args.format == "model":
+        from sharesearch.search import export_best_model
+
+        path = export_best_model(open_storage(args.storage), args.study, out, trial=args.trial)
+        print(f"wrote model: {path}")
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "json":
+        out.write_text(graph.to_json(indent=2))
+    elif args.format == "graphml":
+        export.to_graphml(graph, out)
+    elif args.format == "dot":
+        out.write_text(export.to_dot(graph))
+    elif args.format == "mermaid":
+        out.write_text(export.to_mermaid(graph))
+    print(f"wrote {args.format}: {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sharesearch", description="Find out what the tasks of a multi-task "
+                                "network should share.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("search", help="search sharing graphs (no arguments: the quick start)")
+    _data_args(s)
+    s.add_argument("--space", default="default", help="a search-space file or a shipped name "
+                   "(default, branching, image, tiny) (default: %(default)s)")
+    s.add_argument("--storage", default=None, help="an Optuna storage URL (sqlite:///f.db, postgresql://..., "
+                   "journal:path.log); default: a file under --runs, resumed when it exists")
+    s.add_argument("--study", default=None, help="study name (default: derived from data and space)")
+    s.add_argument("--runs", default="runs", help="folder for local studies and reports (default: %(default)s)")
+    s.add_argument("--n-trials", type=int, default=24, help="finished trials to reach (default: %(default)s)")
+    s.add_argument("--timeout", type=float, default=None, help="seconds per worker")
+    s.add_argument("--objective", action="append", default=[], choices=["params", "flops", "worst_delta"],
+                   help="add an objective beside Δm (multi-objective: a Pareto front; no pruning)")
+    s.add_argument("--max-params", type=int, default=None, help="budget: trainable parameters")
+    s.add_argument("--max-flops", type=int, default=None, help="budget: FLOPs per example")
+    s.add_argument("--sampler", default="tpe", choices=["tpe", "random"])
+    s.add_argument("--pruner", default="hyperband", choices=["hyperband", "median", "none"])
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--top-k", type=int, default=3, help="candidates retrained for the verdict")
+    s.add_argument("--seeds", type=int, default=3, help="seeds of the verdict's retraining")
+    s.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU with GPUs)")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    s.add_argument("--no-verdict", action="store_true", help="stop after the search")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_search)
+
+    w = sub.add_parser("worker", help="join a study: everything it needs is in the study")
+    w.add_argument("--storage", required=True)
+    w.add_argument("--study", required=True)
+    w.add_argument("--n-trials", type=int, default=None, help="finished trials to reach (default: the study's)")
+    w.add_argument("--device", default=None)
+    w.set_defaults(func=cmd_worker)
+
+    v = sub.add_parser("verdict", help="recompute the verdict of a study (retrain with seeds, test once)")
+    v.add_argument("--storage", required=True)
+    v.add_argument("--study", required=True)
+    v.add_argument("--seeds", type=int, default=None)
+    v.add_argument("--top-k", type=int, default=None)
+    v.add_argument("--runs", default="runs")
+    v.add_argument("--out", default=None, help="report folder (default: RUNS/STUDY)")
+    v.add_argument("--quiet", action="store_true")
+    v.set_defaults(func=cmd_verdict)
+
+    t = sub.add_parser("train", help="train one topology beside its independent baselines")
+    _data_args(t)
+    t.add_argument("--graph", required=True, help="independent | shared-bottom | mmoe | cross-stitch | "
+                   "l2-soft | path/to/graph.json")
+    t.add_argument("--widths", default=None, help="stage widths for a named architecture, e.g. 64,64,32")
+    t.add_argument("--seeds", type=int, default=1)
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=256)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--weighting", default="equal")
+    t.add_argument("--split", default="test", choices=["val", "test"])
+    t.add_argument("--device", default="auto")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("report", help="write the report of a study (HTML, JSON, Markdown)")
+    r.add_argument("--storage", required=True)
+    r.add_argument("--study", required=True)
+    r.add_argument("--runs", default="runs")
+    r.add_argument("--out", default=None, help="report folder (default: RUNS/STUDY)")
+    r.set_defaults(func=cmd_report)
+
+    sh = sub.add_parser("show", help="draw the topology of a trial or of a graph file")
+    sh.add_argument("--graph", default=None, help="a graph .json file")
+    sh.add_argument("--storage", default=None)
+    sh.add_argument("--study", default=None)
+    sh.add_argument("--trial", type=int, default=None, help="trial number (default: the best)")
+    sh.add_argument("--out", default="topology.html")
+    sh.set_defaults(func=cmd_show)
+
+    e = sub.add_parser("export", help="export a graph or the best model")
+    e.add_argument("--format", required=True, choices=["json", "graphml", "dot", "mermaid", "model"])
+    e.add_argument("--graph", default=None, help="a graph .json file (instead of a study)")
+    e.add_argument("--storage", default=None)
+    e.add_argument("--study", default=None)
+    e.add_argument("--trial", type=int, default=None)
+    e.add_argument("--out", required=True)
+    e.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("sharesearch: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"sharesearch: error: {msg}", file=sys.stderr)
+        return 2
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

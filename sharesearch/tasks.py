@@ -143,20 +143,27 @@ def labelled_mask(spec: TaskSpec, y: torch.Tensor) -> torch.Tensor:
 
 
 def task_loss(spec: TaskSpec, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean loss over the labelled examples (0 with a graph when there are none).
+    """Mean loss over the labelled examples (0, with a graph, when there are none).
 
-    ``out`` is the head output, shape [B, out_dim]; ``y`` is [B] (float).
-    Regression targets are expected already standardised.
+    ``out`` is the head output, shape [B, out_dim]; ``y`` is [B] (float, NaN =
+    missing). Regression targets are expected already standardised. The
+    computation is masked rather than indexed, so it never synchronises a GPU.
+
+    >>> spec = TaskSpec("t", "binary")
+    >>> float(task_loss(spec, torch.zeros(2, 1), torch.tensor([1.0, float("nan")])))  # log 2
+    0.6931471824645996
     """
-    mask = labelled_mask(spec, y)
-    if not bool(mask.any()):
-        return out.sum() * 0.0
-    o, t = out[mask].float(), y[mask]
+    mask = ~torch.isnan(y)  # [B]
+    yy = torch.where(mask, y, torch.zeros_like(y))  # [B]
+    o = out.float()
     if spec.kind == "binary":
-        return F.binary_cross_entropy_with_logits(o[:, 0], t.float())
-    if spec.kind == "multiclass":
-        return F.cross_entropy(o, t.long())
-    return F.mse_loss(o[:, 0], t.float())
+        per = F.binary_cross_entropy_with_logits(o[:, 0], yy.float(), reduction="none")
+    elif spec.kind == "multiclass":
+        per = F.cross_entropy(o, yy.long(), reduction="none")
+    else:
+        per = (o[:, 0] - yy.float()) ** 2
+    m = mask.to(per.dtype)
+    return (per * m).sum() / m.sum().clamp(min=1.0)
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
