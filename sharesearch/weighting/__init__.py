@@ -1,0 +1,113 @@
+"""Loss-weighting methods for multi-task training, as small interchangeable classes.
+
+Every method implements :class:`LossWeighting`: ``backward(losses,
+shared_params)`` accumulates the gradients of its weighted multi-task loss
+(the trainer zeroes gradients before and steps the optimiser after, and adds
+``parameters()`` to the optimiser); ``epoch_end(mean_losses)`` is a per-epoch
+hook. Build one by registry name with :func:`make_weighting`.
+
+Example
+-------
+>>> sorted(WEIGHTINGS)
+['dwa', 'equal', 'gradnorm', 'pcgrad', 'uncertainty']
+>>> make_weighting("dwa", ["a", "b"], tau=1.0).tau
+1.0
+>>> make_weighting("nope", ["a"])
+Traceback (most recent call last):
+...
+ValueError: unknown weighting 'nope'; valid names: dwa, equal, gradnorm, pcgrad, uncertainty
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+
+from ._base import LossWeighting
+from .dwa import DWA
+from .equal import EqualWeighting
+from .gradnorm import GradNorm
+from .pcgrad import PCGrad
+from .uncertainty import UncertaintyWeighting
+
+__all__ = [
+    "LossWeighting",
+    "EqualWeighting",
+    "UncertaintyWeighting",
+    "DWA",
+    "GradNorm",
+    "PCGrad",
+    "WEIGHTINGS",
+    "make_weighting",
+    "weighting_options",
+]
+
+#: registry name -> class
+WEIGHTINGS: dict[str, type[LossWeighting]] = {
+    cls.name: cls for cls in (EqualWeighting, UncertaintyWeighting, DWA, GradNorm, PCGrad)
+}
+
+
+def weighting_options(name: str) -> list[str]:
+    """Names of the typed keyword options of weighting ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`WEIGHTINGS`.
+
+    Returns
+    -------
+    list of str
+        Option names, e.g. ``['tau']`` for ``'dwa'``.
+
+    Examples
+    --------
+    >>> weighting_options("gradnorm"), weighting_options("equal")
+    (['alpha'], [])
+    """
+    sig = inspect.signature(WEIGHTINGS[name].__init__)
+    return [p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def make_weighting(
+    name: str,
+    task_names: Sequence[str],
+    priorities: Mapping[str, float] | None = None,
+    **options: object,
+) -> LossWeighting:
+    """Build a loss-weighting method by registry name.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`WEIGHTINGS`.
+    task_names : sequence of str
+        All tasks of the model.
+    priorities : mapping of str to float, optional
+        Multiplier of each task's loss (default ``1.0``).
+    **options
+        The method's typed keyword options (e.g. ``tau`` for ``dwa``).
+
+    Returns
+    -------
+    LossWeighting
+        The configured method.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (listing the valid names) or an option the method
+        does not take (naming it and listing the valid options).
+    """
+    if name not in WEIGHTINGS:
+        raise ValueError(f"unknown weighting {name!r}; valid names: {', '.join(sorted(WEIGHTINGS))}")
+    cls = WEIGHTINGS[name]
+    valid = weighting_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for weighting {name!r}; "
+            f"valid options: {', '.join(valid) if valid else '(none)'}"
+        )
+    return cls(task_names, priorities, **options)

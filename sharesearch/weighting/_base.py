@@ -1,0 +1,201 @@
+"""The :class:`LossWeighting` contract and helpers shared by the methods.
+
+A weighting method turns the per-task losses of one batch into gradients.
+The trainer zeroes the gradients, calls :meth:`LossWeighting.backward` (which
+*accumulates* into ``.grad`` of the model parameters and of
+:meth:`LossWeighting.parameters`), then steps its optimiser. ``backward``
+consumes the autograd graph of the losses: the trainer must not call
+``backward`` on them itself afterwards.
+
+Per-task priorities (default ``1.0``) multiply each task's loss in every
+method. ``losses`` may hold only the tasks labelled in the batch; a task
+whose loss does not reach the shared parameters contributes zero gradients
+to them.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+__all__ = ["LossWeighting"]
+
+
+class LossWeighting(ABC):
+    """Base class of the loss-weighting methods.
+
+    Parameters
+    ----------
+    task_names : sequence of str
+        All tasks of the model, in a fixed order (non-empty, unique).
+    priorities : mapping of str to float, optional
+        Non-negative multiplier of each task's loss (default ``1.0``).
+
+    Attributes
+    ----------
+    name : str
+        Registry name of the method (class attribute).
+    task_names : tuple of str
+        The tasks, in the given order.
+    priorities : dict of str to float
+        Priority of every task.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self, task_names: Sequence[str], priorities: Mapping[str, float] | None = None
+    ) -> None:
+        names = list(task_names)
+        if not names:
+            raise ValueError("task_names must not be empty")
+        if any(not isinstance(n, str) for n in names):
+            raise TypeError(f"task names must be str, got {names!r}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be unique, got {names!r}")
+        prio = dict(priorities or {})
+        unknown = sorted(set(prio) - set(names))
+        if unknown:
+            raise ValueError(f"priorities name unknown task(s) {unknown}; tasks are {names}")
+        for task, value in prio.items():
+            prio[task] = _non_negative(f"priority of {task!r}", value)
+        self.task_names: tuple[str, ...] = tuple(names)
+        self.priorities: dict[str, float] = {t: prio.get(t, 1.0) for t in names}
+
+    @property
+    def n_tasks(self) -> int:
+        """Number of tasks ``T``."""
+        return len(self.task_names)
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """Extra learnable parameters; the trainer adds them to its optimiser.
+
+        Returns
+        -------
+        list of torch.nn.Parameter
+            Empty unless the method learns something itself.
+        """
+        return []
+
+    def to(self, device: torch.device | str) -> LossWeighting:
+        """Move :meth:`parameters` to ``device`` in place (before building the optimiser).
+
+        ``backward`` also does this lazily on first use, so calling it is optional.
+
+        Parameters
+        ----------
+        device : torch.device or str
+            Target device.
+
+        Returns
+        -------
+        LossWeighting
+            ``self``.
+        """
+        for p in self.parameters():
+            p.data = p.data.to(device)
+        return self
+
+    @abstractmethod
+    def backward(self, losses: dict[str, Tensor], shared_params: Sequence[Tensor]) -> dict[str, float]:
+        """Accumulate the gradients of the weighted multi-task loss.
+
+        Parameters
+        ----------
+        losses : dict of str to Tensor
+            Scalar loss of each task present in the batch.
+        shared_params : sequence of Tensor
+            Parameters used by more than one task (GradNorm wants only the last
+            shared layer; PCGrad wants all shared parameters).
+
+        Returns
+        -------
+        dict of str to float
+            The coefficient that multiplied each present task's loss (priority
+            included), for logging.
+        """
+
+    def epoch_end(self, mean_losses: dict[str, float]) -> None:
+        """Per-epoch hook with each task's mean training loss; no-op by default.
+
+        Parameters
+        ----------
+        mean_losses : dict of str to float
+            Mean (unweighted) training loss of each task over the epoch.
+        """
+        return None
+
+    def _present(self, losses: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Validate ``losses``; return the scalar losses in task order."""
+        unknown = sorted(set(losses) - set(self.task_names))
+        if unknown:
+            raise ValueError(f"losses name unknown task(s) {unknown}; tasks are {list(self.task_names)}")
+        out: dict[str, Tensor] = {}
+        for t in self.task_names:
+            if t in losses:
+                loss = losses[t]
+                if not isinstance(loss, Tensor) or loss.numel() != 1:
+                    raise ValueError(f"loss of task {t!r} must be a one-element tensor")
+                out[t] = loss.reshape(())
+        if out:
+            device = next(iter(out.values())).device
+            for p in self.parameters():
+                if p.device != device:
+                    p.data = p.data.to(device)
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(task_names={list(self.task_names)!r}, priorities={self.priorities!r})"
+
+
+def _non_negative(what: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{what} must be finite and >= 0, got {value!r}")
+    return value
+
+
+def _positive(what: str, value: object) -> float:
+    value = _non_negative(what, value)
+    if value == 0:
+        raise ValueError(f"{what} must be > 0, got {value!r}")
+    return value
+
+
+def _backward_sum(terms: Sequence[Tensor]) -> None:
+    """Backpropagate the sum of ``terms`` (those that require grad), accumulating."""
+    live = [x for x in terms if x.requires_grad]
+    if live:
+        total = live[0]
+        for x in live[1:]:
+            total = total + x
+        total.backward()
+
+
+def _unique_params(params: Sequence[Tensor]) -> list[Tensor]:
+    """Deduplicate (by identity) the parameters that require grad, keeping order."""
+    seen: set[int] = set()
+    out = []
+    for p in params:
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
+def _flat_grad(loss: Tensor, params: Sequence[Tensor], retain_graph: bool) -> Tensor:
+    """Flattened gradient of ``loss`` w.r.t. ``params``; zeros where unused."""
+    if not loss.requires_grad:
+        grads: Sequence[Tensor | None] = [None] * len(params)
+    else:
+        grads = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
+    return torch.cat([
+        (torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)
+    ])

@@ -1,0 +1,47 @@
+"""Equal weighting: the plain (priority-weighted) sum of the task losses.
+
+The baseline of every multi-task paper, e.g. Caruana, "Multitask Learning",
+Machine Learning 28, 1997. It does not couple tasks: in a network without
+shared parameters, task ``t``'s gradients are exactly those of ``p_t * L_t``
+alone, so independent baselines can be trained in one pass.
+
+Example
+-------
+>>> import torch
+>>> w = EqualWeighting(["a", "b"], priorities={"b": 2.0})
+>>> x = torch.tensor(1.0, requires_grad=True)
+>>> w.backward({"a": 3 * x, "b": x * x}, shared_params=[x])
+{'a': 1.0, 'b': 2.0}
+>>> x.grad
+tensor(7.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+from ._base import LossWeighting, _backward_sum
+
+__all__ = ["EqualWeighting"]
+
+
+class EqualWeighting(LossWeighting):
+    """Minimise ``sum_t p_t * L_t``.
+
+    Parameters
+    ----------
+    task_names : sequence of str
+        All tasks of the model.
+    priorities : mapping of str to float, optional
+        Multiplier of each task's loss (default ``1.0``).
+    """
+
+    name = "equal"
+
+    def backward(self, losses: dict[str, Tensor], shared_params: Sequence[Tensor]) -> dict[str, float]:
+        """Accumulate the gradients of ``sum_t p_t * L_t``; see :meth:`LossWeighting.backward`."""
+        present = self._present(losses)
+        _backward_sum([self.priorities[t] * loss for t, loss in present.items()])
+        return {t: self.priorities[t] for t in present}

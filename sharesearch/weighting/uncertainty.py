@@ -1,0 +1,82 @@
+"""Homoscedastic-uncertainty weighting.
+
+Kendall, Gal & Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses
+for Scene Geometry and Semantics", CVPR 2018.
+
+Each task learns ``s_t = log sigma_t^2`` (initialised to ``0``) and the model
+minimises ``sum_t p_t * (exp(-s_t) * L_t + s_t)``. Simplification: the paper
+derives ``L_t / (2 sigma^2) + log sigma`` for regression and
+``L_t / sigma^2 + log sigma`` for classification; like most implementations
+(e.g. LibMTL) we use the one form above for every task kind, which differs
+only by constant factors in the weight and the regulariser.
+
+Example
+-------
+>>> import torch
+>>> w = UncertaintyWeighting(["a", "b"])
+>>> x = torch.tensor(1.0, requires_grad=True)
+>>> w.backward({"a": 3 * x, "b": x * x}, shared_params=[x])
+{'a': 1.0, 'b': 1.0}
+>>> [float(p.grad) for p in w.parameters()]  # d/ds (exp(-s) L + s) = 1 - L at s = 0
+[-2.0, 0.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from ._base import LossWeighting, _backward_sum
+
+__all__ = ["UncertaintyWeighting"]
+
+
+class UncertaintyWeighting(LossWeighting):
+    """Minimise ``sum_t p_t * (exp(-s_t) L_t + s_t)`` with learnable ``s_t``.
+
+    Parameters
+    ----------
+    task_names : sequence of str
+        All tasks of the model.
+    priorities : mapping of str to float, optional
+        Multiplier of each task's loss (default ``1.0``).
+    init_log_var : float, optional
+        Initial ``s_t = log sigma_t^2`` (default ``0.0``).
+
+    Notes
+    -----
+    One scalar parameter per task, so a task absent from a batch leaves its
+    ``s_t.grad`` as ``None`` and optimisers skip it.
+    """
+
+    name = "uncertainty"
+
+    def __init__(
+        self,
+        task_names: Sequence[str],
+        priorities: Mapping[str, float] | None = None,
+        *,
+        init_log_var: float = 0.0,
+    ) -> None:
+        super().__init__(task_names, priorities)
+        if isinstance(init_log_var, bool) or not isinstance(init_log_var, (int, float)):
+            raise TypeError(f"init_log_var must be a number, got {init_log_var!r}")
+        self.log_vars: dict[str, torch.nn.Parameter] = {
+            t: torch.nn.Parameter(torch.tensor(float(init_log_var))) for t in self.task_names
+        }
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """The per-task ``s_t``, in task order."""
+        return [self.log_vars[t] for t in self.task_names]
+
+    def backward(self, losses: dict[str, Tensor], shared_params: Sequence[Tensor]) -> dict[str, float]:
+        """Accumulate gradients into the model and the ``s_t``; see :meth:`LossWeighting.backward`."""
+        present = self._present(losses)
+        terms = []
+        for t, loss in present.items():
+            s = self.log_vars[t]
+            terms.append(self.priorities[t] * (torch.exp(-s) * loss + s))
+        _backward_sum(terms)
+        return {t: self.priorities[t] * float(torch.exp(-self.log_vars[t].detach())) for t in present}

@@ -1,0 +1,297 @@
+"""Tests of the loss-weighting methods (sharesearch.weighting)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from sharesearch.weighting import (
+    DWA,
+    WEIGHTINGS,
+    GradNorm,
+    PCGrad,
+    UncertaintyWeighting,
+    make_weighting,
+)
+
+METHODS = sorted(WEIGHTINGS)
+TASKS = ["a", "b"]
+
+
+class SharedNet(nn.Module):
+    """A shared linear trunk and one linear head per task; task ``c`` (if any) skips the trunk."""
+
+    def __init__(self, tasks=("a", "b"), seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.trunk = nn.Linear(4, 8)
+        self.heads = nn.ModuleDict({t: nn.Linear(8, 1) for t in tasks if t != "c"})
+        if "c" in tasks:
+            self.c = nn.Parameter(torch.tensor([1.0, -2.0]))
+
+    def shared(self):
+        return list(self.trunk.parameters())
+
+    def losses(self, x, y, tasks=None, scale=None):
+        h = torch.tanh(self.trunk(x))
+        out = {}
+        for i, t in enumerate(self.heads):
+            if tasks is None or t in tasks:
+                out[t] = ((self.heads[t](h)[:, 0] - y[:, i]) ** 2).mean() * (scale or {}).get(t, 1.0)
+        if hasattr(self, "c") and (tasks is None or "c" in tasks):
+            out["c"] = ((self.c - 3.0) ** 2).sum()
+        return out
+
+
+class IndependentNet(nn.Module):
+    """One private two-layer network per task: no shared parameters."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.nets = nn.ModuleDict({
+            t: nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)) for t in TASKS
+        })
+
+    def losses(self, x, y):
+        return {t: ((self.nets[t](x)[:, 0] - y[:, i]) ** 2).mean() for i, t in enumerate(TASKS)}
+
+
+def toy_data(seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, 4, generator=g)
+    y = torch.stack([x @ torch.tensor([1.0, -1.0, 0.5, 0.0]), torch.sin(x[:, 0]) + x[:, 1]], dim=1)
+    return x, y
+
+
+def grads_of(params):
+    return [None if p.grad is None else p.grad.clone() for p in params]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_lowers_the_total_loss(method):
+    net, (x, y) = SharedNet(), toy_data()
+    w = make_weighting(method, TASKS)
+    opt = torch.optim.Adam(list(net.parameters()) + w.parameters(), lr=0.03)
+    initial = float(sum(net.losses(x, y).values()).detach())
+    for step in range(80):
+        opt.zero_grad()
+        losses = net.losses(x, y)
+        used = w.backward(losses, net.shared())
+        assert set(used) == set(TASKS) and all(v > 0 and math.isfinite(v) for v in used.values())
+        opt.step()
+        if step % 5 == 4:  # "epochs" of five steps, so DWA leaves its warm-up
+            w.epoch_end({t: float(v.detach()) for t, v in losses.items()})
+    final = float(sum(net.losses(x, y).values()).detach())
+    assert final < 0.3 * initial
+
+
+def test_equal_gives_exact_per_task_gradients_without_shared_parameters():
+    net, (x, y) = IndependentNet(), toy_data()
+    prio = {"a": 2.0, "b": 0.5}
+    w = make_weighting("equal", TASKS, priorities=prio)
+    assert w.backward(net.losses(x, y), shared_params=[]) == prio
+    joint = {t: grads_of(net.nets[t].parameters()) for t in TASKS}
+    for t in TASKS:
+        net.zero_grad(set_to_none=True)
+        (prio[t] * net.losses(x, y)[t]).backward()
+        alone = grads_of(net.nets[t].parameters())
+        assert all(torch.equal(g, h) for g, h in zip(joint[t], alone))
+
+
+def test_uncertainty_log_vars_receive_their_gradient():
+    net, (x, y) = SharedNet(), toy_data()
+    w = UncertaintyWeighting(TASKS, priorities={"b": 3.0})
+    losses = net.losses(x, y)
+    values = {t: float(v.detach()) for t, v in losses.items()}
+    assert w.backward(losses, net.shared()) == {"a": 1.0, "b": 3.0}
+    # d/ds p (exp(-s) L + s) = p (1 - L) at s = 0
+    for t, s in w.log_vars.items():
+        assert s.grad is not None
+        assert float(s.grad) == pytest.approx(w.priorities[t] * (1 - values[t]), rel=1e-5)
+    # a task absent from the batch leaves its s_t untouched
+    w2 = UncertaintyWeighting(TASKS, init_log_var=math.log(2.0))
+    used = w2.backward(net.losses(x, y, tasks={"a"}), net.shared())
+    assert used == {"a": pytest.approx(0.5)}
+    assert w2.log_vars["b"].grad is None and w2.log_vars["a"].grad is not None
+
+
+def test_dwa_weights_are_one_for_two_epochs_then_follow_the_formula():
+    w = make_weighting("dwa", TASKS, priorities={"b": 2.0})
+    x = torch.tensor(1.0, requires_grad=True)
+    assert w.backward({"a": x, "b": x}, []) == {"a": 1.0, "b": 2.0}
+    w.epoch_end({"a": 1.0, "b": 2.0})
+    assert w.weights == {"a": 1.0, "b": 1.0}
+    w.epoch_end({"a": 0.5, "b": 2.0})
+    # r = (0.5, 1.0), tau = 2: w_a = 2 e^0.25 / (e^0.25 + e^0.5) = 2 / (1 + e^0.25)
+    assert w.weights["a"] == pytest.approx(0.8756469982, abs=1e-9)
+    assert w.weights["b"] == pytest.approx(1.1243530018, abs=1e-9)
+    x.grad = None
+    used = w.backward({"a": 3 * x, "b": x}, [])
+    assert used == {"a": pytest.approx(0.8756469982), "b": pytest.approx(2 * 1.1243530018)}
+    assert float(x.grad) == pytest.approx(3 * 0.8756469982 + 2 * 1.1243530018)
+    w.epoch_end({"a": 0.5, "b": 1.0})  # only the last two epochs count: r = (1.0, 0.5)
+    assert w.weights["a"] == pytest.approx(1.1243530018, abs=1e-9)
+    # tau = 1, r = (1.0, 0.5): w_a = 2 e^1 / (e^1 + e^0.5)
+    w1 = DWA(TASKS, tau=1.0)
+    w1.epoch_end({"a": 4.0, "b": 4.0})
+    w1.epoch_end({"a": 4.0, "b": 2.0})
+    assert w1.weights["a"] == pytest.approx(2 * math.e / (math.e + math.exp(0.5)))
+
+
+def test_gradnorm_weights_stay_positive_sum_to_t_and_shrink_the_larger_gradient():
+    net, (x, y) = SharedNet(), toy_data()
+    w = GradNorm(TASKS)
+    opt = torch.optim.SGD(list(net.parameters()) + w.parameters(), lr=0.01)
+    scale = {"a": 10.0}  # task a's gradients are ~10x larger
+    first = {t: float(v.detach()) for t, v in net.losses(x, y, scale=scale).items()}
+    for _ in range(30):
+        opt.zero_grad()
+        used = w.backward(net.losses(x, y, scale=scale), net.shared())
+        assert w.logits.grad is not None and bool(w.logits.grad.abs().sum() > 0)
+        assert sum(used.values()) == pytest.approx(2.0, abs=1e-5)
+        opt.step()
+        weights = w.weights
+        assert all(v > 0 for v in weights.values())
+        assert sum(weights.values()) == pytest.approx(2.0, abs=1e-5)
+    assert weights["a"] < 0.5 < 1.5 < weights["b"]
+    assert w.initial_losses == pytest.approx(first)  # L_t(0) is from the first step only
+
+
+@pytest.mark.parametrize(("alpha", "second"), [(1.5, 3.5), (0.0, -3.5)])
+def test_gradnorm_logit_gradient_by_hand(alpha, second):
+    x = torch.tensor(1.0, requires_grad=True)
+    w = GradNorm(TASKS, alpha=alpha)
+    # step 1: L = (3x, x^2) at x = 1, so L(0) = (3, 1), norms G = (3, 2), G_bar = 2.5, r = (1, 1).
+    # dL_grad/dw = (3 sign(0.5), 2 sign(-0.5)) = (3, -2); w = 2 softmax(l) at l = 0 has
+    # dw_a/dl = (0.5, -0.5), dw_b/dl = (-0.5, 0.5): dL_grad/dl = (2.5, -2.5).
+    w.backward({"a": 3 * x, "b": x * x}, [x])
+    assert w.initial_losses == {"a": 3.0, "b": 1.0}
+    assert torch.allclose(w.logits.grad, torch.tensor([2.5, -2.5]))
+    assert float(x.grad) == pytest.approx(5.0)  # 3 + 2x with w = (1, 1)
+    # step 2 at x = 2: L = (6, 4), L/L(0) = (2, 4), r = (2/3, 4/3), G = (3, 4), G_bar = 3.5.
+    # alpha = 1.5: targets 3.5 r^1.5 = (1.91, 5.39): dL_grad/dw = (3, -4) -> dl = (3.5, -3.5);
+    # alpha = 0: targets (3.5, 3.5): dL_grad/dw = (-3, 4) -> dl = (-3.5, 3.5).
+    w.logits.grad = None
+    x2 = torch.tensor(2.0, requires_grad=True)
+    w.backward({"a": 3 * x2, "b": x2 * x2}, [x2])
+    assert torch.allclose(w.logits.grad, torch.tensor([second, -second]))
+
+
+def test_gradnorm_without_shared_parameters_warns_once_and_weights_equally():
+    net, (x, y) = IndependentNet(), toy_data()
+    w = make_weighting("gradnorm", TASKS, priorities={"a": 2.0})
+    with pytest.warns(RuntimeWarning, match="no shared parameters"):
+        assert w.backward(net.losses(x, y), []) == {"a": 2.0, "b": 1.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w.backward(net.losses(x, y), [])
+
+
+def _linear_losses(theta, head, ga, gb):
+    """Losses with shared-gradients ``ga``/``gb`` on ``theta`` and d/dhead = (2 head_0, 2 head_1)."""
+    return {
+        "a": theta @ torch.tensor(ga) + head[0] ** 2,
+        "b": theta @ torch.tensor(gb) + head[1] ** 2,
+    }
+
+
+@pytest.mark.parametrize(
+    ("ga", "gb", "expected"),
+    [
+        ([1.0, 2.0, -3.0], [-1.0, -2.0, 3.0], [0.0, 0.0, 0.0]),  # g1 = -g2: both project to 0
+        ([1.0, 0.0, 0.0], [-1.0, 1.0, 0.0], [0.5, 1.5, 0.0]),  # (0.5, 0.5, 0) + (0, 1, 0)
+        ([1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [2.0, 1.0, 0.0]),  # no conflict: plain sum
+        ([1.0, 0.0, 0.0], [0.0, 2.0, 5.0], [1.0, 2.0, 5.0]),  # orthogonal: plain sum
+    ],
+)
+def test_pcgrad_projects_conflicting_gradients(ga, gb, expected):
+    theta = torch.zeros(3, requires_grad=True)
+    head = torch.tensor([1.5, -0.5], requires_grad=True)
+    theta.grad = torch.ones(3)  # gradients accumulate onto what is there
+    w = PCGrad(TASKS, seed=3)
+    assert w.backward(_linear_losses(theta, head, ga, gb), [theta]) == {"a": 1.0, "b": 1.0}
+    assert torch.allclose(theta.grad, 1.0 + torch.tensor(expected), atol=1e-7)
+    assert torch.equal(head.grad, torch.tensor([3.0, -1.0]))  # task-specific: plain sum
+
+
+def test_pcgrad_vectorised_projection_matches_the_reference_loop():
+    g = torch.Generator().manual_seed(5)
+    grads = torch.randn(5, 7, generator=g)
+    got = PCGrad(list("abcde"), seed=11).project(grads)
+    gen = torch.Generator().manual_seed(11)
+    want = []
+    for i in range(5):  # Yu et al.'s loop: each task against the others in a shuffled order
+        others = [j for j in range(5) if j != i]
+        gi = grads[i].clone()
+        for k in torch.randperm(4, generator=gen).tolist():
+            gj = grads[others[k]]
+            dot = gi @ gj
+            if dot < 0:
+                gi = gi - dot / (gj @ gj) * gj
+        want.append(gi)
+    assert torch.allclose(got, torch.stack(want), atol=1e-6)
+    assert not torch.allclose(got, grads)  # random normals do conflict
+    assert torch.equal(got, PCGrad(list("abcde"), seed=11).project(grads))  # seeded
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_priorities_scale_each_tasks_contribution(method):
+    x, y = toy_data()
+    results = {}
+    for prio in (1.0, 2.5):
+        net = SharedNet()
+        w = make_weighting(method, TASKS, priorities={"a": prio})
+        results[prio] = (w.backward(net.losses(x, y), net.shared()), grads_of(net.heads.parameters()))
+    (used1, heads1), (used2, heads2) = results[1.0], results[2.5]
+    assert used2["a"] == pytest.approx(2.5 * used1["a"]) and used2["b"] == pytest.approx(used1["b"])
+    # heads: a's weight and bias first, then b's
+    for g1, g2 in zip(heads1[:2], heads2[:2]):
+        assert torch.allclose(g2, 2.5 * g1, rtol=1e-5, atol=1e-7)
+    for g1, g2 in zip(heads1[2:], heads2[2:]):
+        assert torch.allclose(g2, g1, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_missing_tasks_and_tasks_off_the_shared_parameters(method):
+    net, (x, y) = SharedNet(tasks=("a", "b", "c")), toy_data()
+    w = make_weighting(method, ["a", "b", "c"])
+    used = w.backward(net.losses(x, y, tasks={"a", "c"}), net.shared())  # b unlabelled in this batch
+    assert set(used) == {"a", "c"}
+    assert all(p.grad is None for p in net.heads["b"].parameters())
+    assert all(p.grad is not None for p in net.shared() + list(net.heads["a"].parameters()))
+    # task c never touches the trunk: its own gradient is d/dc (c - 3)^2 = 2 (c - 3), weight 1 at start
+    assert torch.allclose(net.c.grad, 2 * (net.c.detach() - 3.0))
+    # losses that carry no graph at all, and empty batches, are harmless
+    assert set(w.backward({"a": torch.tensor(0.7)}, net.shared())) == {"a"}
+    assert w.backward({}, net.shared()) == {}
+
+
+def test_registry_and_option_errors():
+    assert set(WEIGHTINGS) >= {"equal", "uncertainty", "dwa", "gradnorm", "pcgrad"}
+    assert all(cls.name == name for name, cls in WEIGHTINGS.items())
+    with pytest.raises(ValueError, match="unknown weighting 'softmax'") as err:
+        make_weighting("softmax", TASKS)
+    assert all(name in str(err.value) for name in WEIGHTINGS)
+    with pytest.raises(ValueError, match="'temperature'.*valid options: tau"):
+        make_weighting("dwa", TASKS, temperature=2.0)
+    with pytest.raises(ValueError, match="'alpha'.*'equal'"):
+        make_weighting("equal", TASKS, alpha=1.0)
+    assert make_weighting("gradnorm", TASKS, alpha=0.5).alpha == 0.5
+    assert make_weighting("pcgrad", TASKS, seed=7).seed == 7
+    with pytest.raises(TypeError):
+        make_weighting("dwa", TASKS, tau="2")
+    with pytest.raises(ValueError, match="tau"):
+        make_weighting("dwa", TASKS, tau=0.0)
+    with pytest.raises(ValueError, match=r"unknown task\(s\) \['z'\]"):
+        make_weighting("equal", TASKS, priorities={"z": 1.0})
+    with pytest.raises(ValueError, match="priority"):
+        make_weighting("equal", TASKS, priorities={"a": -1.0})
+    with pytest.raises(ValueError, match="unknown task"):
+        make_weighting("equal", TASKS).backward({"z": torch.tensor(1.0)}, [])
+    with pytest.raises(ValueError, match="unique"):
+        make_weighting("equal", ["a", "a"])
