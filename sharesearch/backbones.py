@@ -61,7 +61,8 @@ class Backbone(ABC):
     ``in_features(l)`` to ``out_features(l)`` features (channels for a CNN).
 
     Subclasses define the pure shape/cost arithmetic here and the torch side
-    (:meth:`stage_forward`, :meth:`init_stage`) used by the compiler.
+    (:meth:`weight_shape`, :meth:`run_blocks`, :meth:`activate`,
+    :meth:`prefers_batched`) used by the compiler in :mod:`sharesearch.network`.
     """
 
     name: ClassVar[str]
@@ -106,6 +107,49 @@ class Backbone(ABC):
     def spatial(self, stage: int) -> int:
         """Spatial positions of a block's output of ``stage`` (1 for vectors)."""
 
+    # ------------------------------------------------------------ torch side
+    # Activations travel as *stream tensors* ``[S, B, *features]`` (one row per
+    # stream); the methods below run ``A`` blocks of one stage at once. torch is
+    # imported lazily so that the graph IR stays importable without it.
+
+    @abstractmethod
+    def weight_shape(self, stage: int, z_extra: int = 0) -> tuple[int, ...]:
+        """Shape of one block's weight (bias is ``[out_features(stage)]``)."""
+
+    def init_block(self, stage: int, z_extra: int = 0, generator=None):
+        """Fresh ``(weight, bias)`` of one block: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        like ``nn.Linear``/``nn.Conv2d``, drawn from ``generator``."""
+        import torch
+
+        shape = self.weight_shape(stage, z_extra)
+        bound = 1.0 / math.sqrt(math.prod(shape[1:]))
+        w = (torch.rand(shape, generator=generator) * 2 - 1) * bound
+        b = (torch.rand(shape[0], generator=generator) * 2 - 1) * bound
+        return w, b
+
+    @abstractmethod
+    def run_blocks(self, x, weights, biases, *, batched: bool, shared_input: bool):
+        """Pre-activations of ``A`` blocks: ``x`` is ``[A, B, *in]`` (block ``a``
+        reads ``x[a]``), or ``[B, *in]`` read by every block when ``shared_input``.
+        ``weights``/``biases`` are lists of ``A`` tensors. ``batched`` stacks them
+        into one batched op; otherwise a loop over blocks. Returns ``[A, B, *out]``."""
+
+    @abstractmethod
+    def activate(self, y, training: bool):
+        """The rest of the stage op on ``[A, B, *out]`` (ReLU, pooling, dropout)."""
+
+    def prefers_batched(self, stage: int, n_blocks: int) -> bool:
+        """Whether ``n_blocks`` sibling blocks of ``stage`` run faster batched."""
+        return n_blocks > 1
+
+    def pool(self, x):
+        """``[..., *features]`` -> ``[..., C]``: what a gate or head reads."""
+        return x
+
+    def channel_view(self, v):
+        """``[A, C]`` -> a view that broadcasts against ``[A, B, C, *spatial]``."""
+        return v[:, None, :]
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "input_shape": list(self.input_shape), "widths": list(self.widths),
                 "dropout": self.dropout}
@@ -142,6 +186,54 @@ class MLPBackbone(Backbone):
 
     def spatial(self, stage: int) -> int:
         return 1
+
+    def weight_shape(self, stage: int, z_extra: int = 0) -> tuple[int, ...]:
+        return (self.out_features(stage), self.in_features(stage) + z_extra)
+
+    # Measured with benchmarks/bench_network.py's kernel sweep (2 CPU threads,
+    # batch 256, fwd+bwd, square blocks; ratio = loop time / batched time):
+    #   width   G=2   G=4   G=8   G=16
+    #     32   1.38  1.49  1.93  3.00
+    #     64   1.22  1.36  1.83  3.22
+    #    128   1.12  1.28  1.46  2.69
+    #    256   0.94  1.06  1.54  1.42
+    #    512   0.97  0.99  1.12  1.12
+    # so: batch unless the blocks are big (>= 256*256 weights) and few (G <= 4),
+    # where the loop is 1-6% faster (BLAS already saturates both cores).
+    BATCH_MAX_WEIGHTS_FEW = 256 * 256
+
+    def prefers_batched(self, stage: int, n_blocks: int) -> bool:
+        """Batched matmul unless blocks are few (<= 4) and big (>= 256*256 weights).
+
+        >>> bb = MLPBackbone([64], [64, 512])
+        >>> bb.prefers_batched(0, 8), bb.prefers_batched(1, 2), bb.prefers_batched(1, 8)
+        (True, False, True)
+        """
+        if n_blocks < 2:
+            return False
+        big = self.in_features(stage) * self.out_features(stage) >= self.BATCH_MAX_WEIGHTS_FEW
+        return n_blocks > 4 or not big
+
+    def run_blocks(self, x, weights, biases, *, batched: bool, shared_input: bool):
+        import torch
+        import torch.nn.functional as F
+
+        A = len(weights)
+        if shared_input and (batched or A == 1):
+            # one GEMM against the concatenated weights: [B, Din] @ [Din, A*Dout]
+            y = F.linear(x, torch.cat(weights), torch.cat(biases))  # [B, A*Dout]
+            return y.view(x.shape[0], A, -1).transpose(0, 1)  # [A, B, Dout]
+        if batched:
+            w = torch.stack(weights)  # [A, Dout, Din]
+            b = torch.stack(biases)  # [A, Dout]
+            return torch.baddbmm(b[:, None, :], x, w.transpose(1, 2))  # [A, B, Dout]
+        rows = [F.linear(x if shared_input else x[a], weights[a], biases[a]) for a in range(A)]  # A x [B, Dout]
+        return torch.stack(rows)  # [A, B, Dout]
+
+    def activate(self, y, training: bool):
+        import torch.nn.functional as F
+
+        return F.dropout(F.relu(y), self.dropout, training)  # [A, B, Dout]
 
 
 @register_backbone
@@ -191,6 +283,60 @@ class CNNBackbone(Backbone):
     def block_flops(self, stage: int, z_extra: int = 0) -> int:
         cin, cout = self.in_features(stage) + z_extra, self.out_features(stage)
         return 2 * cin * cout * self.kernel**2 * self.spatial(stage)
+
+    def weight_shape(self, stage: int, z_extra: int = 0) -> tuple[int, ...]:
+        return (self.out_features(stage), self.in_features(stage) + z_extra, self.kernel, self.kernel)
+
+    # Measured (2 CPU threads, batch 64, 3x3 conv + ReLU, fwd+bwd; loop time /
+    # grouped-conv time):      G=2   G=4   G=8
+    #   3->8 ch, 16x16 px     1.23  0.86  0.89
+    #   8->8 ch, 16x16 px     1.37  1.26  1.49
+    #   16->16 ch, 8x8 px     1.21  1.36  1.19
+    #   32->32 ch, 8x8 px     1.04  0.96  1.09
+    #   64->64 ch, 4x4 px     1.07  1.19  1.05
+    # Grouped wins or ties except on a 3-channel (RGB) input with G >= 4.
+    def prefers_batched(self, stage: int, n_blocks: int) -> bool:
+        """Grouped convolution for ``n_blocks >= 2``, except a loop for G >= 4
+        blocks reading fewer than 4 input channels (numbers in the comment above).
+
+        >>> bb = CNNBackbone([3, 8, 8], [8, 8])
+        >>> bb.prefers_batched(0, 2), bb.prefers_batched(0, 4), bb.prefers_batched(1, 4)
+        (True, False, True)
+        """
+        if n_blocks < 2:
+            return False
+        return self.in_features(stage) >= 4 or n_blocks < 4
+
+    def run_blocks(self, x, weights, biases, *, batched: bool, shared_input: bool):
+        import torch
+        import torch.nn.functional as F
+
+        A, pad = len(weights), self.kernel // 2
+        if shared_input and (batched or A == 1):
+            y = F.conv2d(x, torch.cat(weights), torch.cat(biases), padding=pad)  # [B, A*Cout, H, W]
+            return y.unflatten(1, (A, -1)).transpose(0, 1)  # [A, B, Cout, H, W]
+        if batched:
+            _, B, cin, h, w = x.shape
+            xg = x.transpose(0, 1).reshape(B, A * cin, h, w)  # [B, A*Cin, H, W]
+            y = F.conv2d(xg, torch.cat(weights), torch.cat(biases), padding=pad, groups=A)  # [B, A*Cout, H, W]
+            return y.unflatten(1, (A, -1)).transpose(0, 1)  # [A, B, Cout, H, W]
+        rows = [F.conv2d(x if shared_input else x[a], weights[a], biases[a], padding=pad) for a in range(A)]
+        return torch.stack(rows)  # [A, B, Cout, H, W]
+
+    def activate(self, y, training: bool):
+        import torch.nn.functional as F
+
+        y = F.relu(y)  # [A, B, C, H, W]
+        A, B, C, h, w = y.shape
+        if self.pools(h, w):
+            y = F.max_pool2d(y.reshape(A * B, C, h, w), 2).view(A, B, C, h // 2, w // 2)  # [A, B, C, H/2, W/2]
+        return F.dropout(y, self.dropout, training)
+
+    def pool(self, x):
+        return x.mean(dim=(-2, -1))  # [..., C, H, W] -> [..., C]
+
+    def channel_view(self, v):
+        return v[:, None, :, None, None]  # [A, C] -> [A, 1, C, 1, 1]
 
 
 def _isfinite(x: float) -> bool:

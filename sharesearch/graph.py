@@ -593,7 +593,8 @@ class SharingGraph:
         for n, d in self.g.nodes(data=True):
             if d["kind"] == "block":
                 s, c = d["stage"], d.get("conditioning", "none")
-                k = k_in[n] if c == "none" else len(d["tasks"])
+                # film/gate scale the block output per task: the block itself runs once per input stream
+                k = len(d["tasks"]) if c == "concat" else k_in[n]
                 total += k * bb.block_flops(s, z if c == "concat" else 0)
                 if c in ("film", "gate"):
                     total += len(d["tasks"]) * bb.out_features(s) * bb.spatial(s) * 2
