@@ -1,0 +1,315 @@
+"""The :class:`MultiTaskData` container and the seeded train/val/test split.
+
+A :class:`MultiTaskData` holds a whole data set as tensors: inputs ``x``
+``[N, *input_shape]`` (float32, finite), labels ``y`` ``[N, T]`` (float32,
+``NaN`` = no label for that task; class labels stored as ``0.0 .. n-1``;
+regression targets standardised with train-split statistics that live in the
+:class:`~sharesearch.tasks.TaskSpec`), and ``split`` ``[N]`` (int8: 0 train,
+1 val, 2 test). It is validated when built, so every consumer can rely on
+those invariants.
+
+Example
+-------
+>>> import torch
+>>> from sharesearch.tasks import TaskSpec
+>>> split = make_split(6, seed=0, fractions=(0.5, 0.25, 0.25))
+>>> d = MultiTaskData(
+...     name="toy",
+...     tasks=[TaskSpec("a", "regression"), TaskSpec("b", "binary")],
+...     x=torch.zeros(6, 3),
+...     y=torch.tensor([[0.1, 1.0]] * 6),
+...     split=split,
+...     split_seed=0,
+... )
+>>> d.input_shape, d.task_names, d.backbone_hint
+((3,), ['a', 'b'], 'mlp')
+>>> d.indices("train").tolist() == torch.nonzero(split == 0).flatten().tolist()
+True
+>>> len(d.fingerprint())
+64
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from sharesearch.tasks import TaskSpec
+
+__all__ = ["MultiTaskData", "make_split", "SPLITS"]
+
+#: split name -> code stored in ``MultiTaskData.split``
+SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
+
+
+def make_split(n: int, seed: int, fractions: Sequence[float] = (0.7, 0.15, 0.15)) -> torch.Tensor:
+    """Seeded random train/val/test assignment of ``n`` rows.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    seed : int
+        Seed of the permutation (numpy PCG64); the same ``(n, seed, fractions)``
+        always gives the same split.
+    fractions : sequence of 3 floats
+        Train, val and test fractions; non-negative, summing to 1. Counts are
+        ``round(f * n)`` for train and val, the rest is test; train gets at
+        least one row when ``n >= 1``.
+
+    Returns
+    -------
+    torch.Tensor
+        int8 tensor ``[n]`` with 0 (train), 1 (val), 2 (test).
+
+    Examples
+    --------
+    >>> s = make_split(20, seed=3)
+    >>> [int((s == k).sum()) for k in range(3)]
+    [14, 3, 3]
+    >>> bool((make_split(20, seed=3) == s).all())
+    True
+    """
+    fr = [float(f) for f in fractions]
+    if len(fr) != 3 or any(not math.isfinite(f) or f < 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6:
+        raise ValueError(f"split fractions must be 3 non-negative numbers summing to 1, got {list(fractions)!r}")
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"make_split: n must be >= 0, got {n}")
+    n_train = int(round(fr[0] * n))
+    n_val = int(round(fr[1] * n))
+    if n >= 1 and n_train == 0:
+        n_train = 1
+    n_val = min(n_val, n - n_train)
+    codes = np.full(n, 2, dtype=np.int8)
+    perm = np.random.default_rng(int(seed)).permutation(n)
+    codes[perm[:n_train]] = 0
+    codes[perm[n_train : n_train + n_val]] = 1
+    return torch.from_numpy(codes)
+
+
+def _split_code(split: str) -> int:
+    try:
+        return SPLITS[split]
+    except KeyError:
+        raise ValueError(f"unknown split {split!r}; valid splits: {list(SPLITS)}") from None
+
+
+@dataclass(eq=False)
+class MultiTaskData:
+    """A multi-task data set held as tensors (see the module docstring).
+
+    Attributes
+    ----------
+    name : str
+        Short name of the data set (e.g. ``"synthetic-mmoe"``).
+    tasks : list of TaskSpec
+        One spec per column of ``y``; names unique, at least two tasks.
+    x : torch.Tensor
+        float32 ``[N, d]`` (vectors) or ``[N, C, H, W]`` (images); finite.
+    y : torch.Tensor
+        float32 ``[N, T]``; ``NaN`` marks a missing label.
+    split : torch.Tensor
+        int8 ``[N]``: 0 train, 1 val, 2 test.
+    split_seed : int
+        Seed the split was drawn with (recorded for reproducibility).
+    meta : dict
+        JSON-serialisable provenance: source, options, column names, ...
+    """
+
+    name: str
+    tasks: list[TaskSpec]
+    x: torch.Tensor
+    y: torch.Tensor
+    split: torch.Tensor
+    split_seed: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tasks = list(self.tasks)
+        self._validate(min_tasks=2)
+
+    # ------------------------------------------------------------------ checks
+    def _validate(self, min_tasks: int) -> None:
+        where = f"data {self.name!r}"
+        if not all(isinstance(t, TaskSpec) for t in self.tasks):
+            raise TypeError(f"{where}: tasks must be TaskSpec objects")
+        if len(self.tasks) < min_tasks:
+            raise ValueError(f"{where}: need at least {min_tasks} tasks, got {len(self.tasks)}")
+        names = [t.name for t in self.tasks]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"{where}: duplicate task names {dup}")
+        for attr in ("x", "y", "split"):
+            if not isinstance(getattr(self, attr), torch.Tensor):
+                raise TypeError(f"{where}: {attr} must be a torch.Tensor, got {type(getattr(self, attr)).__name__}")
+        x, y, split = self.x, self.y, self.split
+        if x.dtype != torch.float32:
+            raise TypeError(f"{where}: x must be float32, got {x.dtype}")
+        if x.dim() not in (2, 4):
+            raise ValueError(f"{where}: x must be [N, d] or [N, C, H, W], got shape {tuple(x.shape)}")
+        n = x.shape[0]
+        if y.dtype != torch.float32 or tuple(y.shape) != (n, len(self.tasks)):
+            raise ValueError(
+                f"{where}: y must be float32 of shape {(n, len(self.tasks))}, got {y.dtype} {tuple(y.shape)}"
+            )
+        if split.dtype != torch.int8 or tuple(split.shape) != (n,):
+            raise ValueError(f"{where}: split must be int8 of shape {(n,)}, got {split.dtype} {tuple(split.shape)}")
+        if n and not bool(((split >= 0) & (split <= 2)).all()):
+            raise ValueError(f"{where}: split codes must be 0 (train), 1 (val) or 2 (test)")
+        if n and not bool(torch.isfinite(x).all()):
+            bad = int(torch.nonzero((~torch.isfinite(x.reshape(n, -1))).any(dim=1))[0])
+            raise ValueError(f"{where}: x has a NaN or infinite value in row {bad}; impute missing inputs first")
+        train = split == 0
+        for j, t in enumerate(self.tasks):
+            col = y[:, j]
+            lab = ~torch.isnan(col)
+            if bool(torch.isinf(col).any()):
+                raise ValueError(f"{where}: task {t.name!r} has an infinite label")
+            if t.kind != "regression" and bool(lab.any()):
+                v = col[lab]
+                if bool(((v != v.round()) | (v < 0) | (v > t.n_classes - 1)).any()):
+                    raise ValueError(
+                        f"{where}: task {t.name!r} ({t.kind}) labels must be class indices 0..{t.n_classes - 1}"
+                    )
+            if not bool((lab & train).any()):
+                raise ValueError(f"{where}: task {t.name!r} has no labelled row in the train split")
+
+    @classmethod
+    def _unchecked(cls, **fields: Any) -> "MultiTaskData":
+        obj = cls.__new__(cls)
+        for k, v in fields.items():
+            setattr(obj, k, v)
+        return obj
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "tasks": list(self.tasks),
+            "x": self.x,
+            "y": self.y,
+            "split": self.split,
+            "split_seed": self.split_seed,
+            "meta": self.meta,
+        }
+
+    # -------------------------------------------------------------- properties
+    @property
+    def n(self) -> int:
+        """Number of rows ``N``."""
+        return int(self.x.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        """Device the tensors live on."""
+        return self.x.device
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input, e.g. ``(16,)`` or ``(1, 28, 28)``."""
+        return tuple(int(s) for s in self.x.shape[1:])
+
+    @property
+    def task_names(self) -> list[str]:
+        """Task names in column order of ``y``."""
+        return [t.name for t in self.tasks]
+
+    @property
+    def backbone_hint(self) -> str:
+        """``"mlp"`` for vector inputs, ``"cnn"`` for ``[C, H, W]`` inputs."""
+        return "mlp" if len(self.input_shape) == 1 else "cnn"
+
+    # ----------------------------------------------------------------- methods
+    def indices(self, split: str) -> torch.Tensor:
+        """Row indices (LongTensor on the data's device) of ``"train"``, ``"val"`` or ``"test"``.
+
+        >>> from sharesearch.data import load_data
+        >>> d = load_data("synthetic-mmoe", n=100)
+        >>> sum(len(d.indices(s)) for s in ("train", "val", "test"))
+        100
+        """
+        return torch.nonzero(self.split == _split_code(split)).flatten()
+
+    def labelled_counts(self, split: str = "train") -> dict[str, int]:
+        """Number of labelled rows per task in ``split``.
+
+        >>> from sharesearch.data import load_data
+        >>> load_data("synthetic-mmoe", n=100).labelled_counts("train")["t0"]
+        70
+        """
+        rows = self.split == _split_code(split)
+        lab = ~torch.isnan(self.y[rows])
+        return {t.name: int(c) for t, c in zip(self.tasks, lab.sum(dim=0).tolist())}
+
+    def subset_tasks(self, names: Sequence[str]) -> "MultiTaskData":
+        """A view with only the tasks ``names`` (in that order); x and split are shared.
+
+        One task is allowed (single-task baselines); an unknown name is an error.
+
+        >>> from sharesearch.data import load_data
+        >>> d = load_data("synthetic-mmoe", n=100).subset_tasks(["t3", "t0"])
+        >>> d.task_names, tuple(d.y.shape)
+        (['t3', 't0'], (100, 2))
+        """
+        names = list(names)
+        cols = []
+        for nm in names:
+            if nm not in self.task_names:
+                raise ValueError(f"data {self.name!r}: unknown task {nm!r}; tasks: {self.task_names}")
+            cols.append(self.task_names.index(nm))
+        f = self._fields()
+        f["tasks"] = [self.tasks[c] for c in cols]
+        f["y"] = self.y[:, cols].contiguous()
+        f["meta"] = {**self.meta, "subset_of": self.task_names}
+        out = MultiTaskData._unchecked(**f)
+        out._validate(min_tasks=1)
+        return out
+
+    def to(self, device: "torch.device | str") -> "MultiTaskData":
+        """The same data with every tensor on ``device`` (a new container).
+
+        >>> from sharesearch.data import load_data
+        >>> load_data("synthetic-mmoe", n=50).to("cpu").x.device.type
+        'cpu'
+        """
+        f = self._fields()
+        for k in ("x", "y", "split"):
+            f[k] = f[k].to(device)
+        return MultiTaskData._unchecked(**f)
+
+    def fingerprint(self) -> str:
+        """sha256 hex digest over x, y, split (bytes, shapes, dtypes) and the task specs.
+
+        Stable across runs, processes and devices; changes when any value,
+        label, split assignment or task spec changes. ``name`` and ``meta``
+        are not part of it.
+
+        >>> from sharesearch.data import load_data
+        >>> a, b = load_data("synthetic-mmoe", n=64), load_data("synthetic-mmoe", n=64)
+        >>> a.fingerprint() == b.fingerprint()
+        True
+        """
+        h = hashlib.sha256(b"sharesearch.MultiTaskData/v1\0")
+        specs = json.dumps([t.to_dict() for t in self.tasks], sort_keys=True, separators=(",", ":"))
+        h.update(specs.encode())
+        y = self.y.detach().cpu()
+        y = torch.where(torch.isnan(y), torch.full_like(y, float("nan")), y)  # one NaN bit pattern
+        for name, t in (("x", self.x.detach().cpu()), ("y", y), ("split", self.split.detach().cpu())):
+            t = t.contiguous()
+            h.update(f"\0{name}:{t.dtype}:{tuple(t.shape)}\0".encode())
+            h.update(t.numpy().tobytes())
+        return h.hexdigest()
+
+    def __repr__(self) -> str:
+        counts = [int((self.split == k).sum()) for k in range(3)]
+        return (
+            f"MultiTaskData(name={self.name!r}, n={self.n}, input_shape={self.input_shape}, "
+            f"tasks={self.task_names}, split(train/val/test)={counts}, split_seed={self.split_seed})"
+        )
