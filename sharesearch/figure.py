@@ -292,11 +292,12 @@ def _as_matrix(v: Any) -> list[list[float]] | None:
 def _stitch_lookup(graph: SharingGraph, stitch: Mapping[Any, Any]) -> dict[tuple[str, str], list[float]]:
     """Learned cross-stitch weights for each stitch edge ``(u, v)``.
 
-    Accepted keys: an edge ``(u, v)`` or ``"u|v"`` / ``"u--v"`` (value: a
-    scalar, a pair ``[α_uv, α_vu]`` or a 2x2 matrix), or one square matrix per
-    stitch component over its tasks, keyed by the component's index in
-    :meth:`SharingGraph.stitch_components` or by any string naming the stage
-    and listing (some of) the component's tasks / ending in its index.
+    Accepted keys: the compiler's ``"stage<l>:<task>+<task>..."`` names
+    (:meth:`MultiTaskNet.stitch_weights`: one square matrix per stitch
+    component over its tasks), the component's index in
+    :meth:`SharingGraph.stitch_components`, another string naming the stage,
+    or an edge ``(u, v)`` / ``"u|v"`` / ``"u--v"`` (value: a scalar, a pair
+    ``[α_uv, α_vu]`` or a 2x2 matrix).
     Edge weights read from a component matrix are ``[α(u<-v), α(v<-u)]``:
     how much of each block's activation flows into the other.
     """
@@ -308,6 +309,8 @@ def _stitch_lookup(graph: SharingGraph, stitch: Mapping[Any, Any]) -> dict[tuple
     for s in range(graph.n_stages):
         h = nx.Graph([(u, v) for u, v, _ in graph.soft_edges("stitch") if graph.g.nodes[u]["stage"] == s])
         comp_stage.extend([s] * nx.number_connected_components(h))
+
+    exact = {f"stage{comp_stage[i]}:" + "+".join(comps[i]): i for i in range(len(comps))}
 
     def from_matrix(m: list[list[float]], ci: int, u: str, v: str) -> list[float] | None:
         ts = comps[ci]
@@ -336,6 +339,9 @@ def _stitch_lookup(graph: SharingGraph, stitch: Mapping[Any, Any]) -> dict[tuple
             str_keys[k] = m
             continue
         ks = str(k)
+        if ks in exact:  # the compiler's own names (MultiTaskNet.stitch_weights)
+            str_keys[exact[ks]] = m
+            continue
         hit = False
         for sep in ("|", "--", "->"):
             if sep in ks:

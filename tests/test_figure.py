@@ -120,6 +120,17 @@ def test_stitch_labels_show_given_weights():
     info = topology_info(g, stitch={("s1:b", "s1:c"): [0.33, 0.44]})
     e = next(e for e in info.edges_of("stitch") if (e.source, e.target) == ("s1:b", "s1:c"))
     assert e.weights == pytest.approx([0.33, 0.44]) and "0.33/0.44" in e.label
+    # ... or as the compiler names them (MultiTaskNet.stitch_weights), tensors or lists
+    from sharesearch.network import compile_graph
+
+    sw = compile_graph(g, seed=0).stitch_weights()
+    assert set(sw) == {"stage0:a+b+c", "stage1:a+b+c", "stage2:a+b+c"}
+    sw["stage1:a+b+c"] = sw["stage1:a+b+c"].tolist()
+    sw["stage1:a+b+c"][2][1] = 0.42
+    info = topology_info(g, stitch=sw)
+    assert all(e.weights is not None for e in info.edges_of("stitch"))
+    e = next(e for e in info.edges_of("stitch") if (e.source, e.target) == ("s1:b", "s1:c"))
+    assert e.weights[1] == pytest.approx(0.42)
     # ... or by a name carrying the stage
     info = topology_info(g, stitch={"stitch_2": m0})
     e = next(e for e in info.edges_of("stitch") if (e.source, e.target) == ("s2:b", "s2:c"))
