@@ -205,8 +205,8 @@ class MLPBackbone(Backbone):
     def prefers_batched(self, stage: int, n_blocks: int) -> bool:
         """Batched matmul unless blocks are few (<= 4) and big (>= 256*256 weights).
 
-        >>> bb = MLPBackbone([64], [64, 512])
-        >>> bb.prefers_batched(0, 8), bb.prefers_batched(1, 2), bb.prefers_batched(1, 8)
+        >>> bb = MLPBackbone([64], [64, 512, 512])
+        >>> bb.prefers_batched(0, 2), bb.prefers_batched(2, 2), bb.prefers_batched(2, 8)
         (True, False, True)
         """
         if n_blocks < 2:

@@ -498,22 +498,17 @@ class MultiTaskNet(nn.Module):
         return list(self.heads[owner[1]].parameters())
 
     def task_parameters(self, task: str) -> list[nn.Parameter]:
-        """Parameters that influence ``task``'s output (its path, gates, stitches, head).
+        """Parameters that influence ``task``'s output (its path, gates, stitches, head),
+        in the order of ``parameters()``.
 
         >>> from sharesearch.graph import SharingGraph
         >>> g = SharingGraph.independent({"a": 1, "b": 1}, {"name": "mlp", "input_shape": [2], "widths": [3]})
         >>> net = compile_graph(g, seed=0)
-        >>> [p.numel() for p in net.task_parameters("a")]
+        >>> [p.numel() for p in net.task_parameters("a")]   # block weight, bias; head weight, bias
         [6, 3, 3, 1]
         """
-        ids = set()
-        out = []
-        for owner in sorted(self._owners[task]):
-            for prm in self._owner_params(owner):
-                if id(prm) not in ids:
-                    ids.add(id(prm))
-                    out.append(prm)
-        return out
+        ids = {id(prm) for owner in self._owners[task] for prm in self._owner_params(owner)}
+        return [prm for prm in self.parameters() if id(prm) in ids]
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """Parameters that influence more than one task's output (order of ``parameters()``)."""
