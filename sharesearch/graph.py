@@ -340,6 +340,10 @@ class SharingGraph:
         lams = _per_stage(l2, L, "l2")
         stitch = _per_stage(cross_stitch, L, "cross_stitch")
         experts = _per_stage(moe, L, "moe")
+        for s_, (lam_, st_) in enumerate(zip(lams, stitch)):
+            if lam_ and st_:
+                raise GraphError(f"stage {s_}: l2 soft sharing and cross_stitch cannot join the same blocks; "
+                                 "choose one per stage")
         emb = task_embedding if task_embedding == "onehot" else {k: list(v) for k, v in task_embedding.items()}
         g = nx.DiGraph(tasks=names, backbone=bb.to_dict(), task_embedding=emb)
         g.add_node("input", kind="input")

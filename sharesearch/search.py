@@ -45,8 +45,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import warnings
+
 import optuna
 from optuna.trial import TrialState
+
+# RDB heartbeats and metric names are stable enough for us; their "experimental" notices are noise to users.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 from .data import MultiTaskData, load_data
 from .graph import SharingGraph
@@ -211,6 +216,11 @@ def _pruner(cfg: SearchConfig, max_epochs: int) -> optuna.pruners.BasePruner:
     if cfg.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(max_epochs, 2), reduction_factor=3)
+
+
+def _max_epochs(space: SearchSpace, train_base: TrainConfig) -> int:
+    f = space.fields.get("train.epochs")
+    return int(f.max) if f is not None else train_base.epochs
 
 
 def prepare_study(storage, study_name: str, data: MultiTaskData, data_source: Mapping[str, Any],
@@ -506,7 +516,7 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
     data = data.to(resolve_device(train_base.device))
     sweep_dead_trials(study)
     baselines = ensure_baselines(study, data, space, train_base)
-    study.pruner = _pruner(cfg, space.max_epochs)
+    study.pruner = _pruner(cfg, _max_epochs(space, train_base))
     target = n_trials if n_trials is not None else cfg.n_trials
     remaining = target - _finished(study)
     if remaining <= 0:

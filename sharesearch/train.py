@@ -176,15 +176,16 @@ def evaluate(model: MultiTaskNet, data: MultiTaskData, split: str = "val", *,
     was_training = model.training
     model.eval()
     res: dict[str, dict[str, float]] = {}
+    ours = [(i, spec) for i, spec in enumerate(data.tasks) if spec.name in model.graph.tasks]
     try:
         if not best_state:
-            out = _predict(model, x, data.task_names, batch_size, amp)
-            for i, spec in enumerate(data.tasks):
+            out = _predict(model, x, [spec.name for _, spec in ours], batch_size, amp)
+            for i, spec in ours:
                 res[spec.name] = {m: compute_metric(spec, m, out[spec.name], y[:, i]) for m in spec.metrics}
         else:
             params = dict(model.named_parameters())
             current = {k: v.detach().clone() for k, v in params.items()}
-            for i, spec in enumerate(data.tasks):
+            for i, spec in ours:
                 with torch.no_grad():
                     for k, v in best_state.get(spec.name, {}).items():
                         params[k].copy_(v)

@@ -1,0 +1,42 @@
+"""Small shared helpers for the benchmarks: timing and the one-line report format."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def setup_threads() -> None:
+    """Benchmarks run on the 2 cores a laptop-class CI machine has, unless told otherwise."""
+    torch.set_num_threads(int(os.environ.get("SHARESEARCH_BENCH_THREADS", "2")))
+
+
+def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def fmt_time(s: float) -> str:
+    return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def report(what: str, ours_label: str, ours: float, theirs_label: str, theirs: float, unit: str = "time") -> str:
+    """One line: what was compared, both measurements, and theirs/ours as 'N.NNx' (>1: we are faster)."""
+    if unit == "time":
+        line = (f"{what}: {ours_label} {fmt_time(ours)} vs {theirs_label} {fmt_time(theirs)} "
+                f"-> {theirs / ours:.2f}x")
+    else:
+        line = f"{what}: {ours_label} {ours:.4g} {unit} vs {theirs_label} {theirs:.4g} {unit} -> {theirs / ours:.2f}x"
+    print(line, flush=True)
+    return line
