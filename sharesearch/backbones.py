@@ -228,7 +228,7 @@ class MLPBackbone(Backbone):
             b = torch.stack(biases)  # [A, Dout]
             return torch.baddbmm(b[:, None, :], x, w.transpose(1, 2))  # [A, B, Dout]
         rows = [F.linear(x if shared_input else x[a], weights[a], biases[a]) for a in range(A)]  # A x [B, Dout]
-        return torch.stack(rows)  # [A, B, Dout]
+        return rows[0][None] if A == 1 else torch.stack(rows)  # [A, B, Dout]
 
     def activate(self, y, training: bool):
         import torch.nn.functional as F
@@ -321,7 +321,7 @@ class CNNBackbone(Backbone):
             y = F.conv2d(xg, torch.cat(weights), torch.cat(biases), padding=pad, groups=A)  # [B, A*Cout, H, W]
             return y.unflatten(1, (A, -1)).transpose(0, 1)  # [A, B, Cout, H, W]
         rows = [F.conv2d(x if shared_input else x[a], weights[a], biases[a], padding=pad) for a in range(A)]
-        return torch.stack(rows)  # [A, B, Cout, H, W]
+        return rows[0][None] if A == 1 else torch.stack(rows)  # [A, B, Cout, H, W]
 
     def activate(self, y, training: bool):
         import torch.nn.functional as F

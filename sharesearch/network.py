@@ -307,8 +307,9 @@ class MultiTaskNet(nn.Module):
                 if p.stitch:
                     rows = [r for _, rr in p.stitch for r in rr]
                     p.t["stitch"] = ([m for m, _ in p.stitch], idx(rows), rows == list(range(p.n_out)))
+            n_last = plans[-1].n_out
             hplan = [(od, [i for i, _ in ents], idx([r for _, r in ents]), len({r for _, r in ents}) == 1,
-                      ents[0][1]) for od, ents in heads.items()]
+                      ents[0][1], [r for _, r in ents] == list(range(n_last))) for od, ents in heads.items()]
             self._plans[key] = (plans, hplan)
         return self._plans[key]
 
@@ -335,14 +336,14 @@ class MultiTaskNet(nn.Module):
         for p in plans:
             X = self._stage(p, X, B, _record)  # [S, B, *features]
         out: dict[str, torch.Tensor] = {}
-        for od, heads, rows, same_row, row0 in hplan:
+        for od, heads, rows, same_row, row0, identity in hplan:
             W = [self.heads[i].weight for i in heads]
             b = [self.heads[i].bias for i in heads]
             if same_row:  # all heads read one stream: one GEMM
                 h = bb.pool(X[row0])  # [B, head_in]
                 y = F.linear(h, torch.cat(W), torch.cat(b)).view(B, len(heads), od).transpose(0, 1)  # [n, B, od]
             else:
-                h = bb.pool(X.index_select(0, rows))  # [n, B, head_in]
+                h = bb.pool(X if identity else X.index_select(0, rows))  # [n, B, head_in]
                 y = torch.baddbmm(torch.stack(b)[:, None, :], h, torch.stack(W).transpose(1, 2))  # [n, B, od]
             for j, i in enumerate(heads):
                 out[self.tasks[i]] = y[j]  # [B, od]

@@ -52,11 +52,12 @@ def graphs(draw, max_tasks: int = 4) -> SharingGraph:
     if draw(st.booleans()):
         k = draw(st.integers(1, 3))
         emb = {t: [draw(st.floats(-2, 2)) for _ in range(k)] for t in tasks}
+    soft = [draw(st.sampled_from(["none", "l2", "stitch"])) for _ in range(L)]  # one soft link kind per stage
     return SharingGraph.from_partitions(
         tasks, bb, parts,
         conditioning=[draw(st.sampled_from(CONDITIONINGS)) for _ in range(L)],
-        l2=[draw(st.sampled_from([0.0, 0.0, 0.1])) for _ in range(L)],
-        cross_stitch=[draw(st.booleans()) for _ in range(L)],
+        l2=[0.1 if k == "l2" else 0.0 for k in soft],
+        cross_stitch=[k == "stitch" for k in soft],
         moe=[draw(st.sampled_from([0, 0, 1, 2, 3])) for _ in range(L)],
         expert_dropout=draw(st.sampled_from([0.0, 0.5])),
         task_embedding=emb,
