@@ -92,10 +92,12 @@ def _short(name: str, n: int = 14) -> str:
     return name if len(name) <= n else name[: n - 1] + "…"
 
 
-def _abbrev(tasks: Sequence[str], all_tasks: Sequence[str]) -> str:
+def _abbrev(tasks: Sequence[str], all_tasks: Sequence[str], compact: bool = False) -> str:
     """Label of a node: its tasks, abbreviated when long (escaped)."""
-    if len(all_tasks) > 3 and len(tasks) == len(all_tasks):
+    if (len(all_tasks) > 3 or compact) and len(tasks) == len(all_tasks) and len(tasks) > 1:
         return f"all {len(tasks)}"
+    if compact:
+        return esc(_short(tasks[0], 10) + (f" +{len(tasks) - 1}" if len(tasks) > 1 else ""))
     if len(tasks) <= 3:
         return esc(", ".join(_short(t, 10 if len(tasks) > 1 else 14) for t in tasks))
     return esc(f"{_short(tasks[0], 10)}, {_short(tasks[1], 10)} +{len(tasks) - 2}")
@@ -257,10 +259,14 @@ def task_order(graph: SharingGraph) -> list[str]:
 
 
 def _lam_width(lam: float) -> float:
-    """Line width of an L2 link: grows with log10 λ (1e-6 -> 1, 1 -> 7)."""
+    """Line width of an L2 link: grows with log10 λ (1e-6 -> 0.75, 1e-3 -> 2.55, 1 -> 4.35, max 5).
+
+    >>> _lam_width(1e-3) < _lam_width(1e-2) < _lam_width(1.0)
+    True
+    """
     if lam <= 0:
         return 0.75
-    return float(min(8.0, max(0.75, 1.0 + math.log10(lam) + 6.0)))
+    return float(min(5.0, max(0.75, 0.75 + 0.6 * (math.log10(lam) + 6.0))))
 
 
 def _curve(x: float, y0: float, y1: float, bulge: float, n: int = 16) -> tuple[list[float], list[float]]:
@@ -428,7 +434,7 @@ def topology_info(
         font = max(8, font - 2)
     lane_px = float(max(3.4 * font, 44 - 0.6 * T)) if not compact else float(max(2.8 * font, 30 - 0.5 * T))
     max_size = max(10.0, min(44.0 if not compact else 30.0, lane_px - 1.5 * font))
-    min_size = 6.0
+    min_size = 9.0 if not compact else 7.0
     col_px = 150 if not compact else 95
     margin = {"l": 20, "r": 20, "t": 50 if not compact else 30, "b": 20}
     pad = 0.9  # lanes of room above the first and below the last lane
@@ -483,7 +489,7 @@ def topology_info(
                 hover = (head + f"<br>MoE: {E} experts, expert dropout {d.get('expert_dropout', 0.0):g}"
                          f"<br>params {params[n]:,}" + tl + gate_txt)
                 nodes.append(NodeInfo(n, "moe", x, y, size_of(params[n]), params[n],
-                                      _abbrev(ts, tasks) + f" · MoE×{E}", MOE_COLOUR, hover, s, ts, None))
+                                      _abbrev(ts, tasks, compact) + f" · MoE×{E}", MOE_COLOUR, hover, s, ts, None))
                 present.add("moe")
                 span = min(0.35, 0.12 * (E - 1)) if E > 1 else 0.0
                 for e in range(E):
@@ -499,7 +505,7 @@ def topology_info(
                 c = d.get("conditioning", "none") if len(ts) > 1 else "none"
                 present.add(c)
                 hover = head + f"<br>conditioning: {c}<br>params {params[n]:,}" + tl
-                nodes.append(NodeInfo(n, "block", x, y, size_of(params[n]), params[n], _abbrev(ts, tasks),
+                nodes.append(NodeInfo(n, "block", x, y, size_of(params[n]), params[n], _abbrev(ts, tasks, compact),
                                       CONDITIONING_COLOURS.get(c, CONDITIONING_COLOURS["none"]), hover, s, ts, c))
     for t in order:
         n = graph.head(t)
