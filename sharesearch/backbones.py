@@ -190,29 +190,28 @@ class MLPBackbone(Backbone):
     def weight_shape(self, stage: int, z_extra: int = 0) -> tuple[int, ...]:
         return (self.out_features(stage), self.in_features(stage) + z_extra)
 
-    # Measured with benchmarks/bench_network.py's kernel sweep (2 CPU threads,
-    # batch 256, fwd+bwd, square blocks; ratio = loop time / batched time):
+    # Measured with `python benchmarks/bench_network.py --sweep` (2 CPU threads,
+    # batch 256, Linear+ReLU fwd+bwd, square blocks; ratio = loop / batched):
+    #   quiet 16-core host (the GPU box's CPU, 2 threads used):
     #   width   G=2   G=4   G=8   G=16
-    #     32   1.38  1.49  1.93  3.00
-    #     64   1.22  1.36  1.83  3.22
-    #    128   1.12  1.28  1.46  2.69
-    #    256   0.94  1.06  1.54  1.42
-    #    512   0.97  0.99  1.12  1.12
-    # so: batch unless the blocks are big (>= 256*256 weights) and few (G <= 4),
-    # where the loop is 1-6% faster (BLAS already saturates both cores).
-    BATCH_MAX_WEIGHTS_FEW = 256 * 256
+    #     32   1.25  1.41  2.04  2.25
+    #     64   1.19  1.71  1.79  1.90
+    #    128   1.20  1.26  1.32  1.20
+    #    256   0.98  0.97  0.88  0.89
+    #    512   0.95  0.90  0.95  0.65
+    #   (the shared 2-core dev box, noisier, agreed up to width 128: 1.12-3.22x)
+    # so: batch blocks of fewer than 256*256 weights; above that BLAS already
+    # keeps both cores busy and stacking the weights only adds copies.
+    BATCH_MAX_WEIGHTS = 256 * 256
 
     def prefers_batched(self, stage: int, n_blocks: int) -> bool:
-        """Batched matmul unless blocks are few (<= 4) and big (>= 256*256 weights).
+        """Batched matmul for >= 2 blocks of fewer than 256*256 weights, else a loop.
 
         >>> bb = MLPBackbone([64], [64, 512, 512])
-        >>> bb.prefers_batched(0, 2), bb.prefers_batched(2, 2), bb.prefers_batched(2, 8)
-        (True, False, True)
+        >>> bb.prefers_batched(0, 2), bb.prefers_batched(0, 1), bb.prefers_batched(2, 8)
+        (True, False, False)
         """
-        if n_blocks < 2:
-            return False
-        big = self.in_features(stage) * self.out_features(stage) >= self.BATCH_MAX_WEIGHTS_FEW
-        return n_blocks > 4 or not big
+        return n_blocks > 1 and self.in_features(stage) * self.out_features(stage) < self.BATCH_MAX_WEIGHTS
 
     def run_blocks(self, x, weights, biases, *, batched: bool, shared_input: bool):
         import torch
@@ -227,13 +226,16 @@ class MLPBackbone(Backbone):
             w = torch.stack(weights)  # [A, Dout, Din]
             b = torch.stack(biases)  # [A, Dout]
             return torch.baddbmm(b[:, None, :], x, w.transpose(1, 2))  # [A, B, Dout]
-        rows = [F.linear(x if shared_input else x[a], weights[a], biases[a]) for a in range(A)]  # A x [B, Dout]
+        # unbind, not x[a]: each x[a]'s backward would fill a zero tensor of x's full size
+        xs = [x] * A if shared_input else x.unbind(0)
+        rows = [F.linear(xs[a], weights[a], biases[a]) for a in range(A)]  # A x [B, Dout]
         return rows[0][None] if A == 1 else torch.stack(rows)  # [A, B, Dout]
 
     def activate(self, y, training: bool):
         import torch.nn.functional as F
 
-        return F.dropout(F.relu(y), self.dropout, training)  # [A, B, Dout]
+        y = F.relu(y)  # [A, B, Dout]
+        return F.dropout(y, self.dropout, training) if self.dropout > 0 else y
 
 
 @register_backbone
@@ -287,25 +289,25 @@ class CNNBackbone(Backbone):
     def weight_shape(self, stage: int, z_extra: int = 0) -> tuple[int, ...]:
         return (self.out_features(stage), self.in_features(stage) + z_extra, self.kernel, self.kernel)
 
-    # Measured (2 CPU threads, batch 64, 3x3 conv + ReLU, fwd+bwd; loop time /
-    # grouped-conv time):      G=2   G=4   G=8
-    #   3->8 ch, 16x16 px     1.23  0.86  0.89
-    #   8->8 ch, 16x16 px     1.37  1.26  1.49
-    #   16->16 ch, 8x8 px     1.21  1.36  1.19
-    #   32->32 ch, 8x8 px     1.04  0.96  1.09
-    #   64->64 ch, 4x4 px     1.07  1.19  1.05
-    # Grouped wins or ties except on a 3-channel (RGB) input with G >= 4.
+    # Measured with `python benchmarks/bench_network.py --sweep` (2 CPU threads,
+    # batch 64, 3x3 conv + ReLU, fwd+bwd; loop / grouped-conv time, quiet host
+    # first, shared dev box in brackets):
+    #                          G=2          G=4          G=8
+    #   3->8 ch, 16x16 px     0.78 (1.23)  0.61 (0.86)  0.56 (0.89)
+    #   8->8 ch, 16x16 px     1.03 (1.37)  1.13 (1.26)  1.17 (1.49)
+    #   16->16 ch, 8x8 px     0.92 (1.21)  1.30 (1.36)  1.38 (1.19)
+    #   32->32 ch, 8x8 px     1.01 (1.04)  1.12 (0.96)  1.17 (1.09)
+    #   64->64 ch, 4x4 px     1.10 (1.07)  1.25 (1.19)  1.25 (1.05)
+    # Grouped wins or ties except on a 3-channel (RGB) input, where it loses.
     def prefers_batched(self, stage: int, n_blocks: int) -> bool:
-        """Grouped convolution for ``n_blocks >= 2``, except a loop for G >= 4
-        blocks reading fewer than 4 input channels (numbers in the comment above).
+        """Grouped convolution for ``n_blocks >= 2`` blocks reading at least 4
+        channels; a loop over blocks reading fewer (numbers in the comment above).
 
         >>> bb = CNNBackbone([3, 8, 8], [8, 8])
-        >>> bb.prefers_batched(0, 2), bb.prefers_batched(0, 4), bb.prefers_batched(1, 4)
-        (True, False, True)
+        >>> bb.prefers_batched(0, 4), bb.prefers_batched(1, 2), bb.prefers_batched(1, 1)
+        (False, True, False)
         """
-        if n_blocks < 2:
-            return False
-        return self.in_features(stage) >= 4 or n_blocks < 4
+        return n_blocks > 1 and self.in_features(stage) >= 4
 
     def run_blocks(self, x, weights, biases, *, batched: bool, shared_input: bool):
         import torch
@@ -320,7 +322,8 @@ class CNNBackbone(Backbone):
             xg = x.transpose(0, 1).reshape(B, A * cin, h, w)  # [B, A*Cin, H, W]
             y = F.conv2d(xg, torch.cat(weights), torch.cat(biases), padding=pad, groups=A)  # [B, A*Cout, H, W]
             return y.unflatten(1, (A, -1)).transpose(0, 1)  # [A, B, Cout, H, W]
-        rows = [F.conv2d(x if shared_input else x[a], weights[a], biases[a], padding=pad) for a in range(A)]
+        xs = [x] * A if shared_input else x.unbind(0)
+        rows = [F.conv2d(xs[a], weights[a], biases[a], padding=pad) for a in range(A)]  # A x [B, Cout, H, W]
         return rows[0][None] if A == 1 else torch.stack(rows)  # [A, B, Cout, H, W]
 
     def activate(self, y, training: bool):
@@ -330,7 +333,7 @@ class CNNBackbone(Backbone):
         A, B, C, h, w = y.shape
         if self.pools(h, w):
             y = F.max_pool2d(y.reshape(A * B, C, h, w), 2).view(A, B, C, h // 2, w // 2)  # [A, B, C, H/2, W/2]
-        return F.dropout(y, self.dropout, training)
+        return F.dropout(y, self.dropout, training) if self.dropout > 0 else y
 
     def pool(self, x):
         return x.mean(dim=(-2, -1))  # [..., C, H, W] -> [..., C]

@@ -345,16 +345,22 @@ class MultiTaskNet(nn.Module):
             else:
                 h = bb.pool(X if identity else X.index_select(0, rows))  # [n, B, head_in]
                 y = torch.baddbmm(torch.stack(b)[:, None, :], h, torch.stack(W).transpose(1, 2))  # [n, B, od]
-            for j, i in enumerate(heads):
-                out[self.tasks[i]] = y[j]  # [B, od]
+            for i, yi in zip(heads, y.unbind(0)):
+                out[self.tasks[i]] = yi  # [B, od]
         return {t: out[t] for t in tasks}
 
     def _weights(self, bank: _Bank):
-        W, b = [], []
+        W, b, experts = [], [], {}
         for m, e in bank.apps:
             mod = self.nodes[m]
-            W.append(mod.weight if e < 0 else mod.weight[e])
-            b.append(mod.bias if e < 0 else mod.bias[e])
+            if e < 0:
+                W.append(mod.weight)
+                b.append(mod.bias)
+            else:  # unbind once per MoE node: one backward node instead of E full-size zero fills
+                if m not in experts:
+                    experts[m] = (mod.weight.unbind(0), mod.bias.unbind(0))
+                W.append(experts[m][0][e])
+                b.append(experts[m][1][e])
         return W, b
 
     def _stage(self, p: _Stage, X: torch.Tensor, B: int, record) -> torch.Tensor:
