@@ -476,9 +476,11 @@ class SharingGraph:
                 order = {t: i for i, t in enumerate(self.tasks)}
                 d["tasks"] = tuple(sorted(d["tasks"], key=order.__getitem__))
             out.add_node(n, **d)
-        for u, v in sorted(h.edges):
-            d = dict(h.edges[u, v])
+        oriented = []
+        for u, v, d in h.edges(data=True):
             a, b = (u, v) if d["kind"] == "flow" else tuple(sorted((u, v)))
+            oriented.append((a, b, dict(d)))
+        for a, b, d in sorted(oriented, key=lambda e: (e[0], e[1])):
             out.add_edge(a, b, **d)
         return SharingGraph(out, validate=False)
 

@@ -240,6 +240,9 @@ def prepare_study(storage, study_name: str, data: MultiTaskData, data_source: Ma
         if ctx["space_fingerprint"] != space.fingerprint():
             raise SearchError(f"study {study_name!r} was made with another search space "
                               f"({ctx['space'].get('source', '?')}); use another --study name")
+        if ctx["search"].get("n_trials") != cfg.n_trials:  # resuming with a new target: workers follow it
+            ctx["search"]["n_trials"] = cfg.n_trials
+            study.set_user_attr(ATTR, ctx)
         return study
     study = optuna.create_study(study_name=study_name, storage=storage, directions=directions,
                                 sampler=_sampler(cfg))
@@ -576,7 +579,7 @@ def run_search(data: MultiTaskData, data_source: Mapping[str, Any], space: Searc
     bar = _Progress(study, config.n_trials, progress)
     try:
         if workers <= 1:
-            run_worker(st, study_name, data=data, callbacks=[bar])
+            run_worker(st, study_name, data=data, n_trials=config.n_trials, callbacks=[bar])
         else:
             import multiprocessing as mp
             import torch

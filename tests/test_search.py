@@ -1,0 +1,205 @@
+"""The Optuna search: references, cache, budgets, resume, workers, verdict."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from sharesearch.data import load_data
+from sharesearch.search import (
+    SearchConfig,
+    SearchError,
+    compute_verdict,
+    ensure_baselines,
+    load_results,
+    make_objective,
+    open_storage,
+    prepare_study,
+    run_search,
+    run_worker,
+)
+from sharesearch.space import load_space
+from sharesearch.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data("synthetic-mmoe", n=500, d=8, seed=1, clusters=[[0, 1], [2]])
+
+
+SOURCE = {"source": "synthetic-mmoe", "options": {"n": 500, "d": 8, "seed": 1, "clusters": [[0, 1], [2]]}}
+
+
+def _search(tmp_path, data, **cfg):
+    space = load_space("tiny")
+    kw = dict(n_trials=6, n_seeds=2, top_k=1)
+    kw.update(cfg)
+    return run_search(data, SOURCE, space, storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s",
+                      config=SearchConfig(**kw), train_base=TrainConfig(device="cpu"), progress=False)
+
+
+def test_search_enqueues_references_first_and_stores_a_verdict(tmp_path, data):
+    study = _search(tmp_path, data)
+    trials = study.get_trials(deepcopy=False)
+    refs = [t.user_attrs.get("reference") for t in trials[:4]]
+    assert refs == ["independent", "shared-bottom", "mmoe", "cross-stitch"]
+    assert len([t for t in trials if t.state.is_finished()]) >= 6
+    verdict = study.user_attrs["verdict"]
+    assert verdict["protocol"]["test_used_once"] and len(verdict["protocol"]["seeds"]) == 2
+    names = [c["name"] for c in verdict["candidates"]]
+    assert {"independent", "shared-bottom", "mmoe", "cross-stitch"} <= set(names)
+    for cand in verdict["candidates"]:
+        for tv in cand["verdict"]["tasks"]:
+            assert tv["verdict"] in ("negative transfer", "gain", "no significant difference")
+            assert tv["n_candidate"] == 2 and tv["n_baseline"] == 2
+    results = load_results(study._storage, "s")
+    assert results["verdict"] == verdict and len(results["trials"]) == len(trials)
+    assert set(results["baselines"]) == set(data.task_names)
+
+
+def test_identical_candidate_is_not_trained_twice(tmp_path, data):
+    storage = open_storage(f"sqlite:///{tmp_path / 'c.db'}")
+    space = load_space("tiny")
+    cfg = SearchConfig(n_trials=2, references=())
+    study = prepare_study(storage, "c", data, SOURCE, space, cfg, TrainConfig(device="cpu"))
+    baselines = ensure_baselines(study, data, space, TrainConfig(device="cpu"))
+    params = space.reference_params("shared-bottom", data.tasks)
+    study.enqueue_trial(params)
+    study.enqueue_trial(params)
+    study.optimize(make_objective(study, data, space, cfg, TrainConfig(device="cpu"), baselines), n_trials=2)
+    first, second = study.get_trials(deepcopy=False)
+    assert first.state == second.state == TrialState.COMPLETE
+    assert second.user_attrs["status"] == "reused" and second.user_attrs["reused_from"] == first.number
+    assert second.value == first.value
+    assert second.user_attrs["duration_s"] < first.user_attrs["duration_s"]
+
+
+def test_budget_is_a_constraint_checked_before_training(tmp_path, data):
+    study = _search(tmp_path, data, n_trials=4, max_params=10, top_k=0, n_seeds=1)
+    for t in study.get_trials(deepcopy=False):
+        assert t.state == TrialState.PRUNED
+        assert t.user_attrs["status"].startswith("over budget")
+        assert "val_metrics" not in t.user_attrs  # nothing was trained
+        assert t.system_attrs["constraints:max_params"] > 0 if "constraints:max_params" in t.system_attrs else True
+
+
+def test_multi_objective_search_gives_a_pareto_front(tmp_path, data):
+    study = _search(tmp_path, data, n_trials=5, objectives=("delta_m", "params"), top_k=1, n_seeds=2)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    front = study.best_trials
+    assert front
+    for t in front:  # nothing on the front is dominated by a completed trial
+        for u in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            assert not (u.values[0] > t.values[0] and u.values[1] < t.values[1])
+    assert all(not t.intermediate_values for t in study.get_trials(deepcopy=False))  # no pruning reports
+
+
+def test_worker_with_other_data_is_refused(tmp_path, data):
+    storage = f"sqlite:///{tmp_path / 'w.db'}"
+    space = load_space("tiny")
+    prepare_study(open_storage(storage), "w", data, SOURCE, space, SearchConfig(n_trials=1),
+                  TrainConfig(device="cpu"))
+    other = load_data("synthetic-mmoe", n=500, d=8, seed=2, clusters=[[0, 1], [2]])
+    with pytest.raises(SearchError, match="refusing to join study 'w'"):
+        run_worker(storage, "w", data=other)
+
+
+def test_worker_joins_with_nothing_but_storage_and_name(tmp_path, data):
+    storage = f"sqlite:///{tmp_path / 'j.db'}"
+    space = load_space("tiny")
+    prepare_study(open_storage(storage), "j", data, SOURCE, space, SearchConfig(n_trials=3, references=()),
+                  TrainConfig(device="cpu"))
+    run_worker(storage, "j")  # loads the data from the recorded source and checks its fingerprint
+    study = optuna.load_study(study_name="j", storage=open_storage(storage))
+    assert len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]) == 3
+
+
+def test_resuming_a_killed_study_keeps_every_completed_trial(tmp_path):
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, str(ROOT / "cli.py"), "search", "--space", "tiny", "--data-option", "n=400",
+           "--data-option", "d=8", "--runs", str(runs), "--study", "k", "--quiet", "--no-verdict",
+           "--device", "cpu"]
+    proc = subprocess.Popen(cmd + ["--n-trials", "200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    db = runs / "k" / "study.db"
+    storage = None
+    deadline = time.time() + 120
+    done_before: dict[int, float] = {}
+    while time.time() < deadline:
+        time.sleep(1.0)
+        if db.exists():
+            try:
+                storage = storage or open_storage(f"sqlite:///{db}")
+                study = optuna.load_study(study_name="k", storage=storage)
+                done_before = {t.number: t.value for t in study.get_trials(states=(TrialState.COMPLETE,))}
+            except (KeyError, optuna.exceptions.StorageInternalError):
+                continue
+            if len(done_before) >= 3:
+                break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(done_before) >= 3, "the search did not complete 3 trials in time"
+    study = optuna.load_study(study_name="k", storage=storage)
+    n_finished = len([t for t in study.get_trials() if t.state.is_finished()])
+    rc = subprocess.run(cmd + ["--n-trials", str(n_finished + 2)], capture_output=True, text=True, timeout=300)
+    assert rc.returncode == 0, rc.stderr[-2000:]
+    study = optuna.load_study(study_name="k", storage=open_storage(f"sqlite:///{db}"))
+    after = {t.number: t.value for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    for number, value in done_before.items():
+        assert after[number] == value
+    assert not study.get_trials(states=(TrialState.RUNNING,)), "the killed trial must be swept, not left RUNNING"
+    assert len([t for t in study.get_trials() if t.state.is_finished()]) >= n_finished + 2
+
+
+def test_verdict_recomputes_from_the_study_alone(tmp_path, data):
+    study = _search(tmp_path, data, n_trials=5, top_k=0, n_seeds=2)
+    first = study.user_attrs["verdict"]
+    again = compute_verdict(optuna.load_study(study_name="s", storage=study._storage))
+    assert [c["name"] for c in again["candidates"]] == [c["name"] for c in first["candidates"]]
+    for a, b in zip(again["candidates"], first["candidates"]):  # seeded: the same numbers
+        for t in data.task_names:
+            assert a["test_metrics"][t] == pytest.approx(b["test_metrics"][t], rel=1e-5)
+
+
+def test_bad_search_space_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text((ROOT / "search_spaces" / "tiny.toml").read_text().replace('["none", "film"]', '["none", "flim"]'))
+    runs = tmp_path / "runs"
+    rc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "search", "--space", str(bad), "--runs", str(runs)],
+                        capture_output=True, text=True, timeout=120)
+    assert rc.returncode == 2
+    lines = [ln for ln in rc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "bad.toml" in lines[0] and "conditioning" in lines[0] and "flim" in lines[0]
+    assert not runs.exists()
+
+
+def test_bad_data_spec_writes_nothing(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,y1,y2\n1,2,0,1.5\n3,x,1,2.5\n5,6,0,\n")
+    spec = tmp_path / "t.toml"
+    spec.write_text('path = "t.csv"\n[[targets]]\ncolumn = "y1"\nkind = "binary"\n'
+                    '[[targets]]\ncolumn = "y3"\nkind = "regression"\n')
+    runs = tmp_path / "runs"
+    rc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "search", "--data", str(spec), "--runs", str(runs)],
+                        capture_output=True, text=True, timeout=120)
+    assert rc.returncode == 2
+    lines = [ln for ln in rc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "t.toml" in lines[0] and "y3" in lines[0]
+    assert not runs.exists()
+
+
+def test_finite_objective_values(tmp_path, data):
+    study = _search(tmp_path, data, n_trials=4, top_k=0, n_seeds=1)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        assert math.isfinite(t.value)
+        assert set(t.user_attrs["val_deltas"]) == set(data.task_names)
