@@ -43,6 +43,8 @@ True
 
 from __future__ import annotations
 
+import hashlib
+
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -109,6 +111,19 @@ class _Stage:
     t: dict = field(default_factory=dict)  # the index tensors above, on the forward's device
 
 
+def _node_generator(seed: int, node_id: str) -> torch.Generator:
+    """A generator for one node's initial values, seeded by (seed, canonical node id).
+
+    Seeding per node rather than drawing every node from one stream makes a
+    node's initial weights independent of which other nodes the graph has:
+    task ``a``'s network in the independent graph of T tasks starts exactly
+    where the single-task network of ``a`` starts, which is what makes the
+    one-pass baselines equal to separate runs.
+    """
+    digest = hashlib.sha256(f"{seed}:{node_id}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
 class MultiTaskNet(nn.Module):
     """A compiled sharing graph; build it with :func:`compile_graph`.
 
@@ -136,7 +151,7 @@ class MultiTaskNet(nn.Module):
         self._tix = {t: i for i, t in enumerate(self.tasks)}
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = lambda name: _node_generator(int(seed), name)  # noqa: E731
         self.register_buffer("z", torch.tensor(graph.task_embedding(), dtype=torch.float32))  # [T, z_dim]
 
         self.node_ids: list[str] = []
@@ -148,9 +163,10 @@ class MultiTaskNet(nn.Module):
                 self._mod[n] = len(self.nodes)
                 self.node_ids.append(n)
                 if d["kind"] == "moe":
-                    self.nodes.append(MoEBlock(bb, s, len(d["tasks"]), d["experts"], d.get("expert_dropout", 0.0), gen))
+                    self.nodes.append(MoEBlock(bb, s, len(d["tasks"]), d["experts"], d.get("expert_dropout", 0.0),
+                                               gen(n)))
                 else:
-                    self.nodes.append(Block(bb, s, d.get("conditioning", "none"), graph.z_dim, gen))
+                    self.nodes.append(Block(bb, s, d.get("conditioning", "none"), graph.z_dim, gen(n)))
         # stitch components per stage, tasks in task order (graph.stitch_components() is in stage order)
         self._stitch_at: dict[int, list[tuple[int, tuple[str, ...]]]] = defaultdict(list)
         self.stitch_names: list[str] = []
@@ -163,7 +179,8 @@ class MultiTaskNet(nn.Module):
                 self._stitch_at[s].append((len(self.stitches), comp))
                 self.stitch_names.append(f"stage{s}:" + "+".join(comp))
                 self.stitches.append(CrossStitch(len(comp)))
-        self.heads = nn.ModuleList([Head(bb.head_in, g.nodes[graph.head(t)]["out_dim"], gen) for t in self.tasks])
+        self.heads = nn.ModuleList([Head(bb.head_in, g.nodes[graph.head(t)]["out_dim"], gen(graph.head(t)))
+                                    for t in self.tasks])
 
         # the stream model, shared with SharingGraph.flops
         self._k_in = graph._streams_in()
