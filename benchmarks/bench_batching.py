@@ -54,7 +54,7 @@ def _time(fn, repeats: int, device: torch.device) -> float:
     return statistics.median(times)
 
 
-def main(argv: list[str] | None = None) -> None:
+def _args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=50_000)
     ap.add_argument("--d", type=int, default=32)
@@ -62,7 +62,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
-    args = ap.parse_args(argv)
+    ap.add_argument("--quick", action="store_true", help="N=5000, 2 repeats")
+    return ap.parse_args(argv)
+
+
+def main(quick: bool = False, device: str = "cpu", args: argparse.Namespace | None = None) -> list[str]:
+    if args is None:
+        args = _args(["--device", device] + (["--quick"] if quick else []))
+    if args.quick:
+        args.n, args.repeats = min(args.n, 5000), min(args.repeats, 2)
     torch.set_num_threads(2)
     device = torch.device(args.device)
     data = _data(args.n, args.d, args.tasks, device)
@@ -87,11 +95,11 @@ def main(argv: list[str] | None = None) -> None:
 
     t_idx = _time(index_epoch, args.repeats, device)
     t_dl = _time(loader_epoch, args.repeats, device)
-    print(
-        f"batching epoch N={args.n} d={args.d} T={args.tasks} batch={args.batch_size} on {device.type}: "
-        f"index batching {t_idx * 1e3:.1f} ms vs DataLoader {t_dl * 1e3:.0f} ms -> {t_dl / t_idx:.1f}x"
-    )
+    line = (f"batching epoch N={args.n} d={args.d} T={args.tasks} batch={args.batch_size} on {device.type}: "
+            f"index batching {t_idx * 1e3:.1f} ms vs DataLoader {t_dl * 1e3:.0f} ms -> {t_dl / t_idx:.2f}x")
+    print(line, flush=True)
+    return [line]
 
 
 if __name__ == "__main__":
-    main()
+    main(args=_args())

@@ -72,9 +72,10 @@ class PerTaskLoop(nn.Module):
         return [head(trunk(x)) for trunk, head in zip(self.trunks, self.heads)]
 
 
-def bench_networks(device: str) -> None:
+def bench_networks(device: str, quick: bool = False) -> list[str]:
     tasks = {f"t{i}": 1 for i in range(T)}
-    for width in (64, 256):
+    lines = []
+    for width in ((64,) if quick else (64, 256)):
         bb = {"name": "mlp", "input_shape": [width], "widths": [width] * STAGES}
         for kind in ("independent", "shared_bottom"):
             graph = getattr(SharingGraph, kind)(tasks, bb)
@@ -92,10 +93,14 @@ def bench_networks(device: str) -> None:
                 sum(y.sum() for y in ref(x)).backward()
 
             sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-            t_net, t_ref = _time_pair(lambda: (step_net(), sync()), lambda: (step_ref(), sync()))
+            t_net, t_ref = _time_pair(lambda: (step_net(), sync()), lambda: (step_ref(), sync()),
+                                      rounds=2 if quick else 5)
             name = kind.replace("_", "-")
-            print(f"network fwd+bwd T={T} width={width} {name}: compiled {t_net * 1e3:.2f} ms "
-                  f"vs per-task loop {t_ref * 1e3:.2f} ms -> {t_ref / t_net:.2f}x", flush=True)
+            line = (f"network fwd+bwd T={T} width={width} {name}: compiled {t_net * 1e3:.2f} ms "
+                    f"vs per-task loop {t_ref * 1e3:.2f} ms -> {t_ref / t_net:.2f}x")
+            print(line, flush=True)
+            lines.append(line)
+    return lines
 
 
 def sweep_mlp() -> None:
@@ -131,7 +136,14 @@ def sweep_cnn() -> None:
                   f"-> {r[0] / r[1]:.2f}x (rule says {'grouped' if bb.prefers_batched(0, G) else 'loop'})", flush=True)
 
 
-def main() -> None:
+def main(quick: bool = False, device: str = "cpu") -> list[str]:
+    """Entry point of run_all.py: the network lines only (no sweep)."""
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    return bench_networks(device, quick)
+
+
+def _cli() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sweep", action="store_true", help="also print the kernel sweep behind the batching rule")
     ap.add_argument("--device", default="cpu")
@@ -146,4 +158,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    _cli()

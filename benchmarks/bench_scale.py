@@ -1,0 +1,218 @@
+"""Memory and scale: time and peak memory per trial as tasks (T = 2, 8, 20) and stages (2, 4, 6) grow.
+
+Each configuration runs in a fresh child process (so ``ru_maxrss`` is that
+configuration's own peak) and trains one representative branched graph --
+tasks of a planted cluster share all but the last stage, clusters share the
+first stage -- on small synthetic data (n=2000, 2 epochs, batch 256, width 64).
+Reported per configuration: median seconds per trial (train() call) over
+interleaved repeats, the process peak RSS (``resource.getrusage``; on CUDA
+``torch.cuda.max_memory_allocated``) and the Python-heap peak (tracemalloc).
+Figures are ratios to T=2 (3 stages) and to 2 stages (T=8); the compiled
+network's fwd+bwd step is compared side by side with a per-task loop of
+``nn.Linear`` at T=20. Last, a whole ``run_search`` study with 20 tasks and 6
+stages (trunk encoding, tiny budget) runs in a child process: its peak RSS
+against a 24 GiB machine and its seconds per trial against the same study at
+T=2 / 2 stages.
+
+    python benchmarks/bench_scale.py [--quick] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import report, setup_threads  # noqa: E402
+
+MACHINE_GIB = 24
+FULL = {"n": 2000, "repeats": 3, "tasks": (2, 8, 20), "stages": (2, 4, 6), "study": (20, 6), "n_trials": 4, "rounds": 7}
+QUICK = {"n": 600, "repeats": 1, "tasks": (2, 8), "stages": (2, 4), "study": (8, 4), "n_trials": 3, "rounds": 3}
+
+
+def _clusters(T: int) -> list[list[int]]:
+    return [list(range(i, min(i + 3, T))) for i in range(0, T, 3)]
+
+
+def _data(T: int, n: int):
+    from sharesearch.data import load_data
+
+    cl = _clusters(T)
+    d = max(16, sum(1 if len(c) == 1 else 2 if len(c) == 2 else len(c) + 1 for c in cl))
+    return load_data("synthetic-mmoe", n=n, d=d, seed=0, clusters=cl)
+
+
+def _graph(data, L: int, width: int = 64):
+    from sharesearch.graph import SharingGraph
+
+    names = data.task_names
+    cl = {names[i]: k for k, c in enumerate(_clusters(len(names))) for i in c}
+    depths = {(a, b): (L - 1 if cl[a] == cl[b] else 1) for i, a in enumerate(names) for b in names[i + 1:]}
+    bb = {"name": "mlp", "input_shape": list(data.input_shape), "widths": [width] * L}
+    return SharingGraph.from_share_depths(data.tasks, bb, depths)
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def child_trial(T: int, L: int, n: int, repeats: int, device: str) -> dict:
+    """One configuration (runs in a child process): seconds per trial and peak memory."""
+    import torch
+
+    from sharesearch.train import TrainConfig, train
+
+    setup_threads()
+    data = _data(T, n)
+    g = _graph(data, L)
+    cfg = TrainConfig(epochs=2, batch_size=256, device=device)
+    train(g, data, cfg, keep_model=False)  # warm-up
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    tracemalloc.start()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        train(g, data, cfg, keep_model=False)
+        times.append(time.perf_counter() - t0)
+    py_peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    out = {"T": T, "L": L, "s_per_trial": statistics.median(times), "rss_mib": _peak_rss_mib(),
+           "py_peak_mib": py_peak, "n_params": g.n_params()}
+    if device.startswith("cuda"):
+        out["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def child_study(T: int, L: int, n: int, n_trials: int, device: str) -> dict:
+    """A whole tiny run_search study with T tasks and L stages (runs in a child process)."""
+    from sharesearch.search import SearchConfig, run_search
+    from sharesearch.space import SearchSpace
+    from sharesearch.train import TrainConfig
+
+    setup_threads()
+    data = _data(T, n)
+    space = SearchSpace.from_dict({
+        "name": f"scale-T{T}-L{L}",
+        "backbone": {"name": "mlp", "widths": [64] * L},
+        "branching": {"share": {"low": 0, "high": L}},
+        "train": {"lr": {"low": 3e-4, "high": 1e-2, "log": True}, "epochs": 2, "batch_size": 256},
+        "baseline": {"trials": 2, "lr": {"low": 3e-4, "high": 1e-2, "log": True}},
+    }, source="scale.toml")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        run_search(data, {"source": "synthetic-mmoe", "options": {"n": n, "clusters": _clusters(T)}}, space,
+                   storage=f"sqlite:///{tmp}/s.db", study_name="scale",
+                   config=SearchConfig(n_trials=n_trials, seed=0), train_base=TrainConfig(device=device),
+                   progress=False, verdict=False)
+        total = time.perf_counter() - t0
+    return {"T": T, "L": L, "s_per_trial": total / n_trials, "total_s": total, "rss_mib": _peak_rss_mib()}
+
+
+def _run_child(kind: str, **kw) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps({"kind": kind, **kw})]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"bench_scale child {kind} {kw} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _step_pair(T: int, device: str, rounds: int) -> tuple[float, float]:
+    """fwd+bwd step of the compiled independent graph vs a per-task loop of nn.Linear, interleaved."""
+    import torch
+    from torch import nn
+
+    from sharesearch.graph import SharingGraph
+    from sharesearch.network import compile_graph
+
+    width, L, B = 64, 3, 256
+    tasks = {f"t{i}": 1 for i in range(T)}
+    net = compile_graph(SharingGraph.independent(tasks, {"name": "mlp", "input_shape": [width],
+                                                         "widths": [width] * L}), seed=0).to(device)
+    loop = nn.ModuleList(nn.Sequential(*[m for _ in range(L) for m in (nn.Linear(width, width), nn.ReLU())],
+                                       nn.Linear(width, 1)) for _ in range(T)).to(device)
+    x = torch.randn(B, width, device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def s_net():
+        net.zero_grad(set_to_none=True)
+        sum(y.sum() for y in net(x).values()).backward()
+
+    def s_loop():
+        loop.zero_grad(set_to_none=True)
+        sum(m(x).sum() for m in loop).backward()
+
+    a, b = [], []
+    for f in (s_net, s_loop):
+        for _ in range(3):
+            f()
+    for _ in range(rounds):
+        for f, acc in ((s_net, a), (s_loop, b)):
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(10):
+                f()
+            sync()
+            acc.append((time.perf_counter() - t0) / 10)
+    return statistics.median(a), statistics.median(b)
+
+
+def main(quick: bool = False, device: str = "cpu") -> list[str]:
+    setup_threads()
+    z = QUICK if quick else FULL
+    n, repeats, tasks_grid, stages_grid = z["n"], z["repeats"], z["tasks"], z["stages"]
+    lines = []
+    res_T = {T: _run_child("trial", T=T, L=3, n=n, repeats=repeats, device=device) for T in tasks_grid}
+    res_L = {L: _run_child("trial", T=tasks_grid[1], L=L, n=n, repeats=repeats, device=device) for L in stages_grid}
+    mem_key = "cuda_peak_mib" if device.startswith("cuda") else "rss_mib"
+    for T, r in res_T.items():
+        print(f"# scale T={T} L=3: {r['s_per_trial']:.3f} s/trial, peak RSS {r['rss_mib']:.0f} MiB, "
+              f"python heap peak {r['py_peak_mib']:.1f} MiB, {r['n_params']} params", flush=True)
+    for L, r in res_L.items():
+        print(f"# scale T={tasks_grid[1]} L={L}: {r['s_per_trial']:.3f} s/trial, peak RSS {r['rss_mib']:.0f} MiB, "
+              f"python heap peak {r['py_peak_mib']:.1f} MiB, {r['n_params']} params", flush=True)
+    T0, L0 = tasks_grid[0], stages_grid[0]
+    for T in tasks_grid[1:]:
+        lines.append(report(f"scale time per trial T={T} vs T={T0} (3 stages, n={n}, 2 epochs; growth, <1 = slower)",
+                            f"T={T}", res_T[T]["s_per_trial"], f"T={T0}", res_T[T0]["s_per_trial"]))
+        lines.append(report(f"scale peak memory T={T} vs T={T0} ({mem_key})", f"T={T}", res_T[T][mem_key],
+                            f"T={T0}", res_T[T0][mem_key], unit="MiB"))
+    for L in stages_grid[1:]:
+        lines.append(report(f"scale time per trial {L} stages vs {L0} (T={tasks_grid[1]}; growth, <1 = slower)",
+                            f"{L} stages", res_L[L]["s_per_trial"], f"{L0} stages", res_L[L0]["s_per_trial"]))
+    Tmax = tasks_grid[-1]
+    t_net, t_loop = _step_pair(Tmax, device, z["rounds"])
+    lines.append(report(f"network fwd+bwd T={Tmax} independent width=64 3 stages batch 256",
+                        "compiled", t_net, "per-task loop", t_loop))
+    Ts, Ls = z["study"]
+    big = _run_child("study", T=Ts, L=Ls, n=n, n_trials=z["n_trials"], device=device)
+    small = _run_child("study", T=2, L=2, n=n, n_trials=z["n_trials"], device=device)
+    print(f"# scale study T={Ts} L={Ls}: {big['s_per_trial']:.2f} s/trial (baselines included), "
+          f"peak RSS {big['rss_mib']:.0f} MiB on {MACHINE_GIB} GiB", flush=True)
+    lines.append(report(f"scale study T={Ts} {Ls} stages peak RSS vs a {MACHINE_GIB} GiB machine (headroom)",
+                        "peak RSS", big["rss_mib"], "machine", MACHINE_GIB * 1024.0, unit="MiB"))
+    lines.append(report(f"scale study s/trial T={Ts} {Ls} stages vs T=2 2 stages (n={n}, 2 epochs; growth)",
+                        f"T={Ts} L={Ls}", big["s_per_trial"], "T=2 L=2", small["s_per_trial"]))
+    return lines
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        spec = json.loads(a.child)
+        kind = spec.pop("kind")
+        print(json.dumps(child_trial(**spec) if kind == "trial" else child_study(**spec)))
+    else:
+        main(a.quick, a.device)

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# One prepared GPU check for sharesearch: run from the repository root on a machine with one CUDA GPU.
+#
+#   WHEELS=/path/to/wheels OUT=./gpu_out bash benchmarks/gpu_check.sh
+#
+# (a) installs Optuna and plotly (and whatever else is in $WHEELS: sqlalchemy, alembic, colorlog, Mako,
+#     greenlet, typing_extensions, narwhals, packaging, pytest, pluggy, iniconfig, hypothesis, sortedcontainers,
+#     attrs, networkx, ...) from the wheels folder into /tmp/site -- nothing is fetched from the network;
+#     reports which imports are present / missing before and after;
+# (b) runs `python3 -m pytest -m cuda -q`, `run_all.py --device cuda --quick` and bench_gpu.py;
+# (c) writes every output to $OUT (default ./gpu_out) as files;
+# (d) each step has its own `timeout`; the whole script stays under ~8 minutes.
+# Exit status: 0 when every step passed, 1 when a step failed, 2 when the set-up itself failed.
+set -u
+WHEELS=${WHEELS:-.whl}
+OUT=${OUT:-./gpu_out}
+SITE=${SITE:-/tmp/site}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+LOG="$OUT/gpu_check.log"
+: > "$LOG"
+say() { echo "$@" | tee -a "$LOG"; }
+status=0
+T0=$(date +%s)
+
+say "== gpu_check $(date -u +%FT%TZ) in $PWD; WHEELS=$WHEELS OUT=$OUT"
+(nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 && head -15 "$OUT/nvidia-smi.txt" >> "$LOG") || say "nvidia-smi: not available"
+
+check_imports() {  # $1: label
+  python3 - "$1" <<'PY' 2>&1 | tee -a "$LOG"
+import importlib, sys
+need = ["torch", "numpy", "optuna", "plotly", "networkx", "yaml", "tqdm", "sqlalchemy", "pytest", "hypothesis"]
+optional = ["pandas", "scipy", "pyarrow"]
+def ver(m):
+    try:
+        return getattr(importlib.import_module(m), "__version__", "?")
+    except Exception as e:
+        return None
+missing = [m for m in need if ver(m) is None]
+print(f"[{sys.argv[1]}] present: " + ", ".join(f"{m} {ver(m)}" for m in need + optional if ver(m) is not None))
+print(f"[{sys.argv[1]}] missing (needed): {missing or 'none'}")
+print(f"[{sys.argv[1]}] missing (optional: pandas/scipy/pyarrow, tests needing them skip or fail): "
+      f"{[m for m in optional if ver(m) is None] or 'none'}")
+try:
+    import torch
+    print(f"[{sys.argv[1]}] torch {torch.__version__} cuda={torch.cuda.is_available()} "
+          f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''}")
+except Exception as e:
+    print(f"[{sys.argv[1]}] torch import failed: {e}")
+sys.exit(1 if missing else 0)
+PY
+}
+
+say "== (a) imports before install"
+check_imports before || true
+
+shopt -s nullglob
+wheels=("$WHEELS"/*.whl)
+if [ ! -d "$WHEELS" ] || [ ${#wheels[@]} -eq 0 ]; then
+  say "ERROR: no wheels in WHEELS=$WHEELS (need at least optuna and plotly + their deps; see the header)"
+  exit 2
+fi
+say "== installing ${#wheels[@]} wheels into $SITE (no index, no deps, no network)"
+if ! timeout 120 python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$SITE" \
+     "${wheels[@]}" >> "$LOG" 2>&1; then
+  say "ERROR: pip install from $WHEELS failed (see $LOG)"
+  exit 2
+fi
+export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+say "== imports after install"
+if ! check_imports after; then
+  say "ERROR: a needed module is still missing after installing the wheels"
+  status=2
+fi
+python3 -c "import sharesearch.search" >> "$LOG" 2>&1 || { say "ERROR: cannot import sharesearch.search"; exit 2; }
+python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)"
+have_cuda=$?
+
+step() {  # name timeout_s command...
+  local name=$1 limit=$2; shift 2
+  say "== $name (timeout ${limit}s)"
+  local s=$(date +%s)
+  timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.txt" 2>&1
+  local rc=$?
+  tail -25 "$OUT/$name.txt" | tee -a "$LOG"
+  say "-- $name: rc=$rc in $(( $(date +%s) - s ))s"
+  [ $rc -eq 0 ] || status=1
+}
+
+if [ $have_cuda -ne 0 ]; then
+  say "== no CUDA device: skipping the CUDA tests and GPU benchmarks"
+  step pytest_cuda 120 python3 -m pytest -m cuda -q -p no:cacheprovider tests
+else
+  step pytest_cuda 150 python3 -m pytest -m cuda -q -p no:cacheprovider tests
+  step run_all_cuda_quick 210 python3 benchmarks/run_all.py --device cuda --quick \
+       --only network --only batching --only train --only scale --only sampler --out "$OUT/run_all_cuda_quick.txt"
+  step bench_gpu 180 python3 benchmarks/bench_gpu.py --quick
+fi
+say "== done in $(( $(date +%s) - T0 ))s, status $status; files in $OUT:"
+ls -1 "$OUT" | tee -a "$LOG"
+exit $status

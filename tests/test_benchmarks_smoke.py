@@ -1,0 +1,73 @@
+"""Smoke test of the benchmarks: each module imports and its smallest configuration prints a ratio line.
+
+No timing is asserted -- only that every benchmark runs and reports ``... -> N.NNx``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+RATIO = re.compile(r": .+ vs .+ -> [0-9.]+x$")
+
+
+@pytest.fixture()
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setenv("SHARESEARCH_BENCH_THREADS", "1")
+
+    def load(name):
+        sys.modules.pop(name, None)
+        return importlib.import_module(name)
+
+    return load
+
+
+def _smallest(mod, monkeypatch):
+    name = mod.__name__
+    if name == "bench_e2e":
+        monkeypatch.setitem(mod.QUICK, "n", 300)
+        monkeypatch.setitem(mod.QUICK, "n_trials", 3)
+        monkeypatch.setitem(mod.QUICK, "epochs", 1)
+        monkeypatch.setitem(mod.QUICK, "baseline_trials", 1)
+    elif name == "bench_sampler":
+        monkeypatch.setattr(mod, "QUICK", {"seeds": 1, "cap": 5})
+    elif name == "bench_scale":
+        monkeypatch.setattr(mod, "QUICK", {"n": 200, "repeats": 1, "tasks": (2, 3), "stages": (2, 3),
+                                           "study": (3, 3), "n_trials": 2, "rounds": 1})
+    elif name == "bench_train":
+        monkeypatch.setattr(mod, "EPOCHS", 1)
+
+
+@pytest.mark.parametrize("name", ["bench_network", "bench_batching", "bench_train", "bench_e2e",
+                                  "bench_sampler", "bench_scale", "bench_gpu"])
+def test_benchmark_prints_a_ratio(name, bench, monkeypatch, capsys):
+    mod = bench(name)
+    _smallest(mod, monkeypatch)
+    lines = mod.main(quick=True, device="cpu")
+    out = capsys.readouterr().out
+    if name == "bench_gpu":  # CUDA only: without a GPU it must skip cleanly
+        import torch
+
+        if not torch.cuda.is_available():
+            assert lines == [] and "skipped" in out
+            return
+    assert lines, f"{name} reported no figure"
+    for line in lines:
+        assert RATIO.search(line), line
+        assert line in out
+
+
+def test_run_all_parses_and_writes(bench, tmp_path, monkeypatch):
+    run_all = bench("run_all")
+    d = run_all.parse_line("x: ours 1.00 ms vs theirs 2.00 ms -> 2.00x")
+    assert d["ratio"] == 2.0 and d["what"] == "x"
+    out = tmp_path / "b.txt"
+    assert run_all.main(["--quick", "--only", "batching", "--out", str(out)]) == 0
+    assert "-> " in out.read_text() and out.with_suffix(".json").exists()
+    assert run_all.main(["--only", "gpu"]) == 0  # skipped without --device cuda
