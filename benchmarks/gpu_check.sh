@@ -29,8 +29,10 @@ say "== gpu_check $(date -u +%FT%TZ) in $PWD; WHEELS=$WHEELS OUT=$OUT"
 check_imports() {  # $1: label
   python3 - "$1" <<'PY' 2>&1 | tee -a "$LOG"
 import importlib, sys
-need = ["torch", "numpy", "optuna", "plotly", "networkx", "yaml", "tqdm", "sqlalchemy", "pytest", "hypothesis"]
-optional = ["pandas", "scipy", "pyarrow"]
+# sharesearch.verdict imports pandas and scipy at module level (search imports verdict): they are needed
+need = ["torch", "numpy", "optuna", "plotly", "networkx", "yaml", "tqdm", "sqlalchemy", "pandas", "scipy",
+        "pytest", "hypothesis"]
+optional = ["pyarrow"]  # only Parquet data files
 def ver(m):
     try:
         return getattr(importlib.import_module(m), "__version__", "?")
@@ -39,7 +41,7 @@ def ver(m):
 missing = [m for m in need if ver(m) is None]
 print(f"[{sys.argv[1]}] present: " + ", ".join(f"{m} {ver(m)}" for m in need + optional if ver(m) is not None))
 print(f"[{sys.argv[1]}] missing (needed): {missing or 'none'}")
-print(f"[{sys.argv[1]}] missing (optional: pandas/scipy/pyarrow, tests needing them skip or fail): "
+print(f"[{sys.argv[1]}] missing (optional: pyarrow, Parquet tests only): "
       f"{[m for m in optional if ver(m) is None] or 'none'}")
 try:
     import torch
@@ -72,7 +74,7 @@ if ! check_imports after; then
   say "ERROR: a needed module is still missing after installing the wheels"
   status=2
 fi
-python3 -c "import sharesearch.search" >> "$LOG" 2>&1 || { say "ERROR: cannot import sharesearch.search"; exit 2; }
+python3 -c "import sharesearch.search" >> "$LOG" 2>&1 || { say "ERROR: cannot import sharesearch.search (see $LOG)"; tail -3 "$LOG"; exit 2; }
 python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)"
 have_cuda=$?
 
