@@ -67,7 +67,7 @@ import networkx as nx
 
 from .backbones import Backbone, make_backbone
 
-__all__ = ["SharingGraph", "GraphError", "CONDITIONINGS", "parse_partition"]
+__all__ = ["SharingGraph", "GraphError", "CONDITIONINGS", "LINKAGES", "parse_partition", "share_partitions"]
 
 CONDITIONINGS = ("none", "concat", "film", "gate")
 _NODE_KINDS = ("input", "block", "moe", "head")
@@ -114,6 +114,54 @@ def _per_stage(value: Any, n: int, field: str) -> list[Any]:
             raise GraphError(f"field {field!r}: expected {n} per-stage values, got {len(value)}")
         return list(value)
     return [value] * n
+
+
+LINKAGES = ("average", "single")
+
+
+def share_partitions(tasks: Sequence[str], depths: Mapping[tuple[str, str], int], n_stages: int,
+                     linkage: str = "average") -> list[list[list[str]]]:
+    """Nested task partitions (one per stage) nearest to pairwise share requests.
+
+    Tasks ``a`` and ``b`` ask to share ``depths[(a, b)]`` leading stages
+    (missing pairs ask for 0). Their distance is ``n_stages - depth``; a
+    hierarchical clustering of the distances (scipy's ``linkage``) is cut at
+    ``n_stages - l - 1/2`` for stage ``l``: a group shares stage ``l`` when its
+    (average, or single-link) request exceeds ``l``. Cuts of one dendrogram
+    are nested, and requests that already form a tree come back unchanged.
+
+    ``"average"`` (UPGMA, the default) groups tasks by their *mean* request,
+    so one pair asking to share does not chain whole groups together;
+    ``"single"`` joins any two tasks linked by a chain of deep requests (the
+    subdominant ultrametric: depths are only ever raised).
+
+    >>> share_partitions(["a", "b", "c", "d"], {("a", "b"): 2, ("c", "d"): 1, ("b", "c"): 1}, 2)
+    [[['a', 'b'], ['c', 'd']], [['a', 'b'], ['c'], ['d']]]
+    >>> share_partitions(["a", "b", "c", "d"], {("a", "b"): 2, ("c", "d"): 1, ("b", "c"): 1}, 2, "single")
+    [[['a', 'b', 'c', 'd']], [['a', 'b'], ['c'], ['d']]]
+    """
+    if linkage not in LINKAGES:
+        raise GraphError(f"field 'linkage': unknown linkage {linkage!r}; valid: {list(LINKAGES)}")
+    names = list(tasks)
+    if len(names) == 1:
+        return [[names] for _ in range(n_stages)]
+    from scipy.cluster.hierarchy import fcluster, linkage as _linkage
+    from scipy.spatial.distance import squareform
+
+    index = {t: i for i, t in enumerate(names)}
+    dist = [[0.0] * len(names) for _ in names]
+    for a, b in itertools.combinations(names, 2):
+        d = depths.get((a, b), depths.get((b, a), 0))
+        dist[index[a]][index[b]] = dist[index[b]][index[a]] = float(n_stages - min(max(int(d), 0), n_stages))
+    z = _linkage(squareform(dist, checks=False), method=linkage)
+    parts = []
+    for stage in range(n_stages):
+        labels = fcluster(z, t=n_stages - stage - 0.5, criterion="distance")
+        groups: dict[int, list[str]] = {}
+        for t, lab in zip(names, labels):
+            groups.setdefault(int(lab), []).append(t)
+        parts.append(sorted(groups.values(), key=lambda g: index[g[0]]))
+    return parts
 
 
 class SharingGraph:
@@ -432,14 +480,15 @@ class SharingGraph:
         return cls.from_partitions(tasks, backbone, partitions, **kw)
 
     @classmethod
-    def from_share_depths(cls, tasks, backbone, depths: Mapping[tuple[str, str], int], **kw) -> "SharingGraph":
+    def from_share_depths(cls, tasks, backbone, depths: Mapping[tuple[str, str], int], *,
+                          linkage: str = "average", **kw) -> "SharingGraph":
         """Build the branched graph closest to pairwise share depths.
 
         ``depths[(a, b)]`` asks tasks ``a`` and ``b`` to share the first
-        ``depths[(a, b)]`` stages (missing pairs: 0). Any matrix maps to a
-        valid tree: stage ``l`` groups the connected components of the graph
-        whose edges are the pairs with depth ``> l`` (single linkage), so
-        partitions are nested by construction.
+        ``depths[(a, b)]`` stages (missing pairs: 0). Any set of requests maps
+        to a valid tree by :func:`share_partitions` (hierarchical clustering of
+        the distances ``L - depth``, cut once per stage, so partitions are
+        nested by construction and a valid tree maps to itself).
 
         >>> g = SharingGraph.from_share_depths({"a": 1, "b": 1, "c": 1},
         ...     {"name": "mlp", "input_shape": [4], "widths": [8, 8]}, {("a", "b"): 2, ("b", "c"): 1})
@@ -447,13 +496,7 @@ class SharingGraph:
         ((('a', 'b', 'c'),), (('a', 'b'), ('c',)))
         """
         names = list(_task_dims(tasks))
-        L = make_backbone(backbone).n_stages
-        parts = []
-        for s in range(L):
-            h = nx.Graph()
-            h.add_nodes_from(names)
-            h.add_edges_from((a, b) for (a, b), d in depths.items() if d > s)
-            parts.append([sorted(c) for c in nx.connected_components(h)])
+        parts = share_partitions(names, depths, make_backbone(backbone).n_stages, linkage=linkage)
         return cls.from_partitions(tasks, backbone, parts, **kw)
 
     # -------------------------------------------------------- canonical / json

@@ -14,7 +14,9 @@ Protocol
    configuration. The result is stored in the main study, keyed by data
    fingerprint, backbone, budget and seed, and every worker reuses it.
 2. **Reference points.** A new study enqueues the field's reference
-   architectures (independent, shared-bottom, MMoE, cross-stitch) first.
+   architectures (independent, shared-bottom, MMoE, cross-stitch) first,
+   trained with the baselines' tuned configuration (lr, weight decay,
+   epochs, batch size) so that they are compared like with like.
 3. **Objective.** Validation Δm (Maninis et al. 2019): the priority-weighted
    mean over tasks of the signed relative difference to the tuned baseline;
    positive is better than independent. Multi-objective mode adds parameter
@@ -69,6 +71,8 @@ __all__ = [
     "ensure_baselines",
     "run_worker",
     "run_search",
+    "enqueue_references",
+    "annotate_for_dashboard",
     "compute_verdict",
     "load_results",
     "default_study_name",
@@ -251,9 +255,7 @@ def prepare_study(storage, study_name: str, data: MultiTaskData, data_source: Ma
         if name not in space.reference_names():
             continue
         params = space.reference_params(name, data.tasks)
-        cand = space.sample(optuna.trial.FixedTrial(params), data.tasks, data.input_shape)
-        references[name] = cand.graph.key()
-        study.enqueue_trial(params, user_attrs={"reference": name})
+        references[name] = space.sample(optuna.trial.FixedTrial(params), data.tasks, data.input_shape).graph.key()
     ctx = {
         "version": 1,
         "data": {"source": dict(data_source), "name": data.name, "fingerprint": data.fingerprint(),
@@ -357,6 +359,44 @@ def _signed(spec, res: TrainResult) -> float:
 
 def _finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+
+
+def _reference_training(space: SearchSpace, baselines: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Trial parameters giving the reference architectures the baselines' tuned training.
+
+    The most common tuned baseline configuration (lr, weight decay, epochs,
+    batch size), clipped into the candidates' ranges: a reference is then
+    compared with baselines trained the same way, not with defaults.
+    """
+    from collections import Counter
+
+    configs = Counter(json.dumps(b["config"], sort_keys=True) for b in baselines.values())
+    config = json.loads(configs.most_common(1)[0][0])
+    out: dict[str, Any] = {}
+    for key in ("lr", "weight_decay", "epochs", "batch_size"):
+        f = space.fields.get(f"train.{key}")
+        if f is None or key not in config:
+            continue
+        value = config[key]
+        if f.mode == "range" and value != 0:
+            value = min(max(value, f.low), f.high)
+        if f.can_be(value):
+            out.update(f.params_for(value))
+    return out
+
+
+def enqueue_references(study: optuna.Study, data: MultiTaskData, space: SearchSpace,
+                       baselines: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Enqueue the reference architectures (once per study), trained like the tuned baselines."""
+    if study.user_attrs.get("references_enqueued"):
+        return []
+    names = list(_context(study).get("references", {}))
+    training = _reference_training(space, baselines)
+    for name in names:
+        params = {**space.reference_params(name, data.tasks), **training}
+        study.enqueue_trial(params, user_attrs={"reference": name})
+    study.set_user_attr("references_enqueued", True)
+    return names
 
 
 # --------------------------------------------------------------- objective
@@ -519,6 +559,7 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
     data = data.to(resolve_device(train_base.device))
     sweep_dead_trials(study)
     baselines = ensure_baselines(study, data, space, train_base)
+    enqueue_references(study, data, space, baselines)
     study.pruner = _pruner(cfg, _max_epochs(space, train_base))
     target = n_trials if n_trials is not None else cfg.n_trials
     remaining = target - _finished(study)
@@ -584,7 +625,8 @@ def run_search(data: MultiTaskData, data_source: Mapping[str, Any], space: Searc
             import multiprocessing as mp
             import torch
 
-            ensure_baselines(study, data, space, train_base)  # once, before the workers start
+            enqueue_references(study, data, space,  # once, before the workers start
+                               ensure_baselines(study, data, space, train_base))
             url = storage_url(st)
             n_gpu = torch.cuda.device_count()
             ctxmp = mp.get_context("spawn")
@@ -603,6 +645,7 @@ def run_search(data: MultiTaskData, data_source: Mapping[str, Any], space: Searc
         bar.close()
     if verdict:
         compute_verdict(study, data, progress=progress)
+    annotate_for_dashboard(study)
     return study
 
 
@@ -720,6 +763,37 @@ def _mechanism_values(res: TrainResult, data: MultiTaskData) -> tuple[dict | Non
         gates = {k: v.float().cpu().tolist() for k, v in model.gate_values(data.x[idx[:2048]]).items()}
         stitch = {k: v.float().cpu().tolist() for k, v in model.stitch_weights().items()}
     return (gates or None), (stitch or None)
+
+
+# --------------------------------------------------------------- dashboard
+def annotate_for_dashboard(study: optuna.Study, top: int = 3) -> bool:
+    """Make the study read well in optuna-dashboard (if it is installed).
+
+    Objective names are always set (``study.set_metric_names``); with
+    ``optuna-dashboard`` installed, the best trials' topology figures are
+    saved as the study's graph objects and each best trial gets a Markdown
+    note with its topology and per-task validation Δ. Returns whether the
+    dashboard annotations were written.
+    """
+    try:
+        import optuna_dashboard
+    except ImportError:
+        return False
+    from .figure import topology_figure
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "graph" in t.user_attrs]
+    done.sort(key=lambda t: -t.values[0])
+    for t in done[:top]:
+        graph = SharingGraph.from_dict(t.user_attrs["graph"])
+        deltas = t.user_attrs.get("val_deltas") or {}
+        fig = topology_figure(graph, deltas=deltas, title=f"trial {t.number}: validation Δm {t.values[0]:+.2%}")
+        optuna_dashboard.save_plotly_graph_object(study, fig, graph_object_id=f"topology-trial-{t.number}")
+        rows = "\n".join(f"| {name} | {d:+.2%} |" for name, d in deltas.items())
+        body = (f"## Trial {t.number}: validation Δm {t.values[0]:+.2%}\n\n"
+                f"```\n{graph.describe()}\n```\n\n| task | validation Δ |\n|---|---|\n{rows}\n\n"
+                f"Its topology figure is the study's graph object `topology-trial-{t.number}`.")
+        optuna_dashboard.save_note(optuna.trial.Trial(study, t._trial_id), body)
+    return True
 
 
 # ------------------------------------------------------------------ export

@@ -150,7 +150,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .graph import CONDITIONINGS, SharingGraph
+from .graph import CONDITIONINGS, LINKAGES, SharingGraph, share_partitions
 
 __all__ = [
     "SpaceError",
@@ -517,7 +517,7 @@ _SCHEMA: dict[str, dict[str, _Spec]] = {
 }
 _EXTRA_KEYS = {
     "backbone": ("name", "widths"),
-    "branching": ("encoding", "max_pairwise_tasks"),
+    "branching": ("encoding", "max_pairwise_tasks", "linkage"),
     "mechanisms": (),
     "train": (),
     "baseline": ("trials", "budget"),
@@ -536,43 +536,29 @@ def _pair(a: str, b: str) -> tuple[str, str]:
 
 
 def project_share_depths(tasks: Sequence[str], depths: Mapping[tuple[str, str], int],
-                         n_stages: int) -> dict[tuple[str, str], int]:
-    """Single-linkage projection of pairwise share requests onto a task tree.
+                         n_stages: int, linkage: str = "average") -> dict[tuple[str, str], int]:
+    """Projection of pairwise share requests onto a task tree.
 
     Returns, for every pair ``(a, b)`` with ``a < b``, the number of leading
     stages the two share in :meth:`SharingGraph.from_share_depths` of the same
-    requests: the largest ``l <= n_stages`` such that ``a`` and ``b`` are joined
-    by a chain of pairs each requesting at least ``l`` (the subdominant
-    ultrametric). Missing pairs request 0.
+    requests (:func:`sharesearch.graph.share_partitions`). With
+    ``linkage="single"`` this is the subdominant ultrametric: the largest
+    ``l <= n_stages`` such that ``a`` and ``b`` are joined by a chain of pairs
+    each requesting at least ``l``. Missing pairs request 0.
 
-    >>> project_share_depths("abc", {("a", "b"): 2, ("b", "c"): 3}, 3)
+    >>> project_share_depths("abc", {("a", "b"): 2, ("b", "c"): 3}, 3, linkage="single")
     {('a', 'b'): 2, ('a', 'c'): 2, ('b', 'c'): 3}
+    >>> project_share_depths("abc", {("a", "b"): 2, ("b", "c"): 3}, 3)
+    {('a', 'b'): 1, ('a', 'c'): 1, ('b', 'c'): 3}
     """
     names = list(tasks)
-    parent = {t: t for t in names}
-
-    def find(t: str) -> str:
-        while parent[t] != t:
-            parent[t] = parent[parent[t]]
-            t = parent[t]
-        return t
-
-    out = {_pair(a, b): 0 for a, b in itertools.combinations(names, 2)}
-    req = {_pair(a, b): min(int(d), n_stages) for (a, b), d in depths.items()}
-    # Kruskal from the deepest requests: the depth at which two clusters first
-    # merge is the projected depth of every pair across them.
-    members = {t: [t] for t in names}
-    for (a, b), d in sorted(req.items(), key=lambda kv: -kv[1]):
-        if d <= 0:
-            break
-        ra, rb = find(a), find(b)
-        if ra == rb:
-            continue
-        for x in members[ra]:
-            for y in members[rb]:
-                out[_pair(x, y)] = d
-        parent[rb] = ra
-        members[ra] += members.pop(rb)
+    parts = share_partitions(names, depths, n_stages, linkage=linkage)
+    out = {}
+    for a, b in itertools.combinations(names, 2):
+        d = 0
+        while d < n_stages and any(a in grp and b in grp for grp in parts[d]):
+            d += 1
+        out[_pair(a, b)] = d
     return out
 
 
@@ -725,6 +711,7 @@ class SearchSpace:
         self.encoding = p.scalar(enc, "branching.encoding", _Spec("str", "", names=ENCODINGS))
         mpt = raw.get("max_pairwise_tasks", 8)
         self.max_pairwise_tasks = p.scalar(mpt, "branching.max_pairwise_tasks", _Spec("int", "", minimum=2))
+        self.linkage = p.scalar(raw.get("linkage", "average"), "branching.linkage", _Spec("str", "", names=LINKAGES))
 
     def _parse_mechanisms(self, p: _Parser) -> None:
         # an omitted mechanism is fixed off (so references can check it)
@@ -900,7 +887,7 @@ class SearchSpace:
         L = len(bb["widths"])
         depths = self._depths(pick, names, L)
         mech = self._mechanisms(pick, L)
-        graph = SharingGraph.from_share_depths(tasks, bb, depths, **mech)
+        graph = SharingGraph.from_share_depths(tasks, bb, depths, linkage=self.linkage, **mech)
         return Candidate(graph, self._train(pick))
 
     def sample(self, trial: Any, tasks: Mapping[str, int] | Sequence[Any], input_shape: Sequence[int]) -> Candidate:

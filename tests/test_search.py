@@ -203,3 +203,14 @@ def test_finite_objective_values(tmp_path, data):
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         assert math.isfinite(t.value)
         assert set(t.user_attrs["val_deltas"]) == set(data.task_names)
+
+
+def test_best_trials_carry_their_topology_for_optuna_dashboard(tmp_path, data):
+    pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is a test dependency; install .[test]")
+    study = _search(tmp_path, data, n_trials=5, top_k=0, n_seeds=1)
+    assert study.metric_names == ["delta_m"]
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    best = max(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.value)
+    assert any(f"topology-trial-{best.number}" in k for k in attrs), sorted(attrs)[:10]
+    notes = [v for k, v in attrs.items() if "note" in k and isinstance(v, str)]
+    assert any(f"Trial {best.number}" in v for v in notes)

@@ -229,10 +229,9 @@ def test_random_sampling_gives_valid_nested_graphs(name):
         assert set(cand.train) <= {"lr", "weight_decay", "epochs", "batch_size", "weighting", "sampling"}
         assert set(pair_names) <= set(trial.params)  # every pair, every trial
         req = {tuple(n[6:-1].split("~")): trial.params[n] for n in pair_names}
-        proj = project_share_depths(g.tasks, req, g.n_stages)
+        proj = project_share_depths(g.tasks, req, g.n_stages)  # the space's default linkage: average
         for (a, b), d in proj.items():
             assert g.share_depth(a, b) == d
-            assert d >= min(req[(a, b)], g.n_stages)
         if trial.params.get("cross_stitch"):
             assert "l2_on" not in trial.params and not g.soft_edges("l2")
         seen.append((dict(trial.params), g.key(), cand.train))
@@ -390,9 +389,9 @@ def _ultrametric(draw):
 @given(_requests())
 def test_projection_is_single_linkage_and_nested(req):
     names, L, depths = req
-    proj = project_share_depths(names, depths, L)
+    proj = project_share_depths(names, depths, L, linkage="single")
     g = SharingGraph.from_share_depths({t: 1 for t in names}, {"name": "mlp", "input_shape": [2], "widths": [2] * L},
-                                       depths)
+                                       depths, linkage="single")
     assert _nested(g)
     for (a, b), d in proj.items():
         assert g.share_depth(a, b) == d
@@ -418,9 +417,37 @@ def test_projection_is_single_linkage_and_nested(req):
 def test_projection_is_identity_on_trees(um):
     names, L, depths = um
     assert project_share_depths(names, depths, L) == depths
+    assert project_share_depths(names, depths, L, linkage="single") == depths
     space = SearchSpace.from_dict({"backbone": {"widths": [4] * L}})
     params = {f"share[{a}~{b}]": d for (a, b), d in depths.items()}
     params.update(space.reference_params("independent", {t: 1 for t in names}))
     params.update({f"share[{a}~{b}]": d for (a, b), d in depths.items()})
     g = space.sample(ParamsTrial(params), {t: 1 for t in names}, (3,)).graph
     assert {(a, b): g.share_depth(a, b) for a, b in depths} == depths
+
+
+@settings(max_examples=100, deadline=None)
+@given(_requests())
+def test_average_linkage_projection_is_nested_and_matches_the_graph(req):
+    names, L, depths = req
+    proj = project_share_depths(names, depths, L)
+    g = SharingGraph.from_share_depths({t: 1 for t in names}, {"name": "mlp", "input_shape": [2], "widths": [2] * L},
+                                       depths)
+    assert _nested(g)
+    for (a, b), d in proj.items():
+        assert g.share_depth(a, b) == d
+
+
+def test_average_linkage_does_not_chain_groups_through_one_pair():
+    """Two groups with one stray request between them stay apart (single linkage would merge them)."""
+    names = ["a", "b", "c", "d"]
+    depths = {("a", "b"): 2, ("c", "d"): 2, ("b", "c"): 2}
+    avg = project_share_depths(names, depths, 2)
+    single = project_share_depths(names, depths, 2, linkage="single")
+    assert single[("a", "d")] == 2
+    assert avg[("a", "b")] == 2 and avg[("c", "d")] == 2 and avg[("a", "d")] < 2
+
+
+def test_unknown_linkage_is_rejected_with_the_key():
+    with pytest.raises(SpaceError, match=r"branching\.linkage.*'complete'"):
+        SearchSpace.from_dict({"backbone": {"widths": [4, 4]}, "branching": {"linkage": "complete"}}, source="x.toml")

@@ -126,7 +126,7 @@ def make_synthetic_mmoe(
     d: int = 16,
     p: "float | Sequence[float]" = 0.9,
     clusters: Sequence[Sequence[int]] | None = None,
-    noise: float = 0.1,
+    noise: "float | Sequence[float]" = 0.1,
     seed: int = 0,
     kind: str = "regression",
     m: int = 10,
@@ -145,8 +145,10 @@ def make_synthetic_mmoe(
         Within-cluster cosine similarity of the task weights (per cluster if a list).
     clusters : list of lists of int, optional
         Partition of the task indices; default ``[[0, 1, 2], [3, 4], [5]]``.
-    noise : float
-        Standard deviation of the label noise.
+    noise : float or list of float
+        Standard deviation of the label noise (per cluster if a list: a noisy
+        cluster gains from pooling its tasks, a clean unrelated task loses
+        from sharing a narrow trunk -- both effects can be planted at once).
     seed : int
         Seed of everything (weights, alphas/betas, inputs, noise, label masks).
     kind : {"regression", "binary"}
@@ -176,8 +178,9 @@ def make_synthetic_mmoe(
         raise ValueError(f"synthetic-mmoe: need n >= 2, d >= 1, m >= 0; got n={n}, d={d}, m={m}")
     if not (0.0 < float(labelled) <= 1.0):
         raise ValueError(f"synthetic-mmoe: labelled must be in (0, 1], got {labelled!r}")
-    if not (float(noise) >= 0.0):
-        raise ValueError(f"synthetic-mmoe: noise must be >= 0, got {noise!r}")
+    noises = [float(noise)] * len(cl) if isinstance(noise, (int, float)) else [float(v) for v in noise]
+    if len(noises) != len(cl) or not all(v >= 0.0 for v in noises):
+        raise ValueError(f"synthetic-mmoe: noise must be >= 0 (one value per cluster if a list), got {noise!r}")
     T = sum(len(c) for c in cl)
     rng = np.random.default_rng(int(seed))
     w = task_weights(d, cl, p, float(scale), rng)  # [T, d]
@@ -185,7 +188,10 @@ def make_synthetic_mmoe(
     beta = rng.standard_normal(m)
     x = rng.standard_normal((n, d))
     z = x @ w.T  # [n, T]
-    y = z + np.sin(z[:, :, None] * alpha + beta).sum(axis=2) + float(noise) * rng.standard_normal((n, T))
+    sigma = np.empty(T)
+    for c, members in enumerate(cl):
+        sigma[list(members)] = noises[c]
+    y = z + np.sin(z[:, :, None] * alpha + beta).sum(axis=2) + sigma * rng.standard_normal((n, T))
     split_seed = int(seed) if split_seed is None else int(split_seed)
     split_t = make_split(n, split_seed, split)
     train = split_t.numpy() == 0
@@ -218,7 +224,7 @@ def make_synthetic_mmoe(
             "d": d,
             "p": ps if not isinstance(p, (int, float)) else float(p),
             "clusters": cl,
-            "noise": float(noise),
+            "noise": float(noise) if isinstance(noise, (int, float)) else noises,
             "seed": int(seed),
             "kind": kind,
             "m": m,
