@@ -169,11 +169,35 @@ def open_storage(url: str | None, study_name: str = "sharesearch", runs_dir: str
         raise SearchError(f"--storage: not a storage URL: {url!r} (try sqlite:///study.db, "
                           "postgresql://user:pass@host/db or journal:path/to/file.log)")
     try:
-        return optuna.storages.RDBStorage(
+        storage = optuna.storages.RDBStorage(
             url, heartbeat_interval=30, grace_period=120,
             engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None)
     except Exception as e:  # sqlalchemy raises many kinds; the user needs the URL and the reason
         raise SearchError(f"--storage: cannot open {url!r}: {e}") from None
+    if url.startswith("sqlite"):
+        _fast_sqlite(storage)
+    return storage
+
+
+def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
+    """WAL journal and synchronous=NORMAL: a commit no longer waits for an fsync.
+
+    A trial writes a few dozen small rows (parameters, attributes, one
+    intermediate value per epoch); with SQLite's defaults each commit costs
+    an fsync (~7 ms here), a third of a small trial's time. WAL stays safe
+    for several local processes; NORMAL can lose the last commits on power
+    loss, never corrupt the file.
+    """
+    from sqlalchemy import event
+
+    def pragmas(dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    event.listen(storage.engine, "connect", pragmas)
+    storage.engine.dispose()  # connections made before the listener reopen with the pragmas
 
 
 def storage_url(storage: optuna.storages.BaseStorage) -> str:

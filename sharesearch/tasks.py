@@ -142,17 +142,25 @@ def labelled_mask(spec: TaskSpec, y: torch.Tensor) -> torch.Tensor:
     return ~torch.isnan(y)
 
 
-def task_loss(spec: TaskSpec, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def task_loss(spec: TaskSpec, out: torch.Tensor, y: torch.Tensor, dense: bool = False) -> torch.Tensor:
     """Mean loss over the labelled examples (0, with a graph, when there are none).
 
     ``out`` is the head output, shape [B, out_dim]; ``y`` is [B] (float, NaN =
     missing). Regression targets are expected already standardised. The
     computation is masked rather than indexed, so it never synchronises a GPU.
+    ``dense=True`` promises every label is present and skips the masking.
 
     >>> spec = TaskSpec("t", "binary")
     >>> float(task_loss(spec, torch.zeros(2, 1), torch.tensor([1.0, float("nan")])))  # log 2
     0.6931471824645996
     """
+    if dense:
+        o, t = out.float(), y.float()
+        if spec.kind == "binary":
+            return F.binary_cross_entropy_with_logits(o[:, 0], t)
+        if spec.kind == "multiclass":
+            return F.cross_entropy(o, t.long())
+        return F.mse_loss(o[:, 0], t)
     mask = ~torch.isnan(y)  # [B]
     yy = torch.where(mask, y, torch.zeros_like(y))  # [B]
     o = out.float()

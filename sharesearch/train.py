@@ -200,11 +200,14 @@ def evaluate(model: MultiTaskNet, data: MultiTaskData, split: str = "val", *,
 
 
 def _make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    # foreach: one multi-tensor kernel per step instead of one per parameter; on the
+    # CPU torch defaults to the per-tensor loop, which cost ~15% of a small model's step.
+    # The update stays elementwise per parameter, so tasks are still not coupled.
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, foreach=True)
     if cfg.optimizer == "adamw" or cfg.weight_decay > 0:
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    return torch.optim.Adam(params, lr=cfg.lr, foreach=True)
 
 
 def _better(metric_dir: float, new: float, old: float | None) -> bool:
@@ -257,6 +260,8 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     batcher = IndexBatcher(data, "train", config.batch_size, sampling=config.sampling, generator=gen)
     has_penalty = any(True for _ in graph.soft_edges("l2"))
+    # no missing label among the training rows: the losses can skip masking
+    dense = not bool(torch.isnan(data.y[data.indices("train")][:, cols]).any())
     direction = {s.name: sign(s.primary_metric) for s in specs}
 
     best: dict[str, float | None] = {t: None for t in names}
@@ -275,7 +280,7 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
             yb = data.y[idx]  # [B, T]
             with _autocast(device, config.amp):
                 out = model(xb, tasks=names)
-            losses = {t: task_loss(s, out[t], yb[:, c]) for t, s, c in zip(names, specs, cols)}
+            losses = {t: task_loss(s, out[t], yb[:, c], dense) for t, s, c in zip(names, specs, cols)}
             opt.zero_grad(set_to_none=True)
             weighting.backward(losses, shared)
             if has_penalty:
