@@ -881,8 +881,10 @@ def load_results(storage: str | optuna.storages.BaseStorage, study_name: str) ->
     importances: dict[str, float] = {}
     if len(complete) >= 4:
         try:
-            importances = {k: float(v) for k, v in optuna.importance.get_param_importances(
-                study, target=(lambda t: t.values[0]) if len(study.directions) > 1 else None).items()}
+            with warnings.catch_warnings():  # "few trials in a regime" notes: the report says how many trials
+                warnings.simplefilter("ignore")
+                importances = {k: float(v) for k, v in optuna.importance.get_param_importances(
+                    study, target=(lambda t: t.values[0]) if len(study.directions) > 1 else None).items()}
         except (RuntimeError, ValueError) as e:  # too few distinct values, a single parameter...
             log.info("parameter importances unavailable: %s", e)
     base = study.user_attrs.get("baselines", {}).get("tasks", {})

@@ -67,7 +67,8 @@ class TrainConfig:
     sampling: str = "uniform"  # task sampling when labels are sparse: uniform | proportional
     seed: int = 0  # seeds initialisation, batch order and dropout
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bf16 autocast on CUDA (never on the CPU)
+    amp: bool = False  # bf16 autocast on CUDA (never on the CPU); off by default: on an H200 it made
+    # small multi-task MLP steps 8-13% slower (benchmarks/bench_gpu.py), it pays only for wide models
     eval_batch_size: int = 8192  # examples per evaluation forward pass
 
     def __post_init__(self) -> None:
