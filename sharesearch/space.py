@@ -41,6 +41,7 @@ example (the shipped ``default.toml`` is the full one)::
                                  # every pair)                        params: share[a~b]
     encoding = "auto"       # "pairwise" | "trunk" | "auto" (pairwise up to max_pairwise_tasks)
     max_pairwise_tasks = 8  # above this many tasks, auto uses the per-task trunk encoding
+    linkage = "average"     # how requests become a tree: "average" | "single"
 
     [mechanisms]
     conditioning = ["none", "concat", "film", "gate"]  # of shared blocks  param: conditioning
@@ -93,13 +94,16 @@ Conditional parameters are only suggested when they matter:
 
 **Pairwise encoding.** ``share[a~b]`` is an integer in ``0..max stages``: how
 many leading stages tasks ``a`` and ``b`` should share. An arbitrary matrix of
-requests need not be a tree, so it is projected onto the nearest valid one
-by single linkage (:func:`project_share_depths`, which is what
-:meth:`SharingGraph.from_share_depths` builds): at stage ``l`` the groups are
-the connected components of the pairs asking for more than ``l`` stages. This
-always yields nested partitions, is the identity on requests that already
-form a tree (ultrametrics) and only ever *raises* a pair's depth, when
-transitivity forces it (``a~b`` and ``b~c`` share 2 stages, so ``a~c`` must).
+requests need not be a tree, so it is projected onto one
+(:func:`project_share_depths`, which is what
+:meth:`SharingGraph.from_share_depths` builds): one hierarchical clustering of
+the distances ``L - share`` is cut once per stage, so the partitions are
+nested by construction and requests that already form a tree (ultrametrics)
+come back unchanged. ``branching.linkage = "average"`` (the default) groups
+tasks by their mean request, so one stray pair cannot chain two groups
+together; ``"single"`` joins tasks linked by any chain of deep requests (it
+only ever *raises* depths, and with random parameters nearly always yields
+one trunk, which is why it is not the default).
 Why this encoding: each parameter means one thing about two tasks, so TPE's
 per-parameter Parzen estimators learn per-pair marginals ("x and y like to
 share deep"), and parameter importances rank which task pairs should share;
