@@ -22,7 +22,7 @@ Example
 >>> [tuple(p.shape) for p in blk.parameters()]
 [(8, 4), (8,), (16, 3), (16,)]
 >>> gamma, beta = blk.film(torch.eye(3))      # identity at init: gamma = beta = 0
->>> float(gamma.abs().sum() + beta.abs().sum())
+>>> float((gamma.abs().sum() + beta.abs().sum()).detach())
 0.0
 """
 

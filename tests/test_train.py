@@ -131,3 +131,21 @@ def test_joint_state_keeps_one_consistent_model(data):
 
     res = train(g, data, TrainConfig(epochs=3), joint_score=score)
     assert len(scores) == 3 and set(res.joint_state) == set(res.model.state_dict())
+
+
+def test_cnn_backbone_trains_on_images_with_multiclass_tasks():
+    from sharesearch.data import MultiTaskData, make_split
+    from sharesearch.tasks import TaskSpec
+
+    g = torch.Generator().manual_seed(0)
+    n = 240
+    x = torch.rand(n, 1, 12, 12, generator=g)
+    left = (x[:, 0, :, :6].mean(dim=(1, 2)) > x[:, 0, :, 6:].mean(dim=(1, 2))).float()  # a learnable label
+    y = torch.stack([left, torch.randint(0, 3, (n,), generator=g).float()], dim=1)
+    data = MultiTaskData("images", [TaskSpec("left", "multiclass", n_classes=2), TaskSpec("noise", "multiclass", n_classes=3)],
+                         x, y, make_split(n, 0))
+    assert data.backbone_hint == "cnn"
+    graph = SharingGraph.shared_bottom(data.tasks, {"name": "cnn", "input_shape": [1, 12, 12], "widths": [4, 8]}, 1)
+    res = train(graph, data, TrainConfig(epochs=3, batch_size=32, lr=1e-2))
+    assert res.status == "ok"
+    assert 0.0 <= res.val_metrics["left"]["accuracy"] <= 1.0 and math.isfinite(res.val_metrics["noise"]["macro_f1"])
