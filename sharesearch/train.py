@@ -256,8 +256,11 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
                                **dict(config.weighting_options))
     opt = _make_optimizer(config, list(model.parameters()) + list(weighting.parameters()))
     shared = model.shared_parameters()
-    task_params = {t: {k for k, p in model.named_parameters() if any(p is q for q in model.task_parameters(t))}
-                   for t in names}
+    named = list(model.named_parameters())
+    task_params = {}
+    for t in names:
+        ours = {id(p) for p in model.task_parameters(t)}
+        task_params[t] = {k for k, p in named if id(p) in ours}
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     batcher = IndexBatcher(data, "train", config.batch_size, sampling=config.sampling, generator=gen)
     has_penalty = any(True for _ in graph.soft_edges("l2"))
