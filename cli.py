@@ -64,7 +64,7 @@ def cmd_search(args) -> int:
     cfg = SearchConfig(n_trials=args.n_trials, timeout=args.timeout, objectives=tuple(objectives),
                        max_params=args.max_params, max_flops=args.max_flops, sampler=args.sampler,
                        pruner=args.pruner, seed=args.seed, top_k=args.top_k, n_seeds=args.seeds)
-    train_base = TrainConfig(device=args.device, seed=args.seed)
+    train_base = TrainConfig(device=args.device, seed=args.seed, amp=args.amp)
     study = run_search(data, source, space, storage=args.storage, study_name=args.study, runs_dir=args.runs,
                        config=cfg, train_base=train_base, workers=args.workers, progress=not args.quiet,
                        verdict=not args.no_verdict)
@@ -133,7 +133,7 @@ def cmd_train(args) -> int:
     widths = [int(w) for w in args.widths.split(",")] if args.widths else None
     graph = _graph_from_arg(args.graph, data, widths)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weighting=args.weighting,
-                      device=args.device)
+                      device=args.device, amp=args.amp)
     print(graph.describe())
     table = compare_topology(graph, data, cfg, seeds=list(range(args.seeds)), split=args.split)
     with_pct = table.assign(relative_diff=[f"{v:+.2%}" for v in table["relative_diff"]])
@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, default=3, help="seeds of the verdict's retraining")
     s.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU with GPUs)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    s.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (off by default: it slowed small models on an H200)")
     s.add_argument("--no-verdict", action="store_true", help="stop after the search")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_search)
@@ -260,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weighting", default="equal")
     t.add_argument("--split", default="test", choices=["val", "test"])
     t.add_argument("--device", default="auto")
+    t.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (off by default: it slowed small models on an H200)")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("report", help="write the report of a study (HTML, JSON, Markdown)")
