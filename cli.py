@@ -50,7 +50,12 @@ def _load_data(args):
     source = args.data
     if Path(source).suffix.lower() in (".toml", ".yaml", ".yml"):
         source = str(Path(source).resolve())
-    return load_data(source, **options), {"source": source, "options": options}
+        return load_data(source, **options), {"source": source, "options": options}
+    try:
+        return load_data(source, **options), {"source": source, "options": options}
+    except (ValueError, TypeError) as e:  # a built-in source: name the options given
+        given = " ".join(f"{k}={v!r}" for k, v in options.items()) or "no --data-option"
+        raise ValueError(f"--data {source} ({given}): {e}") from None
 
 
 def cmd_search(args) -> int:
@@ -95,7 +100,7 @@ def cmd_verdict(args) -> int:
     from sharesearch.search import compute_verdict, open_storage
     import optuna
 
-    storage = open_storage(args.storage)
+    storage = open_storage(args.storage, must_exist=True)
     study = optuna.load_study(study_name=args.study, storage=storage)
     compute_verdict(study, n_seeds=args.seeds, top_k=args.top_k, progress=not args.quiet)
     return _finish(args.study, storage, args, out_dir=Path(args.out or Path(args.runs) / args.study))
@@ -104,7 +109,7 @@ def cmd_verdict(args) -> int:
 def cmd_report(args) -> int:
     from sharesearch.search import open_storage
 
-    storage = open_storage(args.storage)
+    storage = open_storage(args.storage, must_exist=True)
     return _finish(args.study, storage, args, out_dir=Path(args.out or Path(args.runs) / args.study))
 
 
@@ -152,7 +157,7 @@ def cmd_show(args) -> int:
     else:
         if not (args.storage and args.study):
             raise ValueError("show: give --graph FILE, or --storage URL --study NAME [--trial N]")
-        results = load_results(open_storage(args.storage), args.study)
+        results = load_results(open_storage(args.storage, must_exist=True), args.study)
         number = args.trial if args.trial is not None else (results["best_trials"] or [None])[0]
         trial = next((t for t in results["trials"] if t["number"] == number and t.get("graph")), None)
         if trial is None:
@@ -175,7 +180,7 @@ def cmd_export(args) -> int:
     if args.graph:
         graph = _graph_from_arg(args.graph)
     else:
-        results = load_results(open_storage(args.storage), args.study)
+        results = load_results(open_storage(args.storage, must_exist=True), args.study)
         number = args.trial if args.trial is not None else (results["best_trials"] or [None])[0]
         trial = next((t for t in results["trials"] if t["number"] == number and t.get("graph")), None)
         if trial is None:
@@ -185,7 +190,7 @@ def cmd_export(args) -> int:
     if args.format == "model":
         from sharesearch.search import export_best_model
 
-        path = export_best_model(open_storage(args.storage), args.study, out, trial=args.trial)
+        path = export_best_model(open_storage(args.storage, must_exist=True), args.study, out, trial=args.trial)
         print(f"wrote model: {path}")
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)

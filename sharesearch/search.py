@@ -142,7 +142,7 @@ class SearchConfig:
 
 # ----------------------------------------------------------------- storage
 def open_storage(url: str | None, study_name: str = "sharesearch", runs_dir: str | Path = "runs",
-                 workers: int = 1) -> optuna.storages.BaseStorage:
+                 workers: int = 1, *, must_exist: bool = False) -> optuna.storages.BaseStorage:
     """Open an Optuna storage.
 
     ``url`` is any Optuna storage URL (``sqlite:///...``, ``postgresql://...``,
@@ -159,6 +159,11 @@ def open_storage(url: str | None, study_name: str = "sharesearch", runs_dir: str
             url = f"journal:{journal}"
         else:
             url = f"sqlite:///{db}"
+    if must_exist:  # joining or reading a study: a mistyped local path must not create an empty file
+        local = url[len("journal:"):] if url.startswith("journal:") else (
+            url[len("sqlite:///"):] if url.startswith("sqlite:///") else None)
+        if local is not None and not Path(local).exists():
+            raise SearchError(f"--storage: no such file {local!r} (from {url!r})")
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -568,7 +573,7 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
     Everything else (space, data, budgets) comes from the study itself.
     """
     if isinstance(storage, str):
-        storage = open_storage(storage)
+        storage = open_storage(storage, must_exist=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = _load_study(storage, study_name)
     ctx = _context(study)
@@ -832,7 +837,7 @@ def export_best_model(storage, study_name: str, out_dir: str | Path, *, trial: i
     from .export import save_model
 
     if isinstance(storage, str):
-        storage = open_storage(storage)
+        storage = open_storage(storage, must_exist=True)
     study = _load_study(storage, study_name)
     ctx = _context(study)
     if trial is None:
@@ -863,7 +868,7 @@ def export_best_model(storage, study_name: str, out_dir: str | Path, *, trial: i
 def load_results(storage: str | optuna.storages.BaseStorage, study_name: str) -> dict[str, Any]:
     """Read a study back into the JSON-ready results dict the report consumes."""
     if isinstance(storage, str):
-        storage = open_storage(storage)
+        storage = open_storage(storage, must_exist=True)
     study = _load_study(storage, study_name)
     ctx = _context(study)
     trials = []

@@ -105,3 +105,18 @@ def test_readme_test_command_is_what_ci_runs():
     assert pytest_cmd.startswith("python -m pytest")
     assert pytest_cmd.replace("python -m", "python3 -m") in ci
     assert "pip install -q torch==2.13.0" in ci and ci.index("torch==2.13.0") < ci.index('-e ".[test]"')
+
+
+def test_joining_a_missing_storage_file_creates_nothing(tmp_path, capsys):
+    db = tmp_path / "typo.db"
+    rc = cli.main(["worker", "--storage", f"sqlite:///{db}", "--study", "x"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "typo.db" in err[0]
+    assert not db.exists()
+
+
+def test_bad_builtin_data_option_names_the_option(tmp_path, capsys):
+    rc = cli.main(["search", "--data-option", "n=abc", "--runs", str(tmp_path / "runs")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "n='abc'" in err[0] and "synthetic-mmoe" in err[0]
+    assert not (tmp_path / "runs").exists()
