@@ -146,22 +146,29 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _study_trial(args) -> dict:
+    """The results-dict entry of --trial (default: the best trial) of --study in --storage."""
+    from sharesearch.search import load_results, open_storage
+
+    if not (args.storage and args.study):
+        raise ValueError(f"{args.command}: give --graph FILE, or --storage URL --study NAME [--trial N]")
+    results = load_results(open_storage(args.storage, must_exist=True), args.study)
+    number = args.trial if args.trial is not None else (results["best_trials"] or [None])[0]
+    trial = next((t for t in results["trials"] if t["number"] == number and t.get("graph")), None)
+    if trial is None:
+        raise ValueError(f"--trial: no trained trial {number!r} in study {args.study!r}")
+    return trial
+
+
 def cmd_show(args) -> int:
     from sharesearch.figure import topology_figure
-    from sharesearch.search import load_results, open_storage
     from sharesearch.graph import SharingGraph
 
     deltas = None
     if args.graph:
         graph = _graph_from_arg(args.graph)
     else:
-        if not (args.storage and args.study):
-            raise ValueError("show: give --graph FILE, or --storage URL --study NAME [--trial N]")
-        results = load_results(open_storage(args.storage, must_exist=True), args.study)
-        number = args.trial if args.trial is not None else (results["best_trials"] or [None])[0]
-        trial = next((t for t in results["trials"] if t["number"] == number and t.get("graph")), None)
-        if trial is None:
-            raise ValueError(f"--trial: no trained trial {number!r} in study {args.study!r}")
+        trial = _study_trial(args)
         graph, deltas = SharingGraph.from_dict(trial["graph"]), trial.get("val_deltas")
     print(graph.describe())
     fig = topology_figure(graph, deltas=deltas)
@@ -175,24 +182,20 @@ def cmd_show(args) -> int:
 def cmd_export(args) -> int:
     from sharesearch import export
     from sharesearch.graph import SharingGraph
-    from sharesearch.search import load_results, open_storage
 
-    if args.graph:
-        graph = _graph_from_arg(args.graph)
-    else:
-        results = load_results(open_storage(args.storage, must_exist=True), args.study)
-        number = args.trial if args.trial is not None else (results["best_trials"] or [None])[0]
-        trial = next((t for t in results["trials"] if t["number"] == number and t.get("graph")), None)
-        if trial is None:
-            raise ValueError(f"--trial: no trained trial {number!r} in study {args.study!r}")
-        graph = SharingGraph.from_dict(trial["graph"])
     out = Path(args.out)
     if args.format == "model":
-        from sharesearch.search import export_best_model
+        from sharesearch.search import export_best_model, open_storage
 
+        if not (args.storage and args.study):
+            raise ValueError("export --format model: give --storage URL --study NAME [--trial N]")
         path = export_best_model(open_storage(args.storage, must_exist=True), args.study, out, trial=args.trial)
         print(f"wrote model: {path}")
         return 0
+    if args.graph:
+        graph = _graph_from_arg(args.graph)
+    else:
+        graph = SharingGraph.from_dict(_study_trial(args)["graph"])
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.format == "json":
         out.write_text(graph.to_json(indent=2))

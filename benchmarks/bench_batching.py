@@ -25,7 +25,7 @@ import time
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from sharesearch.data import IndexBatcher, MultiTaskData, make_split
+from sharesearch.data import IndexBatcher, MultiTaskData
 from sharesearch.tasks import TaskSpec
 
 

@@ -54,7 +54,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fmt_time, report, setup_threads  # noqa: E402
+from _common import report, setup_threads  # noqa: E402
 
 from sharesearch.data import load_data  # noqa: E402
 from sharesearch.search import SearchConfig, run_search  # noqa: E402

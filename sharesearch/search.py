@@ -43,7 +43,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ from .graph import SharingGraph
 from .space import SearchSpace
 from .tasks import metric_direction, sign
 from .train import TrainConfig, TrainResult, resolve_device, train
-from .verdict import delta_m as _delta_m
 from .verdict import relative_delta, task_verdicts
 
 __all__ = [
@@ -320,15 +319,15 @@ def _baseline_key(data: MultiTaskData, space: SearchSpace, budget: Mapping[str, 
                       sort_keys=True)
 
 
-def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpace, train_base: TrainConfig,
-                     *, progress: bool = False) -> dict[str, dict[str, Any]]:
+def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpace, train_base: TrainConfig
+                     ) -> dict[str, dict[str, Any]]:
     """Tune (once) and return each task's best single-task baseline on validation.
 
     Baseline trials live in the companion study ``<study>.baselines`` of the
     same storage, so parallel workers share them. Returns
     ``{task: {"val_metric", "val_metrics", "config", "trial"}}``.
     """
-    ctx = _context(study)
+    _context(study)  # a sharesearch study, or a clear error
     cand0 = space.sample_baseline(optuna.trial.FixedTrial(space.baseline_default_params()), data.tasks,
                                   data.input_shape)
     budget = {k: cand0.train.get(k) for k in ("epochs", "batch_size")}
@@ -448,12 +447,10 @@ def _weighted_mean(data: MultiTaskData, deltas: Mapping[str, float]) -> float:
     return sum(wi * d for wi, d in vals) / sum(wi for wi, _ in vals)
 
 
-def _values(cfg: SearchConfig, dm: float, deltas: Mapping[str, float], graph: SharingGraph) -> list[float]:
-    out = []
-    for o in cfg.objectives:
-        out.append({"delta_m": dm, "params": float(graph.n_params()), "flops": float(graph.flops()),
-                    "worst_delta": min(deltas.values()) if deltas else float("nan")}[o])
-    return out
+def _values(cfg: SearchConfig, dm: float, deltas: Mapping[str, float], n_params: int, flops: int) -> list[float]:
+    available = {"delta_m": dm, "params": float(n_params), "flops": float(flops),
+                 "worst_delta": min(deltas.values()) if deltas else float("nan")}
+    return [available[o] for o in cfg.objectives]
 
 
 def make_objective(study: optuna.Study, data: MultiTaskData, space: SearchSpace, cfg: SearchConfig,
@@ -474,16 +471,17 @@ def make_objective(study: optuna.Study, data: MultiTaskData, space: SearchSpace,
         trial.set_user_attr("graph_key", key)
         trial.set_user_attr("cache_key", cache_key)
         trial.set_user_attr("train", cand.train)
-        trial.set_user_attr("n_params", graph.n_params())
-        trial.set_user_attr("flops", graph.flops())
+        n_params, flops = graph.n_params(), graph.flops()
+        trial.set_user_attr("n_params", n_params)
+        trial.set_user_attr("flops", flops)
         if key in ref_by_key:
             trial.set_user_attr("reference", ref_by_key[key])
         if cfg.max_params is not None:
-            trial.set_constraint("max_params", graph.n_params() - cfg.max_params)
+            trial.set_constraint("max_params", n_params - cfg.max_params)
         if cfg.max_flops is not None:
-            trial.set_constraint("max_flops", graph.flops() - cfg.max_flops)
-        over = [(n, v, b) for n, v, b in (("parameters", graph.n_params(), cfg.max_params),
-                                          ("FLOPs", graph.flops(), cfg.max_flops)) if b is not None and v > b]
+            trial.set_constraint("max_flops", flops - cfg.max_flops)
+        over = [(n, v, b) for n, v, b in (("parameters", n_params, cfg.max_params),
+                                          ("FLOPs", flops, cfg.max_flops)) if b is not None and v > b]
         if over:
             n, v, b = over[0]
             trial.set_user_attr("status", f"over budget: {v} {n} > {b}")
@@ -521,7 +519,7 @@ def make_objective(study: optuna.Study, data: MultiTaskData, space: SearchSpace,
         trial.set_user_attr("val_metrics", primary)
         trial.set_user_attr("val_deltas", deltas)
         trial.set_user_attr("best_epoch", res.best_epoch)
-        vals = _values(cfg, dm, deltas, graph)
+        vals = _values(cfg, dm, deltas, n_params, flops)
         return vals if cfg.multi_objective else vals[0]
 
     return objective
@@ -603,10 +601,6 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
                    gc_after_trial=False)
 
 
-def _worker_entry(url: str, study_name: str, device: str | None, n_trials: int) -> None:
-    run_worker(url, study_name, device=device, n_trials=n_trials)
-
-
 def _best_delta(study: optuna.Study) -> float | None:
     vals = [t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     return max(vals) if vals else None
@@ -661,8 +655,9 @@ def run_search(data: MultiTaskData, data_source: Mapping[str, Any], space: Searc
             url = storage_url(st)
             n_gpu = torch.cuda.device_count()
             ctxmp = mp.get_context("spawn")
-            procs = [ctxmp.Process(target=_worker_entry,
-                                   args=(url, study_name, f"cuda:{i % n_gpu}" if n_gpu else None, config.n_trials))
+            procs = [ctxmp.Process(target=run_worker, args=(url, study_name),
+                                   kwargs={"device": f"cuda:{i % n_gpu}" if n_gpu else None,
+                                           "n_trials": config.n_trials})
                      for i in range(workers)]
             for p in procs:
                 p.start()

@@ -30,7 +30,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -256,11 +256,12 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
                                **dict(config.weighting_options))
     opt = _make_optimizer(config, list(model.parameters()) + list(weighting.parameters()))
     shared = model.shared_parameters()
-    named = list(model.named_parameters())
-    task_params = {}
-    for t in names:
-        ours = {id(p) for p in model.task_parameters(t)}
-        task_params[t] = {k for k, p in named if id(p) in ours}
+    task_params: dict[str, set[str]] = {}  # the parameters a task's best epoch keeps
+    if keep_model:
+        named = list(model.named_parameters())
+        for t in names:
+            ours = {id(p) for p in model.task_parameters(t)}
+            task_params[t] = {k for k, p in named if id(p) in ours}
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     batcher = IndexBatcher(data, "train", config.batch_size, sampling=config.sampling, generator=gen)
     has_penalty = any(True for _ in graph.soft_edges("l2"))
@@ -321,8 +322,3 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
                        epochs_run=epoch + 1, seconds=time.perf_counter() - t0,
                        model=model if keep_model else None, best_state=best_state if keep_model else {},
                        message=message, joint_state=joint_state)
-
-
-def with_seed(config: TrainConfig, seed: int) -> TrainConfig:
-    """``config`` with another seed."""
-    return replace(config, seed=seed)
