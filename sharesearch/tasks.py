@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .names import METRICS
+
 __all__ = [
     "TASK_KINDS",
     "METRICS",
@@ -39,17 +41,6 @@ __all__ = [
 
 TASK_KINDS = ("binary", "multiclass", "regression")
 
-#: metric name -> (direction, kinds it applies to)
-METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "auc": ("maximize", ("binary",)),
-    "accuracy": ("maximize", ("binary", "multiclass")),
-    "macro_f1": ("maximize", ("binary", "multiclass")),
-    "logloss": ("minimize", ("binary", "multiclass")),
-    "rmse": ("minimize", ("regression",)),
-    "mae": ("minimize", ("regression",)),
-    "r2": ("maximize", ("regression",)),
-}
-
 _DEFAULT_METRICS = {
     "binary": ("auc", "accuracy"),
     "multiclass": ("accuracy", "macro_f1"),
@@ -60,7 +51,7 @@ _DEFAULT_METRICS = {
 def metric_direction(name: str) -> str:
     """Return ``"maximize"`` or ``"minimize"`` for a metric name."""
     try:
-        return METRICS[name][0]
+        return METRICS[name].direction
     except KeyError:
         raise ValueError(f"unknown metric {name!r}; valid metrics: {sorted(METRICS)}") from None
 
@@ -100,7 +91,7 @@ class TaskSpec:
         for m in self.metrics:
             if m not in METRICS:
                 raise ValueError(f"task {self.name!r}: unknown metric {m!r}; valid metrics: {sorted(METRICS)}")
-            if self.kind not in METRICS[m][1]:
+            if self.kind not in METRICS[m].kinds:
                 raise ValueError(f"task {self.name!r}: metric {m!r} does not apply to a {self.kind} task")
         if not (isinstance(self.weight, (int, float)) and math.isfinite(self.weight) and self.weight > 0):
             raise ValueError(f"task {self.name!r}: weight must be a positive number, got {self.weight!r}")

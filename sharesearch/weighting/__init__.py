@@ -15,7 +15,7 @@ Example
 >>> make_weighting("nope", ["a"])
 Traceback (most recent call last):
 ...
-ValueError: unknown weighting 'nope'; valid names: dwa, equal, gradnorm, pcgrad, uncertainty
+sharesearch.errors.SharesearchError: unknown weighting 'nope'; valid names: dwa, equal, gradnorm, pcgrad, uncertainty
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping, Sequence
 
+from .. import names
+from ..errors import SharesearchError
 from ._base import LossWeighting
 from .dwa import DWA
 from .equal import EqualWeighting
@@ -39,13 +41,39 @@ __all__ = [
     "PCGrad",
     "WEIGHTINGS",
     "make_weighting",
+    "register_weighting",
     "weighting_options",
 ]
 
-#: registry name -> class
-WEIGHTINGS: dict[str, type[LossWeighting]] = {
-    cls.name: cls for cls in (EqualWeighting, UncertaintyWeighting, DWA, GradNorm, PCGrad)
-}
+#: registry name -> class; add to it with :func:`register_weighting`
+WEIGHTINGS: dict[str, type[LossWeighting]] = {}
+
+
+def register_weighting(cls: type[LossWeighting]) -> type[LossWeighting]:
+    """Register a :class:`LossWeighting` subclass under its ``name`` (usable as a decorator).
+
+    The name also goes into :func:`sharesearch.names.weighting_names`, so a
+    search space may choose it (``train.weighting``) and ``make_weighting``
+    builds it; registering another class under a taken name is an error.
+
+    Examples
+    --------
+    >>> register_weighting(DWA) is DWA
+    True
+    """
+    if not (isinstance(cls, type) and issubclass(cls, LossWeighting)):
+        raise TypeError(f"register_weighting needs a LossWeighting subclass, got {cls!r}")
+    name = getattr(cls, "name", None)
+    if WEIGHTINGS.get(name, cls) is not cls:
+        raise SharesearchError(f"weighting {name!r} is already registered to {WEIGHTINGS[name].__name__}")
+    names.register_weighting(name)
+    WEIGHTINGS[name] = cls
+    return cls
+
+
+for _cls in (EqualWeighting, UncertaintyWeighting, DWA, GradNorm, PCGrad):
+    register_weighting(_cls)
+del _cls
 
 
 def weighting_options(name: str) -> list[str]:
@@ -96,13 +124,13 @@ def make_weighting(
 
     Raises
     ------
+    SharesearchError
+        For an unknown name (listing the valid names).
     ValueError
-        For an unknown name (listing the valid names) or an option the method
-        does not take (naming it and listing the valid options).
+        For an option the method does not take (naming it and listing the
+        valid options).
     """
-    if name not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {name!r}; valid names: {', '.join(sorted(WEIGHTINGS))}")
-    cls = WEIGHTINGS[name]
+    cls = WEIGHTINGS[names.check_name("weighting", name, sorted(WEIGHTINGS))]
     valid = weighting_options(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
