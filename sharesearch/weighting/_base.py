@@ -11,6 +11,16 @@ Per-task priorities (default ``1.0``) multiply each task's loss in every
 method. ``losses`` may hold only the tasks labelled in the batch; a task
 whose loss does not reach the shared parameters contributes zero gradients
 to them.
+
+A task without labels in the batch contributes nothing -- no loss term, no
+regulariser, no gradient on any parameter of the model or of the method --
+in each of three forms: its key is absent from ``losses``; its loss is NaN
+(a mean over no examples); or ``counts`` (the labelled examples of each task
+in the batch, ints or 0-dim tensors) says 0. The trainer's
+:func:`sharesearch.tasks.task_loss` returns ``0`` for such a task, which is
+indistinguishable from a perfect fit, so the trainer passes ``counts``. The
+check is a tensor mask (``torch.where``), so it never synchronises a GPU; a
+masked task gets exact zero gradients (``.grad`` is zero, not ``None``).
 """
 
 from __future__ import annotations
@@ -18,12 +28,26 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-__all__ = ["LossWeighting"]
+__all__ = ["LossWeighting", "Present"]
+
+#: task -> labelled examples in the batch (an int or a 0-dim tensor on the loss's device)
+Counts = Mapping[str, "int | Tensor"]
+#: group of tasks sharing a block -> the parameters of that group's last shared layer
+Groups = Mapping[tuple[str, ...], Sequence[Tensor]]
+
+
+@dataclass(frozen=True)
+class Present:
+    """The validated losses of one batch (see :meth:`LossWeighting._present`)."""
+
+    losses: dict[str, Tensor]  # scalar loss per task given, in task order; exactly 0 (zero gradient) where unlabelled
+    labelled: dict[str, Tensor]  # 0-dim bool per task: labelled in the batch (count > 0 and loss not NaN)
 
 
 class LossWeighting(ABC):
@@ -102,22 +126,36 @@ class LossWeighting(ABC):
         return self
 
     @abstractmethod
-    def backward(self, losses: dict[str, Tensor], shared_params: Sequence[Tensor]) -> dict[str, float]:
+    def backward(
+        self,
+        losses: Mapping[str, Tensor],
+        shared_params: Sequence[Tensor],
+        *,
+        counts: Counts | None = None,
+        groups: Groups | None = None,
+    ) -> dict[str, float]:
         """Accumulate the gradients of the weighted multi-task loss.
 
         Parameters
         ----------
-        losses : dict of str to Tensor
+        losses : mapping of str to Tensor
             Scalar loss of each task present in the batch.
         shared_params : sequence of Tensor
-            Parameters used by more than one task (GradNorm wants only the last
-            shared layer; PCGrad wants all shared parameters).
+            All parameters used by more than one task (PCGrad projects on them).
+        counts : mapping of str to int or Tensor, optional
+            Labelled examples of each task of ``losses`` in the batch; a task
+            with 0 contributes nothing (see the module docstring).
+        groups : mapping of tuple of str to sequence of Tensor, optional
+            For each group of >= 2 tasks that shares a block, the parameters of
+            the deepest block shared by exactly that group (GradNorm balances
+            each group on them; the other methods ignore this).
 
         Returns
         -------
         dict of str to float
-            The coefficient that multiplied each present task's loss (priority
-            included), for logging.
+            The coefficient that multiplied each given task's loss (priority
+            included), for logging; a task masked as unlabelled reports the
+            coefficient it would have had.
         """
 
     def epoch_end(self, mean_losses: dict[str, float]) -> None:
@@ -130,24 +168,33 @@ class LossWeighting(ABC):
         """
         return None
 
-    def _present(self, losses: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Validate ``losses``; return the scalar losses in task order."""
+    def _present(self, losses: Mapping[str, Tensor], counts: Counts | None = None) -> Present:
+        """Validate ``losses`` and ``counts``; mask the tasks without labels (no GPU sync)."""
         unknown = sorted(set(losses) - set(self.task_names))
         if unknown:
             raise ValueError(f"losses name unknown task(s) {unknown}; tasks are {list(self.task_names)}")
+        if counts is not None and not set(losses) <= set(counts):
+            raise ValueError(f"counts lack task(s) {sorted(set(losses) - set(counts))} of losses")
         out: dict[str, Tensor] = {}
+        labelled: dict[str, Tensor] = {}
         for t in self.task_names:
-            if t in losses:
-                loss = losses[t]
-                if not isinstance(loss, Tensor) or loss.numel() != 1:
-                    raise ValueError(f"loss of task {t!r} must be a one-element tensor")
-                out[t] = loss.reshape(())
+            if t not in losses:
+                continue
+            loss = losses[t]
+            if not isinstance(loss, Tensor) or loss.numel() != 1:
+                raise ValueError(f"loss of task {t!r} must be a one-element tensor")
+            loss = loss.reshape(())
+            ok = ~torch.isnan(loss)  # 0-dim bool
+            if counts is not None:
+                ok = ok & (torch.as_tensor(counts[t], device=loss.device) > 0)
+            labelled[t] = ok
+            out[t] = torch.where(ok, loss, torch.zeros_like(loss))  # exactly 0, zero gradient when masked
         if out:
             device = next(iter(out.values())).device
             for p in self.parameters():
                 if p.device != device:
                     p.data = p.data.to(device)
-        return out
+        return Present(out, labelled)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(task_names={list(self.task_names)!r}, priorities={self.priorities!r})"

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 
 from torch import Tensor
 
-from ._base import LossWeighting, _backward_sum, _positive
+from ._base import Counts, Groups, LossWeighting, _backward_sum, _positive
 
 __all__ = ["DWA"]
 
@@ -88,9 +88,16 @@ class DWA(LossWeighting):
         norm = sum(exps.values())
         self.weights = {t: self.n_tasks * e / norm for t, e in exps.items()}
 
-    def backward(self, losses: dict[str, Tensor], shared_params: Sequence[Tensor]) -> dict[str, float]:
+    def backward(
+        self,
+        losses: Mapping[str, Tensor],
+        shared_params: Sequence[Tensor],
+        *,
+        counts: Counts | None = None,
+        groups: Groups | None = None,
+    ) -> dict[str, float]:
         """Accumulate the gradients of ``sum_t p_t w_t L_t``; see :meth:`LossWeighting.backward`."""
-        present = self._present(losses)
+        present = self._present(losses, counts).losses
         coef = {t: self.priorities[t] * self.weights[t] for t in present}
         _backward_sum([coef[t] * loss for t, loss in present.items()])
         return coef

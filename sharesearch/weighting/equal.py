@@ -18,11 +18,11 @@ tensor(7.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from torch import Tensor
 
-from ._base import LossWeighting, _backward_sum
+from ._base import Counts, Groups, LossWeighting, _backward_sum
 
 __all__ = ["EqualWeighting"]
 
@@ -40,8 +40,15 @@ class EqualWeighting(LossWeighting):
 
     name = "equal"
 
-    def backward(self, losses: dict[str, Tensor], shared_params: Sequence[Tensor]) -> dict[str, float]:
+    def backward(
+        self,
+        losses: Mapping[str, Tensor],
+        shared_params: Sequence[Tensor],
+        *,
+        counts: Counts | None = None,
+        groups: Groups | None = None,
+    ) -> dict[str, float]:
         """Accumulate the gradients of ``sum_t p_t * L_t``; see :meth:`LossWeighting.backward`."""
-        present = self._present(losses)
+        present = self._present(losses, counts).losses
         _backward_sum([self.priorities[t] * loss for t, loss in present.items()])
         return {t: self.priorities[t] for t in present}

@@ -8,7 +8,10 @@ projected, in a random order of the other tasks ``j``, onto the normal plane
 of every original ``g_j`` it conflicts with (``g_i . g_j < 0``):
 ``g_i <- g_i - (g_i . g_j) / ||g_j||^2 * g_j``. The projected gradients are
 summed. Task-specific parameters get their plain summed gradients. The task
-orders come from a seeded :class:`torch.Generator`, so runs are reproducible.
+orders come from a :class:`torch.Generator` seeded with ``seed`` (the run's
+seed, passed by :func:`sharesearch.weighting.make_weighting`): two runs with
+the same seed project in the same orders, runs with other seeds do not.
+``groups`` is ignored: the paper projects on all shared parameters.
 
 Example
 -------
@@ -28,7 +31,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ._base import LossWeighting, _unique_params
+from ._base import Counts, Groups, LossWeighting, _unique_params
 
 __all__ = ["PCGrad"]
 
@@ -69,9 +72,16 @@ class PCGrad(LossWeighting):
         self.seed = seed
         self._generator = torch.Generator().manual_seed(seed)
 
-    def backward(self, losses: dict[str, Tensor], shared_params: Sequence[Tensor]) -> dict[str, float]:
+    def backward(
+        self,
+        losses: Mapping[str, Tensor],
+        shared_params: Sequence[Tensor],
+        *,
+        counts: Counts | None = None,
+        groups: Groups | None = None,
+    ) -> dict[str, float]:
         """Accumulate the PCGrad gradient; see :meth:`LossWeighting.backward`."""
-        present = self._present(losses)
+        present = self._present(losses, counts).losses
         shared = _unique_params(shared_params)
         if any(not p.is_leaf for p in shared):
             raise ValueError("PCGrad needs leaf tensors (parameters) as shared_params")

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ._base import LossWeighting, _backward_sum
+from ._base import Counts, Groups, LossWeighting, _backward_sum
 
 __all__ = ["UncertaintyWeighting"]
 
@@ -47,8 +47,11 @@ class UncertaintyWeighting(LossWeighting):
 
     Notes
     -----
-    One scalar parameter per task, so a task absent from a batch leaves its
-    ``s_t.grad`` as ``None`` and optimisers skip it.
+    One scalar parameter per task. A task absent from ``losses`` leaves its
+    ``s_t.grad`` as ``None`` (optimisers skip it); a task present but without
+    labels in the batch (``counts`` 0, or a NaN loss) gets an exact zero
+    gradient on ``s_t``. Without this mask the regulariser ``+ s_t`` alone
+    would drive ``s_t`` down on every batch that lacks the task's labels.
     """
 
     name = "uncertainty"
@@ -71,12 +74,22 @@ class UncertaintyWeighting(LossWeighting):
         """The per-task ``s_t``, in task order."""
         return [self.log_vars[t] for t in self.task_names]
 
-    def backward(self, losses: dict[str, Tensor], shared_params: Sequence[Tensor]) -> dict[str, float]:
+    def backward(
+        self,
+        losses: Mapping[str, Tensor],
+        shared_params: Sequence[Tensor],
+        *,
+        counts: Counts | None = None,
+        groups: Groups | None = None,
+    ) -> dict[str, float]:
         """Accumulate gradients into the model and the ``s_t``; see :meth:`LossWeighting.backward`."""
-        present = self._present(losses)
+        batch = self._present(losses, counts)
+        present = batch.losses
         terms = []
         for t, loss in present.items():
             s = self.log_vars[t]
-            terms.append(self.priorities[t] * (torch.exp(-s) * loss + s))
+            term = self.priorities[t] * (torch.exp(-s) * loss + s)  # 0-dim
+            # an unlabelled task drops both terms, so s_t is not pulled down by "+ s_t" alone
+            terms.append(torch.where(batch.labelled[t], term, torch.zeros_like(term)))
         _backward_sum(terms)
         return {t: self.priorities[t] * float(torch.exp(-self.log_vars[t].detach())) for t in present}
