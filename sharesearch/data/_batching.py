@@ -27,6 +27,16 @@ Sampling
     covered over several epochs. A row labelled for several tasks can be
     drawn for each of them, so it may occur twice in a batch.
 
+Tasks
+-----
+``tasks`` (names or column indices; default all) restricts the batcher to the
+tasks a graph trains: the label masks, pools, union and sampling above
+consider only those columns. So a batcher over ``["a"]`` yields exactly the
+batches of one built on ``data.subset_tasks(["a"])`` -- an independent graph
+of one task sees the batches of a separate single-task run, also with sparse
+labels (rows labelled only for tasks the graph does not train are never
+drawn).
+
 Randomness comes from a private CPU ``torch.Generator``: pass one, or an int
 seed; with ``None`` it is seeded from torch's global RNG (so
 ``torch.manual_seed`` makes runs repeatable). Each epoch's indices are built on
@@ -43,15 +53,15 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 
 from sharesearch.data._base import MultiTaskData, _split_code
+from sharesearch.errors import SharesearchError
+from sharesearch.names import SAMPLINGS
 
 __all__ = ["IndexBatcher", "SAMPLINGS"]
-
-SAMPLINGS = ("uniform", "proportional")
 
 
 def _make_generator(generator: "torch.Generator | int | None") -> torch.Generator:
@@ -69,6 +79,25 @@ def _make_generator(generator: "torch.Generator | int | None") -> torch.Generato
     return g
 
 
+def _task_columns(data: MultiTaskData, tasks: "Sequence[str | int] | None") -> list[int]:
+    """Column indices of ``tasks`` (names or indices) in ``data.y``; all columns for ``None``."""
+    if tasks is None:
+        return list(range(len(data.task_names)))
+    if isinstance(tasks, (str, int)):
+        raise TypeError(f"IndexBatcher: tasks must be a sequence of names or column indices, got {tasks!r}")
+    cols = []
+    for t in tasks:
+        if isinstance(t, str) and t in data.task_names:
+            cols.append(data.task_names.index(t))
+        elif isinstance(t, int) and not isinstance(t, bool) and 0 <= t < len(data.task_names):
+            cols.append(t)
+        else:
+            raise SharesearchError(f"IndexBatcher: data {data.name!r}: tasks: unknown task {t!r}; tasks are {data.task_names}")
+    if not cols or len(set(cols)) != len(cols):
+        raise SharesearchError(f"IndexBatcher: data {data.name!r}: tasks must be non-empty and unique, got {list(tasks)!r}")
+    return cols
+
+
 class IndexBatcher:
     """Iterate one epoch of index batches over a split of a :class:`MultiTaskData`.
 
@@ -83,11 +112,16 @@ class IndexBatcher:
         Source of randomness (CPU).
     drop_last : bool
         Drop a final batch smaller than ``batch_size``.
+    tasks : sequence of str or int, optional
+        The tasks to draw for (names or column indices of ``data.y``; default
+        all), e.g. the tasks of the graph being trained.
 
     Attributes
     ----------
+    task_names : list[str]
+        The tasks drawn for, in the order given.
     dense : bool
-        Every row of the split is labelled for every task.
+        Every row of the split is labelled for every one of these tasks.
     pool_sizes : dict[str, int]
         Labelled rows per task in the split.
 
@@ -100,6 +134,8 @@ class IndexBatcher:
     (False, True)
     >>> idx = next(iter(b)); len(idx), idx.dtype
     (60, torch.int64)
+    >>> IndexBatcher(d, batch_size=60, tasks=["t2"]).pool_sizes == {"t2": b.pool_sizes["t2"]}
+    True
     """
 
     def __init__(
@@ -110,9 +146,10 @@ class IndexBatcher:
         sampling: str = "uniform",
         generator: "torch.Generator | int | None" = None,
         drop_last: bool = False,
+        tasks: "Sequence[str | int] | None" = None,
     ) -> None:
         if sampling not in SAMPLINGS:
-            raise ValueError(f"IndexBatcher: unknown sampling {sampling!r}; valid: {list(SAMPLINGS)}")
+            raise SharesearchError(f"IndexBatcher: unknown sampling {sampling!r}; valid: {list(SAMPLINGS)}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"IndexBatcher: batch_size must be a positive integer, got {batch_size!r}")
         self.split = split
@@ -121,19 +158,22 @@ class IndexBatcher:
         self.drop_last = bool(drop_last)
         self.device = data.x.device
         self.generator = _make_generator(generator)
-        self.task_names = list(data.task_names)
+        cols = _task_columns(data, tasks)
+        self.task_names = [data.task_names[c] for c in cols]
 
         code = _split_code(split)
         split_cpu = data.split.detach().cpu()
         rows = torch.nonzero(split_cpu == code).flatten()
-        lab = ~torch.isnan(data.y.detach().cpu()[rows])  # [n_rows, T]
+        lab = ~torch.isnan(data.y.detach().cpu()[rows][:, cols])  # [n_rows, len(cols)]
         self.dense = bool(lab.all())
         self._pools = [rows[lab[:, t]] for t in range(lab.shape[1])]
         self.pool_sizes = {n: int(len(p)) for n, p in zip(self.task_names, self._pools)}
         self._union = rows if self.dense else rows[lab.any(dim=1)]
         self.n_union = int(len(self._union))
         if self.n_union == 0:
-            raise ValueError(f"IndexBatcher: split {split!r} of data {data.name!r} has no labelled rows")
+            raise ValueError(
+                f"IndexBatcher: split {split!r} of data {data.name!r} has no labelled rows for tasks {self.task_names}"
+            )
         self._active = [t for t, p in enumerate(self._pools) if len(p) > 0]
         self._perm: list[torch.Tensor] = [torch.empty(0, dtype=torch.long) for _ in self._pools]
         self._pos = [0 for _ in self._pools]
