@@ -15,7 +15,7 @@ Example
 >>> d.task_names[:3], d.backbone_hint, tuple(d.y.shape)
 (['t0', 't1', 't2'], 'mlp', (300, 6))
 >>> sorted(SOURCES)
-['multifashion', 'synthetic-mmoe']
+['multifashion', 'synthetic-mmoe', 'synthetic-null', 'synthetic-planted']
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 from sharesearch.data._base import SPLITS, MultiTaskData, make_split
 from sharesearch.data._batching import SAMPLINGS, IndexBatcher
 from sharesearch.data.multifashion import make_multifashion
-from sharesearch.data.synthetic import make_synthetic_mmoe
+from sharesearch.data.synthetic import make_synthetic_mmoe, make_synthetic_null, make_synthetic_planted
 from sharesearch.data.tabular import SPEC_SUFFIXES, DataFileNotFoundError, DataSpecError, load_spec_file, read_spec
 
 __all__ = [
@@ -66,6 +66,8 @@ def register_source(name: str, builder: Callable[..., MultiTaskData]) -> None:
 
 
 register_source("synthetic-mmoe", make_synthetic_mmoe)
+register_source("synthetic-planted", make_synthetic_planted)
+register_source("synthetic-null", make_synthetic_null)
 register_source("multifashion", make_multifashion)
 
 
@@ -95,7 +97,7 @@ def load_data(source: "str | os.PathLike[str]", **options: Any) -> MultiTaskData
     >>> load_data("no-such-data")
     Traceback (most recent call last):
     ...
-    ValueError: unknown data source 'no-such-data'; valid names: multifashion, synthetic-mmoe, or a path to a .toml/.yaml/.yml data-spec file
+    ValueError: unknown data source 'no-such-data'; valid names: multifashion, synthetic-mmoe, synthetic-null, synthetic-planted, or a path to a .toml/.yaml/.yml data-spec file
     """
     if isinstance(source, str) and source in SOURCES:
         builder = SOURCES[source]

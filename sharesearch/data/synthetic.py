@@ -36,6 +36,46 @@ TaskSpec); ``kind="binary"`` thresholds each label at its train-split median.
 ``labelled`` < 1 keeps only that fraction of labels per task (independently),
 for sparse-label experiments. Generation is deterministic in ``seed``.
 
+Harder variants: mixed kinds, per-task missingness, nonlinear targets
+----------------------------------------------------------------------
+``kind`` and ``labelled`` may also be lists with one entry per task, so one
+cluster can hold a regression and a binary task, and each task can miss its
+own share of labels.
+
+``nonlinear = lam`` in ``[0, 1]`` replaces the projection ``w_t^T x`` by one a
+linear model cannot fit. Write ``w_t = c * sum_j a_tj e_j`` over the
+orthonormal directions ``e_j`` above and ``s_j = e_j^T x`` (independent
+N(0, 1)). Each direction ``j`` gets a fixed random one-hidden-layer tanh
+network ``f_j(s) = sum_{h=1..16} g_jh * tanh(b_jh * s + o_jh)`` with
+``g, o ~ N(0, 1)`` and ``b ~ N(0, 2^2)``, drawn from a stream of its own
+(``default_rng([seed, 1])``, so ``nonlinear=0`` leaves every other draw as
+before). Its mean and linear part are removed and it is scaled to unit
+variance, all under ``s ~ N(0, 1)`` (trapezoid rule, 20,001 points on [-10, 10])::
+
+    phi_j(s) = (f_j(s) - E f_j - E[f_j s] * s) / sd,   E phi_j = E[phi_j s] = 0, E phi_j^2 = 1.
+
+The task's projection becomes
+
+    z_t = c * sum_j a_tj * (sqrt(1 - lam) * s_j + sqrt(lam) * phi_j(s_j)),
+
+and ``y_t`` is the formula above with ``z_t`` in place of ``w_t^T x``. The two
+parts are uncorrelated with unit variance each, so ``E[z_t z_u] = c^2 * cos(w_t, w_u)``
+for every ``lam``: within a cluster the projections still correlate exactly
+``p``, and tasks of different clusters are functions of disjoint sets of the
+independent ``s_j``, hence independent. The nonlinear part is uncorrelated
+with every linear function of ``x``; the tasks of a cluster share the map
+``phi_u`` of their shared direction, which is what a shared trunk can learn once.
+
+Presets (registered as data sources)
+------------------------------------
+``synthetic-planted`` (:func:`make_synthetic_planted`): the planted set of
+issue 10 -- 6 tasks, clusters ``[[0,1,2],[3,4],[5]]``, nonlinear targets,
+kinds ``reg, binary, reg, binary, reg, reg``, 40% of labels missing,
+n = 1,500, noisy related clusters and a clean unrelated task.
+``synthetic-null`` (:func:`make_synthetic_null`): the same shape with every
+task in its own cluster, so no task shares signal. Every option is
+overridable; both are deterministic in ``seed``.
+
 Example
 -------
 >>> d = make_synthetic_mmoe(n=200, seed=1)
@@ -47,62 +87,76 @@ True
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from sharesearch.data._base import MultiTaskData, make_split
+from sharesearch.errors import SharesearchError
 from sharesearch.tasks import TaskSpec
 
-__all__ = ["make_synthetic_mmoe", "DEFAULT_CLUSTERS", "task_weights"]
+__all__ = [
+    "make_synthetic_mmoe",
+    "make_synthetic_planted",
+    "make_synthetic_null",
+    "DEFAULT_CLUSTERS",
+    "KINDS",
+    "PLANTED_OPTIONS",
+    "task_weights",
+]
 
 DEFAULT_CLUSTERS: list[list[int]] = [[0, 1, 2], [3, 4], [5]]
+KINDS: tuple[str, ...] = ("regression", "binary")  # task kinds this recipe makes
+_HIDDEN = 16  # hidden tanh units of each direction's random feature map
+_GRID = np.linspace(-10.0, 10.0, 20_001)  # where the moments of that map under N(0, 1) are integrated
 
 
-def _check_clusters(clusters: Sequence[Sequence[int]]) -> list[list[int]]:
+def _check_clusters(clusters: Sequence[Sequence[int]], source: str = "synthetic-mmoe") -> list[list[int]]:
     try:
         cl = [[int(i) for i in c] for c in clusters]
     except (TypeError, ValueError):
-        raise ValueError(f"synthetic-mmoe: clusters must be a list of lists of task indices, got {clusters!r}") from None
+        raise SharesearchError(f"{source}: clusters must be a list of lists of task indices, got {clusters!r}") from None
     flat = sorted(i for c in cl for i in c)
     if any(len(c) == 0 for c in cl) or flat != list(range(len(flat))):
-        raise ValueError(
-            f"synthetic-mmoe: clusters must partition the task indices 0..T-1 (each once, no empty cluster), got {cl!r}"
+        raise SharesearchError(
+            f"{source}: clusters must partition the task indices 0..T-1 (each once, no empty cluster), got {cl!r}"
         )
     if len(flat) < 2:
-        raise ValueError(f"synthetic-mmoe: need at least 2 tasks, got clusters {cl!r}")
+        raise SharesearchError(f"{source}: need at least 2 tasks, got clusters {cl!r}")
     return cl
 
 
-def task_weights(
-    d: int, clusters: Sequence[Sequence[int]], p: "float | Sequence[float]", scale: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Weight vectors ``[T, d]`` with cosine ``p`` within clusters and 0 across them.
+def _per(value: Any, count: int, what: str, name: str, source: str) -> list:
+    """``value`` repeated ``count`` times, or the list itself when it has ``count`` entries."""
+    if isinstance(value, (str, int, float)):
+        return [value] * count
+    try:
+        values = list(value)
+    except TypeError:
+        values = []
+    if len(values) != count:
+        raise SharesearchError(f"{source}: {name} must be one value or a list of one per {what} ({count}), got {value!r}")
+    return values
 
-    Examples
-    --------
-    >>> w = task_weights(8, [[0, 1, 2], [3]], 0.5, 1.0, np.random.default_rng(0))
-    >>> cos = (w @ w.T) / np.outer(np.linalg.norm(w, axis=1), np.linalg.norm(w, axis=1))
-    >>> (np.round(cos, 6) + 0.0).tolist()
-    [[1.0, 0.5, 0.5, 0.0], [0.5, 1.0, 0.5, 0.0], [0.5, 0.5, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
-    """
-    cl = _check_clusters(clusters)
-    ps = [float(p)] * len(cl) if isinstance(p, (int, float)) else [float(v) for v in p]
-    if len(ps) != len(cl):
-        raise ValueError(f"synthetic-mmoe: p has {len(ps)} values for {len(cl)} clusters")
+
+def _basis_and_weights(
+    d: int, cl: list[list[int]], ps: list[float], rng: np.random.Generator, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Orthonormal directions ``[D, d]`` and unit-scale task weights ``[T, d]`` (see the module docstring)."""
     for c, pc in zip(cl, ps):
         lo = -1.0 if len(c) <= 2 else 0.0
         if not lo <= pc <= 1.0:
-            raise ValueError(f"synthetic-mmoe: p={pc} must be in [{lo:g}, 1] for a cluster of {len(c)} tasks")
+            raise SharesearchError(f"{source}: p={pc} must be in [{lo:g}, 1] for a cluster of {len(c)} tasks")
     need = sum(1 if len(c) == 1 else 2 if len(c) == 2 else len(c) + 1 for c in cl)
     if d < need:
-        raise ValueError(f"synthetic-mmoe: d={d} is too small; clusters {cl} need d >= {need} orthogonal directions")
-    basis, _ = np.linalg.qr(rng.standard_normal((d, need)))  # orthonormal columns
-    basis = basis.T
-    T = sum(len(c) for c in cl)
-    w = np.zeros((T, d))
+        raise SharesearchError(f"{source}: d={d} is too small; clusters {cl} need d >= {need} orthogonal directions")
+    basis, _ = np.linalg.qr(rng.standard_normal((d, need)))  # [d, D] orthonormal columns
+    basis = basis.T  # [D, d]
+    w = np.zeros((sum(len(c) for c in cl), d))  # [T, d]
     k = 0
     for c, pc in zip(cl, ps):
         if len(c) == 1:
@@ -118,7 +172,145 @@ def task_weights(
             for j, t in enumerate(c):
                 w[t] = math.sqrt(pc) * u + math.sqrt(1 - pc) * basis[k + 1 + j]
             k += len(c) + 1
-    return scale * w
+    return basis, w
+
+
+def task_weights(
+    d: int, clusters: Sequence[Sequence[int]], p: "float | Sequence[float]", scale: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Weight vectors ``[T, d]`` with cosine ``p`` within clusters and 0 across them.
+
+    Examples
+    --------
+    >>> w = task_weights(8, [[0, 1, 2], [3]], 0.5, 1.0, np.random.default_rng(0))
+    >>> cos = (w @ w.T) / np.outer(np.linalg.norm(w, axis=1), np.linalg.norm(w, axis=1))
+    >>> (np.round(cos, 6) + 0.0).tolist()
+    [[1.0, 0.5, 0.5, 0.0], [0.5, 1.0, 0.5, 0.0], [0.5, 0.5, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    """
+    cl = _check_clusters(clusters)
+    ps = [float(v) for v in _per(p, len(cl), "cluster", "p", "synthetic-mmoe")]
+    return scale * _basis_and_weights(d, cl, ps, rng, "synthetic-mmoe")[1]
+
+
+def _random_feature_maps(s: np.ndarray, seed: int) -> np.ndarray:
+    """``phi_j(s[:, j])`` for every direction ``j``: zero mean, unit variance, no linear part under N(0, 1).
+
+    >>> s = np.random.default_rng(0).standard_normal((200_000, 2))
+    >>> phi = _random_feature_maps(s, seed=0)
+    >>> bool(abs(phi.mean(0)).max() < 0.02), bool(abs(phi.std(0) - 1).max() < 0.02)
+    (True, True)
+    >>> bool(abs((phi * s).mean(0)).max() < 0.02)  # no linear part
+    True
+    """
+    rng = np.random.default_rng([int(seed), 1])
+    nodes = _GRID
+    qw = np.exp(-0.5 * nodes**2)
+    qw = qw / qw.sum()  # trapezoid weights of E[.] under N(0, 1) (the end points weigh ~1e-22)
+    out = np.empty_like(s)
+    for j in range(s.shape[1]):
+        g = rng.standard_normal(_HIDDEN)
+        b = 2.0 * rng.standard_normal(_HIDDEN)
+        o = rng.standard_normal(_HIDDEN)
+
+        def f(v: np.ndarray) -> np.ndarray:
+            return np.tanh(v[:, None] * b + o) @ g  # [len(v), H] -> [len(v)]
+
+        fq = f(nodes)
+        mean, lin = float(qw @ fq), float(qw @ (fq * nodes))
+        resid = fq - mean - lin * nodes
+        sd = math.sqrt(float(qw @ resid**2))
+        out[:, j] = (f(s[:, j]) - mean - lin * s[:, j]) / sd
+    return out
+
+
+def _number(source: str, name: str, value: Any, kind: type = float) -> Any:
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise SharesearchError(f"{source}: {name} must be a number, got {value!r}") from None
+
+
+def _labels(y: np.ndarray, train: np.ndarray, kinds: list[str], names: list[str]) -> list[TaskSpec]:
+    """Binarise (train median) or standardise (train mean/std) each column of ``y`` ``[n, T]`` in place."""
+    tasks = []
+    for t, kind in enumerate(kinds):
+        col = y[:, t]
+        tr = col[train & ~np.isnan(col)]
+        if kind == "binary":
+            med = float(np.median(tr))
+            y[:, t] = np.where(np.isnan(col), np.nan, (col > med).astype(float))
+            tasks.append(TaskSpec(names[t], "binary", classes=("low", "high")))
+        else:
+            mu = float(tr.mean())
+            sd = float(tr.std())
+            sd = sd if sd > 0 and math.isfinite(sd) else 1.0
+            y[:, t] = (col - mu) / sd
+            tasks.append(TaskSpec(names[t], "regression", target_mean=mu, target_std=sd))
+    return tasks
+
+
+def _generate(source: str, *, n: Any, d: Any, p: Any, clusters: Any, noise: Any, seed: Any, kind: Any, m: Any,
+              scale: Any, labelled: Any, split: Sequence[float], split_seed: Any, nonlinear: Any) -> MultiTaskData:
+    """The recipe of the module docstring; ``source`` names the data set in errors and ``meta``."""
+    cl = _check_clusters(DEFAULT_CLUSTERS if clusters is None else clusters, source)
+    T = sum(len(c) for c in cl)
+    kinds = _per(kind, T, "task", "kind", source)
+    if not all(k in KINDS for k in kinds):
+        raise SharesearchError(f"{source}: kind must be 'regression' or 'binary' (or a list of one per task), got {kind!r}")
+    n, d, m = (_number(source, k, v, int) for k, v in (("n", n), ("d", d), ("m", m)))
+    if n < 2 or d < 1 or m < 0:
+        raise SharesearchError(f"{source}: need n >= 2, d >= 1, m >= 0; got n={n}, d={d}, m={m}")
+    fracs = [_number(source, "labelled", v) for v in _per(labelled, T, "task", "labelled", source)]
+    if not all(0.0 < f <= 1.0 for f in fracs):
+        raise SharesearchError(f"{source}: labelled must be in (0, 1] (one value per task if a list), got {labelled!r}")
+    noises = [_number(source, "noise", v) for v in _per(noise, len(cl), "cluster", "noise", source)]
+    if not all(v >= 0.0 for v in noises):
+        raise SharesearchError(f"{source}: noise must be >= 0 (one value per cluster if a list), got {noise!r}")
+    ps = [_number(source, "p", v) for v in _per(p, len(cl), "cluster", "p", source)]
+    lam, scale, seed = _number(source, "nonlinear", nonlinear), _number(source, "scale", scale), _number(source, "seed", seed, int)
+    if not 0.0 <= lam <= 1.0:
+        raise SharesearchError(f"{source}: nonlinear must be in [0, 1], got {nonlinear!r}")
+    rng = np.random.default_rng(seed)
+    basis, w = _basis_and_weights(d, cl, ps, rng, source)  # [D, d], [T, d]
+    w = scale * w
+    alpha = rng.standard_normal(m)
+    beta = rng.standard_normal(m)
+    x = rng.standard_normal((n, d))
+    z = x @ w.T  # [n, T]
+    if lam > 0.0:
+        s = x @ basis.T  # [n, D] independent N(0, 1) projections
+        mixed = math.sqrt(1.0 - lam) * s + math.sqrt(lam) * _random_feature_maps(s, seed)  # [n, D]
+        z = mixed @ (w @ basis.T).T  # [n, T]; w @ basis.T = c * a, the task's coordinates
+    sigma = np.empty(T)
+    for c, members in enumerate(cl):
+        sigma[list(members)] = noises[c]
+    y = z + np.sin(z[:, :, None] * alpha + beta).sum(axis=2) + sigma * rng.standard_normal((n, T))
+    split_seed = seed if split_seed is None else _number(source, "split_seed", split_seed, int)
+    split_t = make_split(n, split_seed, split)
+    train = split_t.numpy() == 0
+    if min(fracs) < 1.0:
+        drop = rng.random((n, T)) >= np.asarray(fracs)  # [n, T]
+        for t in range(T):  # keep at least one train label per task
+            if not (~drop[train, t]).any():
+                drop[np.flatnonzero(train)[0], t] = False
+        y[drop] = np.nan
+    names = [f"t{i}" for i in range(T)]
+    tasks = _labels(y, train, kinds, names)
+    meta = {
+        "source": source,
+        "options": {
+            "n": n, "d": d, "p": ps if not isinstance(p, (int, float)) else float(p), "clusters": cl,
+            "noise": float(noise) if isinstance(noise, (int, float)) else noises, "seed": seed,
+            "kind": kind if isinstance(kind, str) else kinds, "m": m, "scale": scale,
+            "labelled": float(labelled) if isinstance(labelled, (int, float)) else fracs,
+            "split": [float(f) for f in split], "split_seed": split_seed, "nonlinear": lam,
+        },
+        "clusters": [[names[i] for i in c] for c in cl],
+        "cluster_p": ps,
+        "feature_names": [f"x{i}" for i in range(d)],
+    }
+    return MultiTaskData(name=source, tasks=tasks, x=torch.from_numpy(x.astype(np.float32)),
+                         y=torch.from_numpy(y.astype(np.float32)), split=split_t, split_seed=split_seed, meta=meta)
 
 
 def make_synthetic_mmoe(
@@ -128,12 +320,13 @@ def make_synthetic_mmoe(
     clusters: Sequence[Sequence[int]] | None = None,
     noise: "float | Sequence[float]" = 0.1,
     seed: int = 0,
-    kind: str = "regression",
+    kind: "str | Sequence[str]" = "regression",
     m: int = 10,
     scale: float = 1.0,
-    labelled: float = 1.0,
+    labelled: "float | Sequence[float]" = 1.0,
     split: Sequence[float] = (0.7, 0.15, 0.15),
     split_seed: int | None = None,
+    nonlinear: float = 0.0,
 ) -> MultiTaskData:
     """Generate the clustered MMoE synthetic data set (see the module docstring).
 
@@ -150,99 +343,89 @@ def make_synthetic_mmoe(
         cluster gains from pooling its tasks, a clean unrelated task loses
         from sharing a narrow trunk -- both effects can be planted at once).
     seed : int
-        Seed of everything (weights, alphas/betas, inputs, noise, label masks).
-    kind : {"regression", "binary"}
-        Binary thresholds each label at its train-split median.
+        Seed of everything (weights, alphas/betas, inputs, noise, label masks, feature maps).
+    kind : {"regression", "binary"} or list of them
+        One kind for every task, or one per task. Binary thresholds each
+        label at its train-split median.
     m : int
         Number of sine terms. ``scale`` is the paper's ``c``.
-    labelled : float
-        Fraction of rows that keep a label, per task (1.0: dense labels).
+    labelled : float or list of float
+        Fraction of rows that keep a label (1.0: dense labels), for every task or one per task.
     split, split_seed
         Split fractions and seed (``split_seed`` defaults to ``seed``).
+    nonlinear : float
+        Share ``lam`` in ``[0, 1]`` of each projection's variance that comes
+        from the random tanh feature maps (0: the paper's recipe).
 
     Returns
     -------
     MultiTaskData
+
+    Raises
+    ------
+    SharesearchError
+        An option out of range; the message names it and its value.
 
     Examples
     --------
     >>> d = make_synthetic_mmoe(n=100, kind="binary", clusters=[[0, 1], [2]])
     >>> [t.kind for t in d.tasks], d.input_shape
     (['binary', 'binary', 'binary'], (16,))
+    >>> d = make_synthetic_mmoe(n=100, kind=["regression", "binary", "binary"], clusters=[[0, 1], [2]], nonlinear=0.5)
+    >>> [t.kind for t in d.tasks]
+    ['regression', 'binary', 'binary']
     """
-    cl = _check_clusters(DEFAULT_CLUSTERS if clusters is None else clusters)
-    if kind not in ("regression", "binary"):
-        raise ValueError(f"synthetic-mmoe: kind must be 'regression' or 'binary', got {kind!r}")
-    n, d, m = int(n), int(d), int(m)
-    if n < 2 or d < 1 or m < 0:
-        raise ValueError(f"synthetic-mmoe: need n >= 2, d >= 1, m >= 0; got n={n}, d={d}, m={m}")
-    if not (0.0 < float(labelled) <= 1.0):
-        raise ValueError(f"synthetic-mmoe: labelled must be in (0, 1], got {labelled!r}")
-    noises = [float(noise)] * len(cl) if isinstance(noise, (int, float)) else [float(v) for v in noise]
-    if len(noises) != len(cl) or not all(v >= 0.0 for v in noises):
-        raise ValueError(f"synthetic-mmoe: noise must be >= 0 (one value per cluster if a list), got {noise!r}")
-    T = sum(len(c) for c in cl)
-    rng = np.random.default_rng(int(seed))
-    w = task_weights(d, cl, p, float(scale), rng)  # [T, d]
-    alpha = rng.standard_normal(m)
-    beta = rng.standard_normal(m)
-    x = rng.standard_normal((n, d))
-    z = x @ w.T  # [n, T]
-    sigma = np.empty(T)
-    for c, members in enumerate(cl):
-        sigma[list(members)] = noises[c]
-    y = z + np.sin(z[:, :, None] * alpha + beta).sum(axis=2) + sigma * rng.standard_normal((n, T))
-    split_seed = int(seed) if split_seed is None else int(split_seed)
-    split_t = make_split(n, split_seed, split)
-    train = split_t.numpy() == 0
-    if float(labelled) < 1.0:
-        drop = rng.random((n, T)) >= float(labelled)
-        for t in range(T):  # keep at least one train label per task
-            if not (~drop[train, t]).any():
-                drop[np.flatnonzero(train)[0], t] = False
-        y[drop] = np.nan
-    names = [f"t{i}" for i in range(T)]
-    tasks = []
-    for t in range(T):
-        col = y[:, t]
-        tr = col[train & ~np.isnan(col)]
-        if kind == "binary":
-            med = float(np.median(tr))
-            y[:, t] = np.where(np.isnan(col), np.nan, (col > med).astype(float))
-            tasks.append(TaskSpec(names[t], "binary", classes=("low", "high")))
-        else:
-            mu = float(tr.mean())
-            sd = float(tr.std())
-            sd = sd if sd > 0 and math.isfinite(sd) else 1.0
-            y[:, t] = (col - mu) / sd
-            tasks.append(TaskSpec(names[t], "regression", target_mean=mu, target_std=sd))
-    ps = [float(p)] * len(cl) if isinstance(p, (int, float)) else [float(v) for v in p]
-    meta = {
-        "source": "synthetic-mmoe",
-        "options": {
-            "n": n,
-            "d": d,
-            "p": ps if not isinstance(p, (int, float)) else float(p),
-            "clusters": cl,
-            "noise": float(noise) if isinstance(noise, (int, float)) else noises,
-            "seed": int(seed),
-            "kind": kind,
-            "m": m,
-            "scale": float(scale),
-            "labelled": float(labelled),
-            "split": [float(f) for f in split],
-            "split_seed": split_seed,
-        },
-        "clusters": [[names[i] for i in c] for c in cl],
-        "cluster_p": ps,
-        "feature_names": [f"x{i}" for i in range(d)],
-    }
-    return MultiTaskData(
-        name="synthetic-mmoe",
-        tasks=tasks,
-        x=torch.from_numpy(x.astype(np.float32)),
-        y=torch.from_numpy(y.astype(np.float32)),
-        split=split_t,
-        split_seed=split_seed,
-        meta=meta,
-    )
+    return _generate("synthetic-mmoe", n=n, d=d, p=p, clusters=clusters, noise=noise, seed=seed, kind=kind, m=m,
+                     scale=scale, labelled=labelled, split=split, split_seed=split_seed, nonlinear=nonlinear)
+
+
+#: Defaults of ``synthetic-planted``; every key is a :func:`make_synthetic_mmoe` option.
+PLANTED_OPTIONS: dict[str, Any] = {
+    "n": 1500,
+    "clusters": ((0, 1, 2), (3, 4), (5,)),  # a cluster of 3, a cluster of 2, one unrelated task
+    "kind": ("regression", "binary", "regression", "binary", "regression", "regression"),
+    "labelled": 0.6,  # 40% of labels missing, independently per task
+    "nonlinear": 1.0,
+    "p": 0.9,
+    "noise": (1.0, 1.0, 0.05),  # per cluster: noisy related clusters gain from pooling, the unrelated task is clean
+}
+_DEFAULTS: dict[str, Any] = {k: v.default for k, v in inspect.signature(make_synthetic_mmoe).parameters.items()}
+
+
+def _preset(source: str, defaults: dict[str, Any], options: dict[str, Any]) -> MultiTaskData:
+    """``make_synthetic_mmoe``'s defaults, then the preset's, then ``options``, under the name ``source``."""
+    unknown = sorted(set(options) - set(_DEFAULTS))
+    if unknown:
+        raise TypeError(f"{source}() got an unexpected keyword argument {unknown[0]!r}")
+    return _generate(source, **{**_DEFAULTS, **defaults, **options})
+
+
+def make_synthetic_planted(**options: Any) -> MultiTaskData:
+    """The planted set of issue 10: ``PLANTED_OPTIONS`` over :func:`make_synthetic_mmoe`'s defaults.
+
+    Any :func:`make_synthetic_mmoe` option overrides its preset value.
+
+    Examples
+    --------
+    >>> d = make_synthetic_planted(seed=3)
+    >>> d.name, d.n, d.meta["clusters"], [t.kind[0] for t in d.tasks]
+    ('synthetic-planted', 1500, [['t0', 't1', 't2'], ['t3', 't4'], ['t5']], ['r', 'b', 'r', 'b', 'r', 'r'])
+    """
+    return _preset("synthetic-planted", PLANTED_OPTIONS, options)
+
+
+def make_synthetic_null(**options: Any) -> MultiTaskData:
+    """``synthetic-planted``'s shape with every task in its own cluster: no task shares signal.
+
+    Each task keeps its planted noise level, so only the sharing differs.
+
+    Examples
+    --------
+    >>> d = make_synthetic_null(n=300)
+    >>> d.name, d.meta["clusters"]
+    ('synthetic-null', [['t0'], ['t1'], ['t2'], ['t3'], ['t4'], ['t5']])
+    """
+    planted = _check_clusters(PLANTED_OPTIONS["clusters"])
+    per_task = {t: PLANTED_OPTIONS["noise"][k] for k, c in enumerate(planted) for t in c}
+    null = {**PLANTED_OPTIONS, "clusters": [[t] for t in sorted(per_task)], "noise": [per_task[t] for t in sorted(per_task)]}
+    return _preset("synthetic-null", null, options)
