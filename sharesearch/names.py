@@ -29,7 +29,7 @@ Example
 >>> reference("mmo")
 Traceback (most recent call last):
 ...
-sharesearch.errors.SharesearchError: unknown reference architecture 'mmo'; valid names: independent, shared-bottom, mmoe, cross-stitch, l2-soft
+sharesearch.errors.SharesearchError: unknown reference architecture 'mmo'; valid: independent, shared-bottom, mmoe, cross-stitch, l2-soft
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ __all__ = [
     "SpaceDefaults",
     "Reference",
     "NotExpressible",
+    "ANY",
     "check_name",
     "reference",
     "register_weighting",
@@ -68,11 +69,11 @@ def check_name(what: str, name: Any, valid: Iterable[str]) -> str:
     >>> check_name("sampling mode", "rr", SAMPLINGS)
     Traceback (most recent call last):
     ...
-    sharesearch.errors.SharesearchError: unknown sampling mode 'rr'; valid names: uniform, proportional
+    sharesearch.errors.SharesearchError: unknown sampling mode 'rr'; valid: uniform, proportional
     """
     valid = list(valid)
     if name not in valid:
-        raise SharesearchError(f"unknown {what} {name!r}; valid names: {', '.join(valid)}")
+        raise SharesearchError(f"unknown {what} {name!r}; valid: {', '.join(valid)}")
     return name
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tomllib
 from dataclasses import FrozenInstanceError
+from importlib import resources
 from pathlib import Path
 
 import optuna
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sharesearch.errors import SharesearchError
 from sharesearch.graph import SharingGraph
 from sharesearch.space import (
     REFERENCES,
@@ -21,9 +23,11 @@ from sharesearch.space import (
     ParamsTrial,
     SearchSpace,
     SpaceError,
+    copy_space,
     load_space,
     project_share_depths,
     shipped_spaces,
+    space_text,
 )
 from sharesearch.tasks import TaskSpec
 
@@ -56,14 +60,37 @@ def _shipped_text(name: str) -> str:
 
 
 # ------------------------------------------------------------------ files
-def test_shipped_names_and_copies_agree():
+def test_shipped_spaces_are_the_one_copy_in_search_spaces():
     assert shipped_spaces() == SHIPPED
     repo_files = sorted(p.name for p in (REPO / "search_spaces").glob("*.toml"))
     assert repo_files == [f"{n}.toml" for n in SHIPPED]
+    assert not (REPO / "sharesearch" / "spaces").exists()  # no second copy inside the package
+    installed = resources.files("sharesearch._spaces")
+    assert sorted(p.name for p in installed.iterdir() if p.name.endswith(".toml")) == repo_files
     for n in SHIPPED:
-        pkg = REPO / "sharesearch" / "spaces" / f"{n}.toml"
-        assert pkg.read_bytes() == (REPO / "search_spaces" / f"{n}.toml").read_bytes(), n
-        assert load_space(n).text == _shipped_text(n)
+        assert load_space(n).text == _shipped_text(n) == space_text(n)
+        assert installed.joinpath(f"{n}.toml").read_bytes() == (REPO / "search_spaces" / f"{n}.toml").read_bytes()
+    with pytest.raises(SpaceError, match=r"^nope: no such search space; shipped spaces: branching, default"):
+        space_text("nope")
+
+
+def test_copy_space_gives_an_editable_file_and_never_overwrites(tmp_path):
+    p = copy_space("default", tmp_path / "mine.toml")
+    assert p == tmp_path / "mine.toml" and p.read_text() == _shipped_text("default")
+    p.write_text(p.read_text().replace('name = "default"', 'name = "mine"'))
+    mine = load_space(p)
+    assert mine.name == "mine" and mine.fields == load_space("default").fields
+    into_dir = copy_space("tiny", tmp_path)
+    assert into_dir == tmp_path / "tiny.toml" and load_space(into_dir) == load_space("tiny")
+    for target in (p, tmp_path):  # an existing file, or a folder already holding <name>.toml
+        before = sorted(x.read_text() for x in tmp_path.iterdir())
+        with pytest.raises(SharesearchError, match=r"already exists; give a new path"):
+            copy_space("tiny" if target == tmp_path else "default", target)
+        assert sorted(x.read_text() for x in tmp_path.iterdir()) == before
+    with pytest.raises(SpaceError, match=r"cannot write"):
+        copy_space("tiny", tmp_path / "no" / "such" / "dir.toml")
+    with pytest.raises(SpaceError, match=r"no such search space"):
+        copy_space("nope", tmp_path / "x.toml")
 
 
 @pytest.mark.parametrize("name", SHIPPED)

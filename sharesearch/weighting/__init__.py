@@ -15,7 +15,7 @@ Example
 >>> make_weighting("nope", ["a"])
 Traceback (most recent call last):
 ...
-sharesearch.errors.SharesearchError: unknown weighting 'nope'; valid names: dwa, equal, gradnorm, pcgrad, uncertainty
+sharesearch.errors.SharesearchError: unknown weighting 'nope'; valid: dwa, equal, gradnorm, pcgrad, uncertainty
 """
 
 from __future__ import annotations

@@ -1,0 +1,237 @@
+"""The :class:`SearchSpace`: a validated space file and what can be asked of it.
+
+The class holds the parsed file (:mod:`._schema`) and answers questions
+about it; the work is done by the modules of its jobs: sampling
+(:mod:`._sampling`), reference architectures (:mod:`._references`) and text
+formats (:mod:`._formats`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..graph import SharingGraph
+from . import _references, _sampling
+from ._fields import Field, SpaceError
+from ._formats import read_text, to_toml
+from ._projection import pair
+from ._sampling import Candidate
+from ._schema import parse_space
+from ._trial import ParamsTrial, Picker, default, task_names
+
+__all__ = ["SearchSpace"]
+
+Tasks = Mapping[str, int] | Sequence[Any]  # TaskSpecs (or ``{name: out_dim}``) in graph task order
+
+
+class SearchSpace:
+    """A validated search space; see :mod:`sharesearch.space` for the file format.
+
+    Attributes
+    ----------
+    name, description : str
+    source : str
+        File name (or the ``source`` given to :meth:`from_dict`); used in messages.
+    text : str
+        The original file text (TOML rendered from the data for :meth:`from_dict`).
+    fields : dict[str, Field]
+        Every sampled or fixed field by dotted key (``"train.lr"``, ``"backbone.widths[0]"``).
+    width_fields : list[Field]
+        One width field per stage, up to :attr:`max_stages`.
+    max_stages : int
+        The largest stage count.
+    backbone_name, encoding, linkage : str
+        ``backbone.name``, ``branching.encoding``, ``branching.linkage``.
+    max_pairwise_tasks : int
+        Above this many tasks the ``"auto"`` encoding is the trunk encoding.
+    baseline_trials : int
+        Tuning trials of each independent baseline.
+    baseline_budget : str
+        Epochs of a baseline: ``"max"`` or ``"default"``.
+    """
+
+    def __init__(self, data: Mapping[str, Any], source: str = "<space>", text: str | None = None) -> None:
+        parsed = parse_space(data, source)
+        self.source = source
+        self._data = parsed.data
+        self.name = parsed.name
+        self.description = parsed.description
+        self.fields: dict[str, Field] = parsed.fields
+        self.width_fields = parsed.width_fields
+        self.max_stages = parsed.max_stages
+        self.backbone_name = parsed.backbone_name
+        self.encoding = parsed.encoding
+        self.max_pairwise_tasks = parsed.max_pairwise_tasks
+        self.linkage = parsed.linkage
+        self.baseline_trials = parsed.baseline_trials
+        self.baseline_budget = parsed.baseline_budget
+        self.text = text if text is not None else to_toml(self._data)
+
+    # ------------------------------------------------------- constructors
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "<dict>") -> SearchSpace:
+        """Validate ``d`` (the parsed file) and build the space.
+
+        >>> SearchSpace.from_dict({"backbone": {"widths": [8, 8]}, "mechanisms": {"conditioning": "flim"}},
+        ...                       source="x.toml")
+        Traceback (most recent call last):
+        ...
+        sharesearch.space.SpaceError: x.toml: mechanisms.conditioning: unknown choice 'flim'; valid: none, concat, film, gate
+        """
+        return cls(d, source)
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "<text>", fmt: str | None = None) -> SearchSpace:
+        """Parse TOML (``fmt="toml"``) or YAML/JSON (``fmt="yaml"``); ``None`` tries TOML, then YAML."""
+        return cls(read_text(text, source, fmt), source, text)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> SearchSpace:
+        """Load a ``.toml`` file (``.yaml``/``.yml``/``.json`` are read as YAML)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise SpaceError(f"{path.name}: cannot read {str(path)!r}: {e.strerror or e}") from None
+        fmt = "yaml" if path.suffix.lower() in (".yaml", ".yml", ".json") else "toml"
+        return cls.from_text(text, path.name, fmt)
+
+    # ----------------------------------------------------------- accessors
+    def to_dict(self) -> dict[str, Any]:
+        """The validated data (``SearchSpace.from_dict(s.to_dict())`` rebuilds it)."""
+        return copy.deepcopy(self._data)
+
+    def fingerprint(self) -> str:
+        """Hash of the data (not of comments or formatting)."""
+        return hashlib.sha256(json.dumps(self._data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchSpace) and self.fingerprint() == other.fingerprint()
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint())
+
+    def __repr__(self) -> str:
+        return f"SearchSpace({self.name!r}, source={self.source!r}, fingerprint={self.fingerprint()!r})"
+
+    def field(self, key: str) -> Field | None:
+        """The field of dotted ``key`` or None when the file leaves it out."""
+        return self.fields.get(key)
+
+    def encoding_for(self, n_tasks: int) -> str:
+        """``"pairwise"`` or ``"trunk"`` for ``n_tasks`` tasks."""
+        if self.encoding != "auto":
+            return self.encoding
+        return "pairwise" if n_tasks <= self.max_pairwise_tasks else "trunk"
+
+    def branch_params(self, tasks: Tasks) -> list[str]:
+        """Names of the task-tree parameters for ``tasks`` (empty when ``share`` is fixed).
+
+        >>> from sharesearch.space import load_space
+        >>> load_space("tiny").branch_params(["b", "a", "c"])
+        ['share[a~b]', 'share[b~c]', 'share[a~c]']
+        """
+        if self.fields["branching.share"].mode == "fixed":
+            return []
+        names = task_names(tasks)
+        if self.encoding_for(len(names)) == "trunk":
+            return [f"trunk[{t}]" for t in names]
+        return ["share[{}~{}]".format(*pair(a, b)) for a, b in itertools.combinations(names, 2)]
+
+    # ---------------------------------------------------------- sampling
+    def default_backbone(self, input_shape: Sequence[int]) -> dict[str, Any]:
+        """The backbone dict with every backbone field at its default.
+
+        >>> from sharesearch.space import load_space
+        >>> load_space("tiny").default_backbone((8,))["widths"]
+        [32, 32]
+        """
+        return _sampling.backbone(self, default, input_shape)
+
+    def sample(self, trial: Any, tasks: Tasks, input_shape: Sequence[int]) -> Candidate:
+        """Sample a candidate define-by-run (``trial.suggest_*`` only).
+
+        Parameters
+        ----------
+        trial : an Optuna trial or anything with its ``suggest_int/float/categorical``
+        tasks : TaskSpecs (or ``{name: out_dim}``) in graph task order
+        input_shape : one example's shape, e.g. ``(n_features,)`` or ``(1, 28, 28)``
+
+        >>> from sharesearch.space import load_space
+        >>> space = load_space("branching")
+        >>> p = {"share[a~b]": 1, "share[a~c]": 0, "share[b~c]": 3, "lr": 1e-3}
+        >>> space.sample(ParamsTrial(p), {"a": 1, "b": 1, "c": 1}, (5,)).graph.partitions()[0]
+        (('a', 'b', 'c'),)
+        """
+        return _sampling.build(self, Picker(trial), tasks, input_shape)
+
+    def build(self, params: Mapping[str, Any], tasks: Tasks, input_shape: Sequence[int]) -> Candidate:
+        """Rebuild the candidate of a trial from its ``params`` (no Optuna needed)."""
+        return self.sample(ParamsTrial(params), tasks, input_shape)
+
+    # --------------------------------------------------------- references
+    def reference_params(self, name: str, tasks: Tasks) -> dict[str, Any]:
+        """Parameters to ``study.enqueue_trial`` for a reference architecture.
+
+        Sampling with them gives the graph of the matching constructor
+        (:data:`sharesearch.names.REFERENCE_ARCHITECTURES`) on
+        :meth:`default_backbone`, with the space's default experts, MoE
+        stages, expert dropout and λ; training parameters take their
+        defaults. Raises :class:`SpaceError` when the space cannot express it
+        (see :meth:`reference_names`).
+
+        >>> from sharesearch.space import load_space
+        >>> p = load_space("tiny").reference_params("mmoe", {"a": 1, "b": 1})
+        >>> {k: p[k] for k in ("share[a~b]", "moe", "moe_experts", "cross_stitch", "l2_on", "epochs")}
+        {'share[a~b]': 1, 'moe': True, 'moe_experts': 2, 'cross_stitch': False, 'l2_on': False, 'epochs': 2}
+        """
+        return _references.reference_params(self, name, tasks)
+
+    def reference_names(self) -> list[str]:
+        """The reference architectures this space can express, in :data:`~sharesearch.names.REFERENCES` order."""
+        return _references.reference_names(self)
+
+    def reference_graph(self, name: str, tasks: Tasks, input_shape: Sequence[int]) -> SharingGraph:
+        """The constructor's graph that :meth:`reference_params` reproduces.
+
+        >>> from sharesearch.space import load_space
+        >>> space = load_space("tiny")
+        >>> p = space.reference_params("l2-soft", {"a": 1, "b": 1})
+        >>> space.sample(ParamsTrial(p), {"a": 1, "b": 1}, (3,)).graph == space.reference_graph(
+        ...     "l2-soft", {"a": 1, "b": 1}, (3,))
+        True
+        """
+        return _references.reference_graph(self, name, tasks, input_shape)
+
+    # ---------------------------------------------------------- baselines
+    def sample_baseline(self, trial: Any, tasks: Tasks, input_shape: Sequence[int]) -> Candidate:
+        """Sample a tuning trial of the independent single-task baselines.
+
+        The graph is :meth:`SharingGraph.independent` on the default backbone
+        with its widths times ``baseline_width_mult``; ``baseline_lr`` and
+        ``baseline_weight_decay`` are sampled. The budget matches the
+        candidates': epochs are the ``[train]`` maximum (``budget = "max"``,
+        so a baseline never trains less than a candidate may) or default,
+        the batch size and task sampling are the ``[train]`` defaults, and
+        weighting is ``equal`` (the networks share nothing).
+
+        >>> from sharesearch.space import load_space
+        >>> t = ParamsTrial({"baseline_width_mult": 0.5, "baseline_lr": 1e-3})
+        >>> c = load_space("tiny").sample_baseline(t, {"a": 1}, (4,))
+        >>> c.graph.backbone.widths, c.train["epochs"], c.train["lr"]
+        ((16, 16), 3, 0.001)
+        """
+        return _sampling.baseline(self, Picker(trial), tasks, input_shape)
+
+    def baseline_default_params(self) -> dict[str, Any]:
+        """Parameters of the baseline trial with every baseline field at its default."""
+        pick = Picker(prefs={})
+        _sampling.baseline(self, pick, {"t0": 1}, (1, 4, 4) if self.backbone_name == "cnn" else (1,))
+        return pick.params
