@@ -24,19 +24,12 @@ import pandas as pd
 
 from .data import MultiTaskData
 from .graph import SharingGraph
+from .names import REFERENCE_ARCHITECTURES, reference
 from .tasks import metric_direction
 from .train import TrainConfig, train
 from .verdict import relative_delta
 
 __all__ = ["REFERENCE_ARCHITECTURES", "reference_graph", "default_backbone", "compare_topology"]
-
-REFERENCE_ARCHITECTURES = {
-    "independent": SharingGraph.independent,
-    "shared-bottom": SharingGraph.shared_bottom,
-    "mmoe": SharingGraph.mmoe,
-    "cross-stitch": SharingGraph.cross_stitch,
-    "l2-soft": SharingGraph.l2_soft,
-}
 
 
 def default_backbone(data: MultiTaskData, widths: Sequence[int] | None = None) -> dict:
@@ -47,11 +40,12 @@ def default_backbone(data: MultiTaskData, widths: Sequence[int] | None = None) -
 
 
 def reference_graph(name: str, data: MultiTaskData, widths: Sequence[int] | None = None) -> SharingGraph:
-    """One of the field's reference architectures over ``data``'s tasks."""
-    if name not in REFERENCE_ARCHITECTURES:
-        raise ValueError(f"--graph: unknown architecture {name!r}; valid names: {sorted(REFERENCE_ARCHITECTURES)} "
-                         "or a path to a graph .json file")
-    return REFERENCE_ARCHITECTURES[name](data.tasks, default_backbone(data, widths))
+    """One of the field's reference architectures (:data:`sharesearch.names.REFERENCES`) over ``data``'s tasks.
+
+    The constructor's own defaults apply (e.g. 4 experts for ``"mmoe"``); an
+    unknown name raises :class:`~sharesearch.errors.SharesearchError` listing the valid ones.
+    """
+    return reference(name).graph(data.tasks, default_backbone(data, widths))
 
 
 def compare_topology(graph: SharingGraph, data: MultiTaskData, config: TrainConfig,
