@@ -16,6 +16,7 @@ from sharesearch.weighting import (
     PCGrad,
     UncertaintyWeighting,
     make_weighting,
+    weighting_options,
 )
 
 METHODS = sorted(WEIGHTINGS)
@@ -295,3 +296,199 @@ def test_registry_and_option_errors():
         make_weighting("equal", TASKS).backward({"z": torch.tensor(1.0)}, [])
     with pytest.raises(ValueError, match="unique"):
         make_weighting("equal", ["a", "a"])
+
+
+# --------------------------------------------------- issue 10 item 7: mechanisms as in their papers
+class TreeNet(nn.Module):
+    """Trunk (two layers) shared by a, b, c; block ``ab`` shared by a and b; one head per task."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.trunk1, self.trunk2, self.ab = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+        self.heads = nn.ModuleDict({t: nn.Linear(8, 1) for t in "abc"})
+
+    def groups(self):
+        return {("a", "b", "c"): list(self.trunk2.parameters()), ("a", "b"): list(self.ab.parameters())}
+
+    def losses(self, x, y, scale=None):
+        h = torch.tanh(self.trunk2(torch.tanh(self.trunk1(x))))
+        hab = torch.tanh(self.ab(h))
+        feats = {"a": hab, "b": hab, "c": h}
+        return {
+            t: ((self.heads[t](feats[t])[:, 0] - y[:, i % 2]) ** 2).mean() * (scale or {}).get(t, 1.0)
+            for i, t in enumerate("abc")
+        }
+
+
+def _reference_gradnorm_logit_grad(losses, groups, logits, initial, alpha):
+    """Chen et al.'s Eq. 2 written as a plain loop, summed over the groups (each on its own layer)."""
+    logits = logits.detach().clone().requires_grad_(True)
+    w = 3 * torch.softmax(logits, dim=0)
+    total = 0.0
+    for tasks, params in groups.items():
+        k = ["abc".index(t) for t in tasks]
+        norms = torch.stack([
+            torch.cat([g.reshape(-1) for g in torch.autograd.grad(losses[t], params, retain_graph=True)]).norm()
+            for t in tasks
+        ])
+        big_g = w[k] * norms
+        r = torch.tensor([float(losses[t].detach()) / initial[t] for t in tasks])
+        target = (big_g.mean() * (r / r.mean()) ** alpha).detach()
+        total = total + (big_g - target).abs().sum()
+    return torch.autograd.grad(total, logits)[0]
+
+
+def test_gradnorm_balances_each_group_on_its_own_last_shared_layer():
+    net, (x, y) = TreeNet(), toy_data()
+    w = GradNorm(list("abc"), alpha=1.5)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    for _ in range(3):  # step 1 sets L(0); later steps have ratios != 1
+        losses = net.losses(x, y, scale={"a": 5.0})
+        initial = w.initial_losses or {t: float(v.detach()) for t, v in losses.items()}
+        want = _reference_gradnorm_logit_grad(losses, net.groups(), w.logits, initial, 1.5)
+        opt.zero_grad()
+        w.logits.grad = None
+        w.backward(losses, [], groups=net.groups())
+        assert torch.allclose(w.logits.grad, want, rtol=1e-4, atol=1e-6)
+        opt.step()
+    # the layers below the last shared ones are not what is balanced: another layer gives another gradient
+    losses = net.losses(x, y, scale={"a": 5.0})
+    other = {("a", "b", "c"): list(net.trunk1.parameters()), ("a", "b"): list(net.ab.parameters())}
+    assert not torch.allclose(
+        _reference_gradnorm_logit_grad(losses, other, w.logits, w.initial_losses, 1.5),
+        _reference_gradnorm_logit_grad(losses, net.groups(), w.logits, w.initial_losses, 1.5),
+    )
+
+
+def test_gradnorm_differentiates_only_down_to_the_last_shared_layer_per_task():
+    net, (x, y) = TreeNet(), toy_data()
+    calls = []
+    net.trunk1.weight.register_hook(lambda g: calls.append(1))
+    w = GradNorm(list("abc"))
+    w.backward(net.losses(x, y), [], groups=net.groups())
+    assert len(calls) == 1  # the one ordinary backward; the per-task norms stop at trunk2 and ab
+    assert w.logits.grad is not None and bool(w.logits.grad.abs().sum() > 0)
+
+
+def test_gradnorm_falls_back_to_the_last_layer_of_shared_params():
+    net, (x, y) = TreeNet(), toy_data()
+    shared = list(net.trunk1.parameters()) + list(net.trunk2.parameters())
+    got, want = GradNorm(list("abc")), GradNorm(list("abc"))
+    got.backward(net.losses(x, y), shared)
+    want.backward(net.losses(x, y), [], groups={("a", "b", "c"): list(net.trunk2.parameters())})
+    assert torch.allclose(got.logits.grad, want.logits.grad)
+    everything = GradNorm(list("abc"))
+    everything.backward(net.losses(x, y), [], groups={("a", "b", "c"): shared})
+    assert not torch.allclose(everything.logits.grad, want.logits.grad)
+
+
+def test_gradnorm_task_in_no_group_keeps_weight_one_and_group_weights_sum_to_its_size():
+    net, (x, y) = TreeNet(), toy_data()
+    w = GradNorm(list("abc"))
+    opt = torch.optim.SGD(list(net.parameters()) + w.parameters(), lr=0.01)
+    for _ in range(30):
+        opt.zero_grad()
+        used = w.backward(net.losses(x, y, scale={"a": 10.0}), [], groups={("a", "b"): list(net.ab.parameters())})
+        opt.step()
+        assert used["c"] == 1.0 and w.weights["c"] == 1.0
+    assert w.weights["a"] + w.weights["b"] == pytest.approx(2.0, abs=1e-5)
+    assert w.weights["a"] < 0.5 < 1.5 < w.weights["b"]  # a's 10x gradients are balanced within its group
+    with pytest.raises(ValueError, match=r"unknown task\(s\) \['z'\]"):
+        w.backward(net.losses(x, y), [], groups={("a", "z"): list(net.ab.parameters())})
+
+
+def _with_b_unlabelled(net, x, y, form):
+    """Losses of TreeNet where task b has no labels in the batch, in one of the trainer's forms."""
+    from sharesearch.tasks import TaskSpec, task_loss
+
+    losses = net.losses(x, y)
+    if form == "absent":
+        del losses["b"]
+        return losses, None
+    h = torch.tanh(net.ab(torch.tanh(net.trunk2(torch.tanh(net.trunk1(x))))))
+    nan = torch.full((len(x),), float("nan"))
+    if form == "count 0":  # what task_loss returns: 0 with a graph, indistinguishable without counts
+        losses["b"] = task_loss(TaskSpec("b", "regression"), net.heads["b"](h), nan)
+        return losses, {"a": len(x), "b": torch.tensor(0), "c": len(x)}
+    losses["b"] = ((net.heads["b"](h)[:, 0] - y[:, 1])[nan == 0] ** 2).mean()  # NaN: a mean over no rows
+    return losses, None
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("form", ["count 0", "nan"])
+def test_a_task_without_labels_contributes_nothing(method, form):
+    x, y = toy_data()
+    grads = {}
+    for f in ("absent", form):
+        net = TreeNet()
+        w = make_weighting(method, list("abc"), priorities={"c": 2.0}, seed=4)
+        opt = torch.optim.SGD(list(net.parameters()) + w.parameters(), lr=0.05)
+        for step in range(3):
+            opt.zero_grad()
+            losses, counts = _with_b_unlabelled(net, x, y, f)
+            shared = list(net.trunk1.parameters()) + list(net.trunk2.parameters()) + list(net.ab.parameters())
+            w.backward(losses, shared, counts=counts, groups=net.groups())
+            opt.step()
+        params = list(net.parameters()) + w.parameters()
+        grads[f] = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]
+        assert all(torch.isfinite(g).all() for g in grads[f])
+    for g_absent, g_masked in zip(grads["absent"], grads[form]):
+        assert torch.allclose(g_absent, g_masked, rtol=1e-5, atol=1e-7)
+    assert all(float(g.abs().sum()) == 0.0 for g in grads[form][8:10])  # b's head: weight, bias
+
+
+@pytest.mark.parametrize("form", ["count 0", "nan"])
+def test_uncertainty_log_variance_of_an_unlabelled_task_gets_no_gradient(form):
+    net, (x, y) = TreeNet(), toy_data()
+    w = UncertaintyWeighting(list("abc"))
+    losses, counts = _with_b_unlabelled(net, x, y, form)
+    w.backward(losses, [], counts=counts)
+    assert float(w.log_vars["b"].grad) == 0.0  # without the mask: d/ds (exp(-s) 0 + s) = 1
+    assert float(w.log_vars["a"].grad) != 0.0
+    # the same loss counted as labelled does move s_b: the mask is what stops it
+    w2 = UncertaintyWeighting(list("abc"))
+    w2.backward(_with_b_unlabelled(net, x, y, "count 0")[0], [])
+    assert float(w2.log_vars["b"].grad) == pytest.approx(1.0)
+
+
+def test_gradnorm_takes_l0_from_the_first_labelled_batch():
+    net, (x, y) = TreeNet(), toy_data()
+    w = GradNorm(list("abc"))
+    losses, counts = _with_b_unlabelled(net, x, y, "count 0")
+    w.backward(losses, [], counts=counts, groups=net.groups())
+    assert set(w.initial_losses) == {"a", "c"}
+    labelled = net.losses(x, y)
+    w.backward(labelled, [], groups=net.groups())
+    assert w.initial_losses["b"] == pytest.approx(float(labelled["b"].detach()))
+    with pytest.raises(ValueError, match=r"counts lack task\(s\) \['b'\]"):
+        w.backward(net.losses(x, y), [], counts={"a": 1, "c": 1})
+
+
+def _pcgrad_run(seed, steps=5):
+    net, (x, y) = TreeNet(), toy_data()
+    y = torch.stack([y[:, 0], -y[:, 0]], dim=1)  # a and c fit y, b fits -y: c conflicts with a and b
+    w = make_weighting("pcgrad", list("abc"), seed=seed)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    shared = list(net.trunk1.parameters()) + list(net.trunk2.parameters()) + list(net.ab.parameters())
+    for _ in range(steps):
+        opt.zero_grad()
+        w.backward(net.losses(x, y), shared)
+        opt.step()
+    return torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+
+
+def test_pcgrad_projection_order_follows_the_seed():
+    assert torch.equal(_pcgrad_run(3), _pcgrad_run(3))
+    assert not torch.equal(_pcgrad_run(3), _pcgrad_run(4))
+    grads = torch.randn(5, 7, generator=torch.Generator().manual_seed(5))
+    assert not torch.equal(PCGrad(list("abcde"), seed=0).project(grads), PCGrad(list("abcde"), seed=1).project(grads))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_make_weighting_takes_the_run_seed_for_every_method(method):
+    w = make_weighting(method, TASKS, seed=9)
+    assert w.name == method
+    assert "seed" not in weighting_options(method)  # the seed is the run's, not a tunable option
+    if method == "pcgrad":
+        assert w.seed == 9

@@ -95,13 +95,16 @@ def weighting_options(name: str) -> list[str]:
     (['alpha'], [])
     """
     sig = inspect.signature(WEIGHTINGS[name].__init__)
-    return [p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    return [
+        p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "seed"
+    ]
 
 
 def make_weighting(
     name: str,
     task_names: Sequence[str],
     priorities: Mapping[str, float] | None = None,
+    seed: int = 0,
     **options: object,
 ) -> LossWeighting:
     """Build a loss-weighting method by registry name.
@@ -114,6 +117,9 @@ def make_weighting(
         All tasks of the model.
     priorities : mapping of str to float, optional
         Multiplier of each task's loss (default ``1.0``).
+    seed : int, optional
+        The run's seed, for the methods that draw random numbers (PCGrad's
+        projection order); accepted and ignored by the others.
     **options
         The method's typed keyword options (e.g. ``tau`` for ``dwa``).
 
@@ -138,4 +144,6 @@ def make_weighting(
             f"unknown option(s) {', '.join(map(repr, unknown))} for weighting {name!r}; "
             f"valid options: {', '.join(valid) if valid else '(none)'}"
         )
+    if "seed" in inspect.signature(cls.__init__).parameters:
+        options = {**options, "seed": seed}
     return cls(task_names, priorities, **options)
