@@ -126,6 +126,15 @@ def test_every_reference_gives_a_graph_and_enqueue_params(name):
     assert name in space.reference_names()
 
 
+def test_hard_sharing_references_prefer_soft_sharing_off():
+    # one trunk has no sibling blocks to stitch or pull together: the params say "off", not the default λ
+    space = load_space("default")
+    assert space.fields["mechanisms.l2_lambda"].default > 0
+    for name in ("shared-bottom", "independent"):
+        params = space.reference_params(name, TASKS)
+        assert params["l2_on"] is False and params["cross_stitch"] is False and params["moe"] is False
+
+
 def test_a_space_without_moe_or_l2_cannot_express_those_references():
     space = SearchSpace.from_dict({"backbone": {"widths": [8, 8]}}, "plain.toml")
     assert space.reference_names() == ["independent", "shared-bottom"]
