@@ -48,10 +48,11 @@ class Block(nn.Module):
     """One ``block`` node: a stage block (``weight``, ``bias``) plus its conditioning.
 
     ``concat`` widens the block input by ``z_dim``; ``film`` adds
-    ``film_weight [2*width, z_dim]``/``film_bias [2*width]`` (zero at init, so
-    ``out * (1 + gamma) + beta`` starts as the identity, Perez et al. 2018);
-    ``gate`` adds ``gate_weight [width, z_dim]``/``gate_bias [width]`` and
-    multiplies the output by ``sigmoid(z @ gate_weight.T + gate_bias)``.
+    ``film_weight [2*width, z_dim]``/``film_bias [2*width]`` and modulates the
+    pre-activation, ``relu((1 + gamma) * (W x + b) + beta)`` (Perez et al. 2018;
+    zero at init, so it starts as the plain block); ``gate`` adds
+    ``gate_weight [width, z_dim]``/``gate_bias [width]`` and multiplies the
+    activated output by ``sigmoid(z @ gate_weight.T + gate_bias)``.
     """
 
     def __init__(self, backbone: Backbone, stage: int, conditioning: str, z_dim: int,

@@ -12,11 +12,12 @@ stage then runs as:
    input stream) is computed together by the backbone's batched stage op
    (``Backbone.run_blocks``: stacked weights + ``torch.baddbmm`` for the MLP,
    a grouped convolution for the CNN, or a loop where measurement says a loop
-   is faster, see ``Backbone.prefers_batched``) and activated;
+   is faster, see ``Backbone.prefers_batched``): the pre-activations;
 2. the stage's output streams are gathered from those results: plain blocks
-   copy them, ``film``/``gate`` blocks scale them per task (Perez et al., AAAI
-   2018), MoE nodes mix their experts with one softmax gate per task (Ma et al.,
-   KDD 2018);
+   copy them activated, ``film`` blocks scale and shift the pre-activation per
+   task before activating it (Perez et al., AAAI 2018), ``gate`` blocks scale
+   the activated output per task, MoE nodes mix their activated experts with
+   one softmax gate per task (Ma et al., KDD 2018);
 3. cross-stitch units mix the per-task streams of each stitched group with a
    learned matrix (Misra et al., CVPR 2016), all groups in one block-diagonal
    matmul.
@@ -25,7 +26,8 @@ Soft sharing adds ``lam * ||theta_a - theta_b||^2`` per ``l2`` edge through
 :meth:`MultiTaskNet.penalty` (Duong et al., ACL 2015).
 
 When only some tasks are asked for, the compiler plans the stages backwards
-from their heads and computes only the nodes, streams and gates they need.
+from their heads (:func:`sharesearch.plan.plan_streams`, typed records) and
+computes only the nodes, streams and gates they need.
 
 Example
 -------
@@ -44,17 +46,17 @@ True
 from __future__ import annotations
 
 import hashlib
-
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import networkx as nx
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .blocks import Block, CrossStitch, Head, MoEBlock
 from .graph import SharingGraph
+from .plan import BankPlan, Owner, block_nodes, plan_streams, stitch_units
+from .plan_tensors import HeadRun, MoERun, StageRun, head_runs, stage_run
 
 __all__ = ["compile_graph", "MultiTaskNet"]
 
@@ -84,31 +86,6 @@ def compile_graph(graph: SharingGraph, seed: int | None = None) -> "MultiTaskNet
     torch.Size([2, 3])
     """
     return MultiTaskNet(graph, seed=seed)
-
-
-# ----------------------------------------------------------------- stage plans
-@dataclass
-class _Bank:
-    """Block applications sharing one input width (``concat`` blocks are wider)."""
-
-    apps: list[tuple[int, int]] = field(default_factory=list)  # (node module index, expert or -1)
-    in_rows: list[int] = field(default_factory=list)  # input stream row of each application
-    z_rows: list[int] = field(default_factory=list)  # task index per application (concat bank only)
-
-
-@dataclass
-class _Stage:
-    plain: _Bank = field(default_factory=_Bank)
-    concat: _Bank = field(default_factory=_Bank)
-    select: list[int] = field(default_factory=list)  # application rows copied to output streams
-    film: list[tuple[int, int, int]] = field(default_factory=list)  # (module, application row, task index)
-    gate: list[tuple[int, int, int]] = field(default_factory=list)
-    moe: dict[int, list[tuple[int, int, int, list[int]]]] = field(default_factory=dict)
-    # ^ experts E -> [(module, local task, gate input row, expert application rows [E])]
-    stitch: list[tuple[int, list[int]]] = field(default_factory=list)  # (stitch module, output rows)
-    n_in: int = 1
-    n_out: int = 0
-    t: dict = field(default_factory=dict)  # the index tensors above, on the forward's device
 
 
 def _node_generator(seed: int, node_id: str) -> torch.Generator:
@@ -154,184 +131,36 @@ class MultiTaskNet(nn.Module):
         gen = lambda name: _node_generator(int(seed), name)  # noqa: E731
         self.register_buffer("z", torch.tensor(graph.task_embedding(), dtype=torch.float32))  # [T, z_dim]
 
-        self.node_ids: list[str] = []
+        self.node_ids: list[str] = block_nodes(graph)
         self.nodes = nn.ModuleList()
-        self._mod: dict[str, int] = {}
-        for s in range(graph.n_stages):
-            for n in graph.nodes_at(s):
-                d = g.nodes[n]
-                self._mod[n] = len(self.nodes)
-                self.node_ids.append(n)
-                if d["kind"] == "moe":
-                    self.nodes.append(MoEBlock(bb, s, len(d["tasks"]), d["experts"], d.get("expert_dropout", 0.0),
-                                               gen(n)))
-                else:
-                    self.nodes.append(Block(bb, s, d.get("conditioning", "none"), graph.z_dim, gen(n)))
-        # stitch components per stage, tasks in task order (graph.stitch_components() is in stage order)
-        self._stitch_at: dict[int, list[tuple[int, tuple[str, ...]]]] = defaultdict(list)
-        self.stitch_names: list[str] = []
-        self.stitches = nn.ModuleList()
-        comps = iter(graph.stitch_components())
-        for s in range(graph.n_stages):
-            edges = [(u, v) for u, v, _ in graph.soft_edges("stitch") if g.nodes[u]["stage"] == s]
-            for _ in nx.connected_components(nx.Graph(edges)):
-                comp = next(comps)
-                self._stitch_at[s].append((len(self.stitches), comp))
-                self.stitch_names.append(f"stage{s}:" + "+".join(comp))
-                self.stitches.append(CrossStitch(len(comp)))
+        self._mod: dict[str, int] = {n: i for i, n in enumerate(self.node_ids)}
+        for n in self.node_ids:
+            d = g.nodes[n]
+            if d["kind"] == "moe":
+                self.nodes.append(MoEBlock(bb, d["stage"], len(d["tasks"]), d["experts"],
+                                           d.get("expert_dropout", 0.0), gen(n)))
+            else:
+                self.nodes.append(Block(bb, d["stage"], d.get("conditioning", "none"), graph.z_dim, gen(n)))
+        units = stitch_units(graph)
+        self.stitch_names: list[str] = [u.key for u in units]  # sharesearch.plan.stitch_key of each unit
+        self.stitches = nn.ModuleList([CrossStitch(len(u.tasks)) for u in units])
         self.heads = nn.ModuleList([Head(bb.head_in, g.nodes[graph.head(t)]["out_dim"], gen(graph.head(t)))
                                     for t in self.tasks])
-
-        # the stream model, shared with SharingGraph.flops
-        self._k_in = graph._streams_in()
-        stitched = {n for u, v, _ in graph.soft_edges("stitch") for n in (u, v)}
-        self._per_task_out = {n: self._k_in[n] > 1 or n in stitched for n in self._k_in}
         self._l2 = [(d["lam"], self._mod[u], self._mod[v]) for u, v, d in graph.soft_edges("l2")]
-        self._plans: dict = {}
-        self._owners = self._trace()
+        self._runs: dict[tuple[tuple[str, ...], str], tuple[tuple[StageRun, ...], tuple[HeadRun, ...]]] = {}
+        self._owners = plan_streams(graph, self.tasks).owners  # task -> owners its output depends on
 
     # ------------------------------------------------------------ planning
-    def _plan(self, tasks: tuple[str, ...], owners: bool = False):
-        """Stage plans computing only what ``tasks`` need (backwards from their heads).
-
-        With ``owners`` also returns, per task, the set of parameter owners its
-        output depends on (used by :meth:`task_parameters`).
-        """
-        graph, g = self.graph, self.graph.g
-        L = graph.n_stages
-        need, active = set(tasks), [set() for _ in range(L)]
-        for s in reversed(range(L)):
-            for _, comp in self._stitch_at[s]:
-                if need & set(comp):
-                    need |= set(comp)
-            active[s] = set(need)
-        rows_in = {t: 0 for t in self.tasks}  # the input is one stream
-        own_in: list[frozenset] = [frozenset()]
-        plans = []
-        for s in range(L):
-            p = _Stage(n_in=len(own_in))
-            own = {"plain": [], "concat": []}  # owners of each block application, per bank
-            sel: list[tuple[str, int, list[str]]] = []  # (bank, application, tasks served) per select row
-            per_task: dict[str, list[tuple[str, frozenset]]] = {"film": [], "gate": [], "moe": []}
-            for n in graph.nodes_at(s):
-                d, m = g.nodes[n], self._mod[n]
-                act = [t for t in d["tasks"] if t in active[s]]
-                if not act:
-                    continue
-                streams = [rows_in[act[0]]] if self._k_in[n] == 1 else [rows_in[t] for t in act]
-                cond = d.get("conditioning", "none") if d["kind"] == "block" else "moe"
-                bank = p.concat if cond == "concat" else p.plain
-                bown = own["concat" if cond == "concat" else "plain"]
-                first = len(bank.apps)
-                if cond == "moe":  # every expert on every input stream
-                    E = d["experts"]
-                    for r in streams:
-                        for e in range(E):
-                            bank.apps.append((m, e))
-                            bank.in_rows.append(r)
-                            bown.append(own_in[r] | {("node", m)})
-                    for j, t in enumerate(act):
-                        a = first + (0 if len(streams) == 1 else j) * E
-                        li = d["tasks"].index(t)
-                        p.moe.setdefault(E, []).append((m, li, rows_in[t], list(range(a, a + E))))
-                        per_task["moe"].append((t, frozenset().union(*bown[a:a + E]) | {("gate", m, li)}))
-                    continue
-                if cond == "concat":  # input differs per task: one application per task
-                    streams = [streams[0]] * len(act) if len(streams) == 1 else streams
-                    p.concat.z_rows.extend(self._tix[t] for t in act)
-                for r in streams:
-                    bank.apps.append((m, -1))
-                    bank.in_rows.append(r)
-                    bown.append(own_in[r] | {("node", m)})
-                if len(streams) == 1 and not self._per_task_out[n] and cond in ("none", "concat"):
-                    sel.append(("plain" if cond == "none" else "concat", first, act))  # one stream for all
-                    continue
-                for j, t in enumerate(act):
-                    a = first + (0 if len(streams) == 1 else j)
-                    if cond in ("film", "gate"):
-                        getattr(p, cond).append((m, a, self._tix[t]))
-                        per_task[cond].append((t, bown[a]))
-                    else:
-                        sel.append(("plain" if cond == "none" else "concat", a, [t]))
-            # concat applications follow the plain ones in the activated stack
-            n_plain = len(p.plain.apps)
-            rows_out: dict[str, int] = {}
-            new_own: list[frozenset] = []
-            for bank_name, a, ts in sel:
-                p.select.append(a if bank_name == "plain" else n_plain + a)
-                for t in ts:
-                    rows_out[t] = len(new_own)
-                new_own.append(own[bank_name][a])
-            for kind in ("film", "gate", "moe"):
-                for t, o in per_task[kind]:
-                    rows_out[t] = len(new_own)
-                    new_own.append(o)
-            row = len(new_own)
-            for mi, comp in self._stitch_at[s]:
-                if comp[0] in active[s]:
-                    rows = [rows_out[t] for t in comp]
-                    p.stitch.append((mi, rows))
-                    mixed = frozenset().union(*(new_own[r] for r in rows)) | {("stitch", mi)}
-                    for r in rows:
-                        new_own[r] = mixed
-            p.n_out = row
-            plans.append(p)
-            rows_in, own_in = rows_out, new_own
-        heads: dict[int, list[tuple[int, int]]] = {}
-        for t in tasks:
-            i = self._tix[t]
-            heads.setdefault(self.heads[i].bias.shape[0], []).append((i, rows_in[t]))
-        if owners:
-            return {t: own_in[rows_in[t]] | {("head", self._tix[t])} for t in tasks}
-        return plans, heads
-
-    def _get_plan(self, tasks: tuple[str, ...], device: torch.device):
+    def _device_plan(self, tasks: tuple[str, ...], device: torch.device):
+        """The :func:`~sharesearch.plan.plan_streams` plan of ``tasks`` as index tensors on ``device`` (cached)."""
         key = (tasks, str(device))
-        if key not in self._plans:
-            plans, heads = self._plan(tasks)
-            bb = self.backbone
-
-            def idx(v):
-                return torch.tensor(v, dtype=torch.long, device=device)
-
-            for s, p in enumerate(plans):
-                for name in ("plain", "concat"):
-                    bank = getattr(p, name)
-                    if bank.apps:
-                        A, rows = len(bank.apps), bank.in_rows
-                        p.t[name] = {
-                            "in": idx(rows),
-                            "shared": rows[0] if len(set(rows)) == 1 and name == "plain" else None,
-                            "identity": rows == list(range(p.n_in)),
-                            "z": idx(bank.z_rows) if bank.z_rows else None,
-                            "batched": bb.prefers_batched(s, A),
-                        }
-                n_apps = len(p.plain.apps) + len(p.concat.apps)
-                p.t["select"] = idx(p.select)
-                p.t["select_identity"] = p.select == list(range(n_apps))
-                for kind in ("film", "gate"):
-                    if getattr(p, kind):
-                        mods = sorted({m for m, _, _ in getattr(p, kind)})
-                        p.t[kind] = (mods, idx([mods.index(m) for m, _, _ in getattr(p, kind)]),
-                                     idx([a for _, a, _ in getattr(p, kind)]), idx([t for _, _, t in getattr(p, kind)]))
-                p.t["moe"] = []
-                for E, ents in p.moe.items():
-                    mods = sorted({m for m, *_ in ents})
-                    p_drop = [self.nodes[m].expert_dropout for m in mods]
-                    p.t["moe"].append((E, ents, idx([r for _, _, r, _ in ents]), idx([r for *_, r in ents]),
-                                       mods, idx([mods.index(m) for m, *_ in ents]),
-                                       torch.tensor(p_drop, device=device)))
-                if p.stitch:
-                    rows = [r for _, rr in p.stitch for r in rr]
-                    p.t["stitch"] = ([m for m, _ in p.stitch], idx(rows), rows == list(range(p.n_out)))
-            n_last = plans[-1].n_out
-            hplan = [(od, [i for i, _ in ents], idx([r for _, r in ents]), len({r for _, r in ents}) == 1,
-                      ents[0][1], [r for _, r in ents] == list(range(n_last))) for od, ents in heads.items()]
-            self._plans[key] = (plans, hplan)
-        return self._plans[key]
-
-    def _trace(self) -> dict[str, frozenset]:
-        return self._plan(self.tasks, owners=True)
+        if key not in self._runs:
+            plan = plan_streams(self.graph, tasks)
+            dropout = [getattr(m, "expert_dropout", 0.0) for m in self.nodes]
+            stages = tuple(stage_run(self.backbone, s, p, dropout, device) for s, p in enumerate(plan.stages))
+            out_dims = [int(h.bias.shape[0]) for h in self.heads]
+            self._runs[key] = (stages, head_runs(plan, out_dims, device))
+        return self._runs[key]
 
     # ------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor, tasks=None, _record: dict | None = None) -> dict[str, torch.Tensor]:
@@ -347,26 +176,27 @@ class MultiTaskNet(nn.Module):
         for t in tasks:
             if t not in self._tix:
                 raise KeyError(f"unknown task {t!r}; tasks are {list(self.tasks)}")
-        plans, hplan = self._get_plan(tasks, x.device)
+        stages, heads = self._device_plan(tasks, x.device)
         bb, B = self.backbone, x.shape[0]
         X = x[None]  # [1, B, *in]: the input is one stream
-        for p in plans:
-            X = self._stage(p, X, B, _record)  # [S, B, *features]
+        for run in stages:
+            X = self._stage(run, X, B, _record)  # [S, B, *features]
         out: dict[str, torch.Tensor] = {}
-        for od, heads, rows, same_row, row0, identity in hplan:
-            W = [self.heads[i].weight for i in heads]
-            b = [self.heads[i].bias for i in heads]
-            if same_row:  # all heads read one stream: one GEMM
-                h = bb.pool(X[row0])  # [B, head_in]
-                y = F.linear(h, torch.cat(W), torch.cat(b)).view(B, len(heads), od).transpose(0, 1)  # [n, B, od]
+        for hr in heads:
+            W = [self.heads[i].weight for i in hr.heads]
+            b = [self.heads[i].bias for i in hr.heads]
+            n, od = len(hr.heads), hr.out_dim
+            if hr.same_row:  # all heads read one stream: one GEMM
+                h = bb.pool(X[hr.row0])  # [B, head_in]
+                y = F.linear(h, torch.cat(W), torch.cat(b)).view(B, n, od).transpose(0, 1)  # [n, B, od]
             else:
-                h = bb.pool(X if identity else X.index_select(0, rows))  # [n, B, head_in]
+                h = bb.pool(X if hr.identity else X.index_select(0, hr.rows))  # [n, B, head_in]
                 y = torch.baddbmm(torch.stack(b)[:, None, :], h, torch.stack(W).transpose(1, 2))  # [n, B, od]
-            for i, yi in zip(heads, y.unbind(0)):
+            for i, yi in zip(hr.heads, y.unbind(0)):
                 out[self.tasks[i]] = yi  # [B, od]
         return {t: out[t] for t in tasks}
 
-    def _weights(self, bank: _Bank):
+    def _weights(self, bank: BankPlan):
         W, b, experts = [], [], {}
         for m, e in bank.apps:
             mod = self.nodes[m]
@@ -380,71 +210,77 @@ class MultiTaskNet(nn.Module):
                 b.append(experts[m][1][e])
         return W, b
 
-    def _stage(self, p: _Stage, X: torch.Tensor, B: int, record) -> torch.Tensor:
-        bb, t = self.backbone, p.t
+    def _stage(self, run: StageRun, X: torch.Tensor, B: int, record) -> torch.Tensor:
+        """One stage: ``X [S_in, B, *in]`` -> ``[S_out, B, *out']``.
+
+        FiLM modulates the pre-activation, ``act((1 + gamma) * (W x + b) + beta)``
+        (Perez et al. 2018); gates multiply the activated output; MoE mixes the
+        activated experts.
+        """
+        bb = self.backbone
         ys = []
-        for name in ("plain", "concat"):
-            if name not in t:
-                continue
-            bt, bank = t[name], getattr(p, name)
-            W, b = self._weights(bank)
-            shared = bt["shared"] is not None and not bt["identity"]
+        for br in run.banks:
+            W, b = self._weights(br.bank)
+            shared = br.shared is not None and not br.identity
             if shared:
-                xin = X[bt["shared"]]  # [B, *in]
-            elif bt["identity"]:
+                xin = X[br.shared]  # [B, *in]
+            elif br.identity:
                 xin = X  # [A, B, *in]
             else:
-                xin = X.index_select(0, bt["in"])  # [A, B, *in]
-            if name == "concat":
-                A = len(bank.apps)
-                zb = bb.channel_view(self.z.index_select(0, bt["z"]))  # [A, 1, z_dim(, 1, 1)]
+                xin = X.index_select(0, br.rows)  # [A, B, *in]
+            if br.z is not None:  # concat: the task descriptor widens the input
+                A = len(br.bank.apps)
+                zb = bb.channel_view(self.z.index_select(0, br.z))  # [A, 1, z_dim(, 1, 1)]
                 zb = zb.expand(A, B, zb.shape[2], *xin.shape[3:]).to(xin.dtype)  # [A, B, z_dim, *spatial]
                 xin = torch.cat([xin, zb], dim=2)  # [A, B, in + z_dim, *spatial]
-            ys.append(bb.run_blocks(xin, W, b, batched=bt["batched"], shared_input=shared))  # [A, B, *out]
-        Y = ys[0] if len(ys) == 1 else torch.cat([y.to(ys[0].dtype) for y in ys])  # [A_all, B, *out]
-        Y = bb.activate(Y, self.training)  # [A_all, B, *out']
+            ys.append(bb.run_blocks(xin, W, b, batched=br.batched, shared_input=shared))  # [A, B, *out]
+        P = ys[0] if len(ys) == 1 else torch.cat([y.to(ys[0].dtype) for y in ys])  # [A_all, B, *out] pre-activation
+        needs_act = run.select is not None or run.gate is not None or bool(run.moe)
+        Y = bb.activate(P, self.training) if needs_act else None  # [A_all, B, *out']
         outs = []
-        if p.select:
-            outs.append(Y if t["select_identity"] else Y.index_select(0, t["select"]))  # [n_sel, B, *out']
-        if "film" in t:  # tiny per-node affine maps of z, then one batched scale-and-shift
-            mods, node, app, task = t["film"]
-            fl = [self.nodes[m].film(self.z) for m in mods]  # G x ([T, width], [T, width])
-            gamma = torch.stack([g for g, _ in fl])[node, task].to(Y.dtype)  # [n, width]
-            beta = torch.stack([b for _, b in fl])[node, task].to(Y.dtype)  # [n, width]
-            outs.append(Y.index_select(0, app) * (1 + bb.channel_view(gamma)) + bb.channel_view(beta))
-        if "gate" in t:
-            mods, node, app, task = t["gate"]
-            gv = torch.stack([self.nodes[m].gate(self.z) for m in mods])  # [G, T, width]
-            outs.append(Y.index_select(0, app) * bb.channel_view(gv[node, task].to(Y.dtype)))  # [n, B, *out']
-        for E, ents, gin, erows, mods, node, pdrop in t["moe"]:
-            outs.append(self._moe(Y, X, E, ents, gin, erows, mods, node, pdrop, record))
+        if run.select is not None:
+            outs.append(Y if run.select_identity else Y.index_select(0, run.select))  # [n_sel, B, *out']
+        if run.film is not None:  # tiny per-node affine maps of z, then one batched scale-and-shift
+            fr = run.film
+            fl = [self.nodes[m].film(self.z) for m in fr.nodes]  # G x ([T, width], [T, width])
+            gamma = torch.stack([g for g, _ in fl])[fr.node, fr.task].to(P.dtype)  # [n, width]
+            beta = torch.stack([b for _, b in fl])[fr.node, fr.task].to(P.dtype)  # [n, width]
+            mod = P.index_select(0, fr.app) * (1 + bb.channel_view(gamma)) + bb.channel_view(beta)  # [n, B, *out]
+            outs.append(bb.activate(mod, self.training))  # [n, B, *out']
+        if run.gate is not None:
+            gr = run.gate
+            gv = torch.stack([self.nodes[m].gate(self.z) for m in gr.nodes])  # [G, T, width]
+            outs.append(Y.index_select(0, gr.app) * bb.channel_view(gv[gr.node, gr.task].to(Y.dtype)))  # [n, B, *out']
+        for mr in run.moe:
+            outs.append(self._moe(Y, X, mr, record))  # [n, B, *out']
         O = outs[0] if len(outs) == 1 else torch.cat([o.to(outs[0].dtype) for o in outs])  # [S_out, B, *out']
-        if "stitch" in t:
-            mods, rows, identity = t["stitch"]
-            M = torch.block_diag(*[self.stitches[m].alpha for m in mods])  # [n, n]
-            xs = O if identity else O.index_select(0, rows)  # [n, B, *out']
+        if run.stitch is not None:
+            sr = run.stitch
+            M = torch.block_diag(*[self.stitches[m].alpha for m in sr.units])  # [n, n]
+            xs = O if sr.identity else O.index_select(0, sr.rows)  # [n, B, *out']
             mixed = (M.to(xs.dtype) @ xs.flatten(1)).view_as(xs)  # [n, B, *out']
-            O = mixed if identity else O.index_copy(0, rows, mixed.to(O.dtype))
+            O = mixed if sr.identity else O.index_copy(0, sr.rows, mixed.to(O.dtype))
         return O
 
-    def _moe(self, Y, X, E, ents, gin, erows, mods, node, pdrop, record):
-        """Per-task softmax gates over the experts, expert dropout, mixture."""
-        bb = self.backbone
-        n, B = len(ents), Y.shape[1]
-        Wg = torch.stack([self.nodes[m].gate_weights[li] for m, li, _, _ in ents])  # [n, E, in]
-        bg = torch.stack([self.nodes[m].gate_biases[li] for m, li, _, _ in ents])  # [n, E]
-        xg = bb.pool(X.index_select(0, gin))  # [n, B, in]
+    def _moe(self, Y: torch.Tensor, X: torch.Tensor, mr: MoERun, record) -> torch.Tensor:
+        """Per-task softmax gates over the experts, expert dropout, mixture: ``[n, B, *out']``."""
+        bb, E = self.backbone, mr.experts
+        n, B = len(mr.mixtures), Y.shape[1]
+        Wg = torch.stack([self.nodes[m.node].gate_weights[m.local] for m in mr.mixtures])  # [n, E, in]
+        bg = torch.stack([self.nodes[m.node].gate_biases[m.local] for m in mr.mixtures])  # [n, E]
+        xg = bb.pool(X.index_select(0, mr.gate_rows))  # [n, B, in]
         probs = torch.baddbmm(bg[:, None, :], xg, Wg.transpose(1, 2)).float().softmax(-1)  # [n, B, E]
         if record is not None:
-            for j, (m, li, _, _) in enumerate(ents):
-                record.setdefault(m, {})[li] = probs[j].mean(0)  # [E]
-        if self.training and bool((pdrop > 0).any()):
-            keep = torch.rand(len(mods), B, E, device=Y.device) >= pdrop[:, None, None]  # [G, B, E]
-            pick = F.one_hot(torch.randint(E, (len(mods), B), device=Y.device), E).bool()  # [G, B, E]
+            for j, m in enumerate(mr.mixtures):
+                record.setdefault(m.node, {})[m.local] = probs[j].mean(0)  # [E]
+        if self.training and bool((mr.p_drop > 0).any()):
+            G = len(mr.nodes)
+            keep = torch.rand(G, B, E, device=Y.device) >= mr.p_drop[:, None, None]  # [G, B, E]
+            pick = F.one_hot(torch.randint(E, (G, B), device=Y.device), E).bool()  # [G, B, E]
             keep = keep | (pick & ~keep.any(-1, keepdim=True))  # never drop every expert
-            probs = probs * keep[node]  # [n, B, E]
+            probs = probs * keep[mr.node]  # [n, B, E]
             probs = probs / probs.sum(-1, keepdim=True)
-        ye = Y.index_select(0, erows.flatten()).view(n, E, B, -1)  # [n, E, B, F]
+        ye = Y.index_select(0, mr.expert_rows.flatten()).view(n, E, B, -1)  # [n, E, B, F]
         mix = torch.einsum("nbe,nebf->nbf", probs.to(ye.dtype), ye)  # [n, B, F]
         return mix.view(n, B, *Y.shape[2:])  # [n, B, *out']
 
@@ -507,19 +343,18 @@ class MultiTaskNet(nn.Module):
             self.train(was)
         return {self.node_ids[m]: torch.stack([rows[i] for i in sorted(rows)]) for m, rows in record.items()}
 
-    def _owner_params(self, owner: tuple) -> list[nn.Parameter]:
-        kind = owner[0]
-        if kind == "node":
-            mod = self.nodes[owner[1]]
+    def _owner_params(self, owner: Owner) -> list[nn.Parameter]:
+        if owner.kind == "node":
+            mod = self.nodes[owner.index]
             if isinstance(mod, MoEBlock):
                 return [mod.weight, mod.bias]
             return list(mod.parameters())
-        if kind == "gate":
-            mod = self.nodes[owner[1]]
-            return [mod.gate_weights[owner[2]], mod.gate_biases[owner[2]]]
-        if kind == "stitch":
-            return [self.stitches[owner[1]].alpha]
-        return list(self.heads[owner[1]].parameters())
+        if owner.kind == "gate":
+            mod = self.nodes[owner.index]
+            return [mod.gate_weights[owner.local], mod.gate_biases[owner.local]]
+        if owner.kind == "stitch":
+            return [self.stitches[owner.index].alpha]
+        return list(self.heads[owner.index].parameters())
 
     def task_parameters(self, task: str) -> list[nn.Parameter]:
         """Parameters that influence ``task``'s output (its path, gates, stitches, head),
@@ -541,6 +376,29 @@ class MultiTaskNet(nn.Module):
             for prm in self.task_parameters(t):
                 count[id(prm)] += 1
         return [prm for prm in self.parameters() if count[id(prm)] > 1]
+
+    def last_shared_parameters(self) -> dict[tuple[str, ...], list[nn.Parameter]]:
+        """The last shared layer of every group of tasks that shares a block (for GradNorm, Chen et al. 2018).
+
+        For each group of two or more tasks that some block or MoE node serves,
+        the layer parameters (``weight``, ``bias``; an MoE node's experts) of
+        the deepest such node, keyed by the group's sorted task names, groups in
+        the order of their first stage. FiLM/gate parameters and MoE gates are
+        left out: they condition the layer, they are not it. Graphs whose blocks
+        all serve one task (independent, L2 soft sharing, cross-stitch) give ``{}``.
+
+        >>> from sharesearch.graph import SharingGraph
+        >>> g = SharingGraph.branched({"a": 1, "b": 1, "c": 1},
+        ...     {"name": "mlp", "input_shape": [2], "widths": [3, 4, 5]}, ["a,b,c", "a,b|c"])
+        >>> {k: [tuple(p.shape) for p in v] for k, v in compile_graph(g, seed=0).last_shared_parameters().items()}
+        {('a', 'b', 'c'): [(3, 2), (3,)], ('a', 'b'): [(4, 3), (4,)]}
+        """
+        out: dict[tuple[str, ...], list[nn.Parameter]] = {}
+        for n, mod in zip(self.node_ids, self.nodes):  # stage by stage: a later node of a group replaces it
+            tasks = self.graph.g.nodes[n]["tasks"]
+            if len(tasks) > 1:
+                out[tuple(sorted(tasks))] = [mod.weight, mod.bias]
+        return out
 
     def extra_repr(self) -> str:
         return f"tasks={list(self.tasks)}, key={self.graph.key()!r}"

@@ -35,11 +35,15 @@ def reference_forward(net, x: torch.Tensor) -> dict[str, torch.Tensor]:
     g, bb = net.graph, net.graph.backbone
     mods = dict(zip(net.node_ids, net.nodes))
 
+    def pre(h, w, b):  # the layer of one block: its pre-activation
+        return F.linear(h, w, b) if bb.name == "mlp" else F.conv2d(h, w, b, padding=bb.kernel // 2)
+
+    def act(y):  # the rest of the stage op
+        y = F.relu(y)
+        return F.max_pool2d(y, 2) if bb.name == "cnn" and bb.pools(*y.shape[-2:]) else y
+
     def op(h, w, b):  # the stage op of one block
-        if bb.name == "mlp":
-            return F.relu(F.linear(h, w, b))
-        y = F.relu(F.conv2d(h, w, b, padding=bb.kernel // 2))
-        return F.max_pool2d(y, 2) if bb.pools(*y.shape[-2:]) else y
+        return act(pre(h, w, b))
 
     def pool(h):
         return h if bb.name == "mlp" else h.mean(dim=(-2, -1))
@@ -65,9 +69,10 @@ def reference_forward(net, x: torch.Tensor) -> dict[str, torch.Tensor]:
                     zb = z.view(1, -1, *([1] * (inp.dim() - 2))).expand(inp.shape[0], -1, *inp.shape[2:])
                     inp = torch.cat([inp, zb], dim=1)
                 y = op(inp, mod.weight, mod.bias)
-                if cond == "film":
+                if cond == "film":  # Perez et al. 2018: modulate the pre-activation
                     gamma, beta = mod.film(z[None])
-                    y = y * (1 + per_channel(gamma[0], y)) + per_channel(beta[0], y)
+                    y = pre(inp, mod.weight, mod.bias)
+                    y = act(y * (1 + per_channel(gamma[0], y)) + per_channel(beta[0], y))
                 elif cond == "gate":
                     y = y * per_channel(mod.gate(z[None])[0], y)
                 new[t] = y
@@ -99,6 +104,9 @@ def test_any_graph_compiles_runs_and_counts(g, seed):
     # semantics: the batched network equals the per-task reference loop
     net.eval()
     with torch.no_grad():
+        for name, p in net.named_parameters():  # FiLM starts as the identity: move it off
+            if "film" in name:
+                p.normal_(generator=torch.Generator().manual_seed(seed))
         out, ref = net(x), reference_forward(net, x)
         for t in g.tasks:
             torch.testing.assert_close(out[t], ref[t], rtol=1e-4, atol=1e-5)
@@ -182,6 +190,57 @@ def test_film_starts_as_the_identity():
     a, b = compile_graph(shared, seed=3), compile_graph(film, seed=3)
     for t, y in a(x).items():
         torch.testing.assert_close(b(x)[t], y)
+
+
+def _one_block_net(cond: str, bb: dict):
+    """A 2-task net whose only stage is one shared block conditioned by ``cond``, every parameter random."""
+    g = SharingGraph.shared_bottom({"a": 2, "b": 2}, bb, 1, conditioning=cond)
+    net = compile_graph(g, seed=0).eval()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    return g, net
+
+
+@pytest.mark.parametrize("bb", [{"name": "mlp", "input_shape": [5], "widths": [6]},
+                                {"name": "cnn", "input_shape": [2, 4, 4], "widths": [3]}], ids=["mlp", "cnn"])
+@pytest.mark.parametrize("cond", ["film", "gate", "concat"])
+def test_conditioning_recomputed_by_hand(cond, bb):
+    """FiLM scales and shifts the pre-activation, relu((1 + gamma) * (W x + b) + beta) (Perez et al.
+    2018); a gate multiplies the activated output by sigmoid(z Wg^T + bg); concat widens the input by z."""
+    g, net = _one_block_net(cond, bb)
+    (blk,) = net.nodes
+    x = _x(g, batch=7)
+    cnn = bb["name"] == "cnn"
+
+    def layer(h, w, b):
+        return F.conv2d(h, w, b, padding=1) if cnn else h @ w.T + b
+
+    def rest(y):  # relu, then the CNN's 2x2 max-pool
+        return F.max_pool2d(F.relu(y), 2) if cnn else F.relu(y)
+
+    def chan(v):  # [C] against [B, C(, H, W)]
+        return v.view(1, -1, 1, 1) if cnn else v
+
+    out = net(x)
+    for i, t in enumerate(g.tasks):
+        z = net.z[i]  # [z_dim]
+        if cond == "film":
+            gb = blk.film_weight @ z + blk.film_bias  # [2 * width]
+            gamma, beta = gb[:6 if not cnn else 3], gb[6 if not cnn else 3:]
+            pre = layer(x, blk.weight, blk.bias)
+            h = rest((1 + chan(gamma)) * pre + chan(beta))
+            after = (1 + chan(gamma)) * rest(pre) + chan(beta)  # the wrong place: after the activation
+            assert not torch.allclose(h, after)
+        elif cond == "gate":
+            h = rest(layer(x, blk.weight, blk.bias)) * chan(torch.sigmoid(blk.gate_weight @ z + blk.gate_bias))
+        else:
+            zb = z.view(1, -1, 1, 1).expand(x.shape[0], -1, *x.shape[2:]) if cnn else z.expand(x.shape[0], -1)
+            h = rest(layer(torch.cat([x, zb], dim=1), blk.weight, blk.bias))
+        h = h.mean(dim=(-2, -1)) if cnn else h
+        want = h @ net.heads[i].weight.T + net.heads[i].bias  # [B, 2]
+        torch.testing.assert_close(out[t], want, rtol=1e-4, atol=1e-4)
 
 
 def test_gate_and_concat_make_task_streams_differ():
@@ -284,3 +343,51 @@ def test_cuda_matches_cpu(bb, monkeypatch):
         for (name, pc), pg in zip(cpu.named_parameters(), gpu.parameters()):
             if pc.grad is not None:
                 torch.testing.assert_close(pg.grad.cpu(), pc.grad, rtol=1e-3, atol=1e-4, msg=name)
+
+
+# ---------------------------------------------------------------- GradNorm's layer
+def test_last_shared_parameters_per_group():
+    node = lambda net: dict(zip(net.node_ids, net.nodes))  # noqa: E731
+    sb = compile_graph(SharingGraph.shared_bottom(TASKS, MLP, 2), seed=0)  # stages 0, 1 shared by all
+    assert {k: [id(p) for p in v] for k, v in sb.last_shared_parameters().items()} == {
+        ("a", "b", "c"): [id(node(sb)["s1:a+b+c"].weight), id(node(sb)["s1:a+b+c"].bias)]}
+    br = compile_graph(SharingGraph.branched({"z": 1, "y": 1, "x": 1}, MLP, ["x,y,z", "y,z|x"]), seed=0)
+    last = br.last_shared_parameters()
+    assert list(last) == [("x", "y", "z"), ("y", "z")]  # nested groups, keys sorted, outermost first
+    (s0,) = br.graph.nodes_at(0)
+    s1 = br.graph.node_of("y", 1)
+    assert [id(p) for p in last[("x", "y", "z")]] == [id(node(br)[s0].weight), id(node(br)[s0].bias)]
+    assert [id(p) for p in last[("y", "z")]] == [id(node(br)[s1].weight), id(node(br)[s1].bias)]
+    # each is shared by exactly its group: the parameters every task of the group reaches, and no other task
+    for group, params in last.items():
+        for t in br.tasks:
+            mine = {id(p) for p in br.task_parameters(t)}
+            assert all((id(p) in mine) == (t in group) for p in params), (group, t)
+    assert compile_graph(SharingGraph.independent(TASKS, MLP), seed=0).last_shared_parameters() == {}
+    mm = compile_graph(SharingGraph.mmoe(TASKS, MLP, experts=2), seed=0)
+    (moe,) = mm.graph.nodes_at(0)
+    assert [p.shape for p in mm.last_shared_parameters()[("a", "b", "c")]] == [(2, 6, 5), (2, 6)]
+
+
+# ---------------------------------------------------------------- the typed plan
+def test_plan_is_typed_and_computes_only_what_is_asked():
+    from sharesearch.plan import Owner, Plan, StagePlan, plan_streams
+
+    g = SharingGraph.branched(TASKS, MLP, ["a,b,c", "a,b|c"], conditioning=["film", "gate", "none"],
+                              cross_stitch=[False, False, True])
+    full, only_c = plan_streams(g, g.tasks), plan_streams(g, ["c"])
+    assert isinstance(full, Plan) and all(isinstance(s, StagePlan) for s in full.stages)
+    assert [len(s.film) for s in full.stages] == [3, 0, 0] and [len(s.gate) for s in full.stages] == [0, 2, 0]
+    # c's stage-2 block is stitched with a's and b's, so asking for c runs a's and b's paths too ...
+    assert [len(s.plain.apps) for s in only_c.stages] == [1, 3, 3] and len(only_c.stages[1].gate) == 2
+    assert [h.head for h in only_c.heads] == [2]
+    # ... and without the stitch only c's path (its film row of the shared stage 0, its own blocks)
+    alone = plan_streams(SharingGraph.branched(TASKS, MLP, ["a,b,c", "a,b|c"], conditioning="film"), ["c"])
+    assert [len(s.plain.apps) for s in alone.stages] == [1, 1, 1] and len(alone.stages[0].film) == 1
+    with pytest.raises(AttributeError):  # frozen
+        full.stages[0].n_out = 0
+    net = compile_graph(g, seed=0)
+    assert Owner("stitch", 0) in full.owners["c"] and Owner("head", 0) not in full.owners["c"]
+    for t in g.tasks:  # the owners are what task_parameters reads
+        ids = {id(p) for o in full.owners[t] for p in net._owner_params(o)}
+        assert ids == {id(p) for p in net.task_parameters(t)}
