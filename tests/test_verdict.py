@@ -15,14 +15,20 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from sharesearch.errors import SharesearchError
+
 from sharesearch.verdict import (
     VERDICTS,
+    RowPredictions,
     TaskVerdict,
     Verdict,
     bootstrap_delta_m,
     delta_m,
+    delta_m_interval,
+    hierarchical_bootstrap_delta_m,
     holm,
     relative_delta,
+    seeds_for_power,
     task_verdicts,
 )
 
@@ -208,18 +214,26 @@ class TestPlanted:
     def test_gain(self):
         c, b = planted(+0.1)
         v = task_verdicts({"auc": c}, {"auc": b}, {"auc": "maximize"})
-        assert v.tasks[0].verdict == "gain"
+        assert v.tasks[0].verdict == "positive transfer"
         assert v.tasks[0].delta_ci[0] > 0
         assert v.delta_m > 0 and v.delta_m_ci[0] > 0
 
     def test_equal_distributions(self):
         c, b = planted(0.0, noise=0.02, n=5, seed=3)
         v = task_verdicts({"auc": c}, {"auc": b}, {"auc": "maximize"})
-        assert v.tasks[0].verdict == "no significant difference"
+        # 5 seeds at a 2.5 % spread cannot show |Δ| < 5 %: not significant, not equivalent either
+        tv = v.tasks[0]
+        assert tv.verdict == "inconclusive" and tv.equivalent is False and tv.p_equivalence > 0.05
+        assert tv.mde > tv.margin and tv.label == f"inconclusive (MDE {100 * tv.mde:.3g}%)"
         assert v.tasks[0].delta_ci[0] < 0 < v.tasks[0].delta_ci[1]
         same = task_verdicts({"auc": c}, {"auc": c}, {"auc": "maximize"}).tasks[0]
         assert same.p_value == pytest.approx(1.0) and same.delta == 0.0
-        assert same.verdict == "no significant difference"
+        assert same.verdict == "inconclusive"
+        # with 40 seeds the same null spread is shown to be within ±5 %
+        c40, b40 = planted(0.0, noise=0.02, n=40, seed=3)
+        many = task_verdicts({"auc": c40}, {"auc": b40}, {"auc": "maximize"}).tasks[0]
+        assert many.verdict == "equivalent" and many.equivalent is True and many.label == "equivalent within ±5%"
+        assert many.mde < tv.mde
 
     def test_mixed_tasks_in_order(self):
         cg, bg = planted(+0.1, seed=1)
@@ -229,8 +243,8 @@ class TestPlanted:
             {"g": cg, "n": cn, "z": c0}, {"g": bg, "n": bn, "z": b0}, {"z": "maximize", "g": "maximize", "n": "maximize"}
         )
         assert [(t.task, t.verdict) for t in v.tasks] == [
-            ("z", "no significant difference"),
-            ("g", "gain"),
+            ("z", "inconclusive"),
+            ("g", "positive transfer"),
             ("n", "negative transfer"),
         ]
         assert set(VERDICTS) >= {t.verdict for t in v.tasks}
@@ -241,12 +255,14 @@ class TestPlanted:
         c = [x + 0.25 for x in b]
         alone = task_verdicts({"a": c}, {"a": b}, {"a": "maximize"}).tasks[0]
         assert 0.05 / 3 < alone.p_value < 0.05  # precondition of the example
-        assert alone.verdict == "gain" and alone.p_holm == alone.p_value
+        assert alone.verdict == "positive transfer" and alone.p_holm == alone.p_value
         dirs = {"a": "maximize", "b": "maximize", "c": "maximize"}
         v = task_verdicts({"a": c, "b": b, "c": b}, {"a": b, "b": b, "c": b}, dirs)
         assert v.get("a").p_value == pytest.approx(alone.p_value)
         assert v.get("a").p_holm == pytest.approx(3 * alone.p_value)
-        assert v.get("a").verdict == "no significant difference"
+        assert v.get("a").verdict == "inconclusive"
+        assert v.get("a").mde > alone.mde  # alpha / 3 needs a larger effect
+        assert "the 3 tested tasks" in v.holm_family and "the 3 tested tasks" in v.to_markdown()
 
     def test_alpha_changes_interval_level(self):
         c, b = planted(0.01, noise=0.01, n=4)
@@ -302,7 +318,7 @@ class TestAgainstScipy:
         tv = task_verdicts({"r2": [-0.26, -0.25, -0.24]}, {"r2": [-0.51, -0.5, -0.49]}, {"r2": "maximize"}).tasks[0]
         assert tv.delta == pytest.approx(0.5)
         assert 0 < tv.delta_ci[0] < 0.5 < tv.delta_ci[1]
-        assert tv.verdict == "gain"
+        assert tv.verdict == "positive transfer"
 
 
 class TestSwap:
@@ -318,9 +334,12 @@ class TestSwap:
         # and approximately -Δ when the effect is small
         if abs(fwd.delta) < 0.01:
             assert bwd.delta == pytest.approx(-fwd.delta, abs=2e-4)
-        assert bwd.p_value == pytest.approx(fwd.p_value, rel=1e-9, abs=1e-15)
-        flip = {"gain": "negative transfer", "negative transfer": "gain"}
-        assert bwd.verdict == flip.get(fwd.verdict, fwd.verdict)
+        assert nan_equal(bwd.p_value, fwd.p_value) or bwd.p_value == pytest.approx(fwd.p_value, rel=1e-9, abs=1e-15)
+        flip = {"positive transfer": "negative transfer", "negative transfer": "positive transfer"}
+        if fwd.verdict in flip or fwd.verdict == "untestable":
+            assert bwd.verdict == flip.get(fwd.verdict, fwd.verdict)
+        else:  # the ±margin is relative to the baseline, so equivalence is not exactly symmetric
+            assert bwd.verdict in ("equivalent", "inconclusive")
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -336,12 +355,15 @@ class TestBootstrap:
         w = {f"t{i}": r[3] for i, r in enumerate(rows)}
         v = task_verdicts(cand, base, dirs, weights=w, n_resamples=2000, seed=7)
         lo, hi = v.delta_m_ci
-        assert lo - 1e-12 <= v.delta_m <= hi + 1e-12
+        assert (lo - 1e-12 <= v.delta_m <= hi + 1e-12) or (math.isnan(lo) and "no interval" in v.delta_m_method)
         assert v.delta_m == pytest.approx(
             delta_m({k: np.mean(x) for k, x in cand.items()}, {k: np.mean(x) for k, x in base.items()}, dirs, w)
         )
-        again = bootstrap_delta_m(cand, base, dirs, w, n_resamples=2000, seed=7)
-        assert again == v.delta_m_ci  # bit-for-bit with the same seed
+        iv = delta_m_interval(cand, base, dirs, w)
+        assert (iv.low, iv.high) == v.delta_m_ci and iv.method == v.delta_m_method
+        boot = bootstrap_delta_m(cand, base, dirs, w, n_resamples=2000, seed=7)
+        assert boot[0] - 1e-12 <= v.delta_m <= boot[1] + 1e-12
+        assert bootstrap_delta_m(cand, base, dirs, w, n_resamples=2000, seed=7) == boot  # bit-for-bit
 
     def test_seed_matters_and_confidence_nests(self):
         c, b = planted(0.02, noise=0.02, n=5)
@@ -382,27 +404,27 @@ class TestBootstrap:
 
 
 class TestEdgeCases:
-    def test_zero_variance_equal_means(self):
+    def test_zero_variance_equal_means_is_untestable(self):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            tv = task_verdicts({"a": [0.8] * 3}, {"a": [0.8] * 3}, {"a": "maximize"}).tasks[0]
-        assert tv.p_value == 1.0 and tv.p_holm == 1.0
-        assert tv.delta == 0.0 and tv.delta_ci == (0.0, 0.0)
+            v = task_verdicts({"a": [0.8] * 3}, {"a": [0.8] * 3}, {"a": "maximize"})
+        tv = v.tasks[0]
+        assert math.isnan(tv.p_value) and math.isnan(tv.p_holm) and math.isnan(tv.mde)
+        assert tv.delta == 0.0 and all(math.isnan(x) for x in tv.delta_ci)
         assert tv.candidate_ci == (tv.candidate_mean, tv.candidate_mean)
-        assert tv.verdict == "no significant difference"
-        assert "zero variance" in tv.note
+        assert tv.verdict == "untestable" and tv.equivalent is None
+        assert "zero variance" in tv.note and "not p = 0" in tv.note
 
-    @pytest.mark.parametrize("d, expected", [("maximize", "gain"), ("minimize", "negative transfer")])
-    def test_zero_variance_different_means(self, d, expected):
+    @pytest.mark.parametrize("d", ["maximize", "minimize"])
+    def test_zero_variance_different_means_is_untestable_not_p0(self, d):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             v = task_verdicts({"a": [0.8] * 3}, {"a": [0.7] * 3}, {"a": d})
         tv = v.tasks[0]
-        assert tv.p_value == 0.0
-        assert tv.verdict == expected
-        assert tv.delta_ci == (tv.delta, tv.delta)
-        assert v.delta_m_ci == (v.delta_m, v.delta_m)  # degenerate bootstrap
+        assert math.isnan(tv.p_value) and tv.verdict == "untestable"
+        assert all(math.isnan(x) for x in v.delta_m_ci) and "zero spread" in v.delta_m_method
         assert not any(math.isnan(x) for x in (tv.delta, tv.candidate_mean, tv.baseline_mean, v.delta_m))
+        assert "untestable" in v.to_markdown()
 
     def test_zero_variance_one_arm_is_plain_welch(self):
         with warnings.catch_warnings():
@@ -424,15 +446,41 @@ class TestEdgeCases:
         assert math.isnan(a.p_value) and math.isnan(a.p_holm)
         assert not math.isnan(a.baseline_ci[0])  # the arm with 3 seeds keeps its interval
         assert a.delta == pytest.approx(0.125)
-        assert a.verdict == "no significant difference" and "too few seeds" in a.note
+        assert a.verdict == "untestable" and "too few seeds" in a.note
         assert b.p_holm == b.p_value  # the untested task is not in Holm's family
-        assert b.verdict == "gain"
+        assert b.verdict == "positive transfer"
+        assert "the 1 tested task of" in v.holm_family
         assert all(math.isnan(x) for x in v.delta_m_ci)
         assert "too few seeds" in v.to_markdown()
 
     def test_scalar_single_seed_accepted(self):
         tv = task_verdicts({"a": 0.9}, {"a": 0.8}, {"a": "maximize"}).tasks[0]
-        assert tv.n_candidate == tv.n_baseline == 1 and tv.verdict == "no significant difference"
+        assert tv.n_candidate == tv.n_baseline == 1 and tv.verdict == "untestable"
+
+    def test_diverged_runs_are_counted_not_dropped_silently(self):
+        nan = float("nan")
+        cand = {"a": [0.9, nan, 0.91, 0.89], "b": [1.0, float("inf"), 1.01, 0.99]}
+        base = {"a": [0.8, 0.81, 0.79, 0.8], "b": [1.0, 1.02, 0.98, nan]}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            v = task_verdicts(cand, base, {"a": "maximize", "b": "minimize"})
+        a, b = v.get("a"), v.get("b")
+        assert (a.n_candidate, a.n_diverged_candidate, a.n_baseline, a.n_diverged_baseline) == (3, 1, 4, 0)
+        assert (b.n_diverged_candidate, b.n_diverged_baseline) == (1, 1)
+        assert a.candidate_mean == pytest.approx(0.9) and a.verdict == "positive transfer"
+        assert "diverged" in a.note
+        assert (v.n_diverged_candidate, v.n_diverged_baseline) == (1, 1)  # whole runs with a diverged task
+        assert math.isfinite(v.delta_m_ci[0])  # the interval uses the 3 whole finite runs of each arm
+        md = v.to_markdown()
+        assert "3/4 (+1/+0 diverged)" in md and "Diverged runs" in md
+        back = Verdict.from_dict(json.loads(json.dumps(v.to_dict(), allow_nan=False)))
+        assert back.get("b").n_diverged_baseline == 1 and back.n_diverged_candidate == 1
+
+    def test_every_run_diverged_is_untestable(self):
+        v = task_verdicts({"a": [float("nan")] * 3}, {"a": [0.8, 0.81, 0.79]}, {"a": "maximize"})
+        tv = v.tasks[0]
+        assert tv.verdict == "untestable" and tv.n_candidate == 0 and tv.n_diverged_candidate == 3
+        assert math.isnan(v.delta_m) and "diverged" in tv.note
 
     @pytest.mark.parametrize("arm", ["candidate", "baseline"])
     def test_missing_task_names_it(self, arm):
@@ -444,16 +492,16 @@ class TestEdgeCases:
 
     def test_invalid_inputs(self):
         d = {"a": "maximize"}
-        with pytest.raises(ValueError, match="'a'.*baseline mean is 0"):
+        with pytest.raises(SharesearchError, match="'a'.*baseline mean is 0"):
             task_verdicts({"a": [1.0, 2.0]}, {"a": [-1.0, 1.0]}, d)
-        with pytest.raises(ValueError, match="'a'.*finite"):
-            task_verdicts({"a": [1.0, float("nan")]}, {"a": [1.0, 2.0]}, d)
-        with pytest.raises(ValueError, match="'a'.*no values"):
+        with pytest.raises(SharesearchError, match="'a'.*no values"):
             task_verdicts({"a": []}, {"a": [1.0, 2.0]}, d)
-        with pytest.raises(ValueError, match="'a'.*direction"):
+        with pytest.raises(SharesearchError, match="'a'.*direction"):
             task_verdicts({"a": [1.0]}, {"a": [1.0]}, {"a": "up"})
-        with pytest.raises(ValueError, match="alpha"):
+        with pytest.raises(SharesearchError, match="alpha"):
             task_verdicts({"a": [1.0]}, {"a": [1.0]}, d, alpha=1.5)
+        with pytest.raises(SharesearchError, match="margin"):
+            task_verdicts({"a": [1.0]}, {"a": [1.0]}, d, margin=0.0)
         with pytest.raises(KeyError, match="'zz'"):
             task_verdicts({"a": [1.0, 2.0]}, {"a": [1.0, 2.0]}, d).get("zz")
 
@@ -492,7 +540,7 @@ class TestSerialisation:
         df = v.to_frame()
         assert isinstance(df, pd.DataFrame)
         assert df["task"].tolist() == ["g", "one", "r2", "z"]
-        assert df.loc[0, "verdict"] == "gain"
+        assert df.loc[0, "verdict"] == "positive transfer" and df.loc[0, "label"] == "positive transfer"
         assert df.loc[0, "delta_ci_low"] == v.tasks[0].delta_ci[0]
         assert df.attrs["delta_m"] == v.delta_m and df.attrs["alpha"] == 0.05
         assert {"p_holm", "candidate_ci_high", "note"} <= set(df.columns)
@@ -524,3 +572,151 @@ def test_no_heavy_imports():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- equivalence, power, rows
+
+
+class TestEquivalenceAndPower:
+    @FAST
+    @given(seeds, seeds, st.sampled_from([0.02, 0.05, 0.1]))
+    def test_tost_matches_two_scipy_welch_tests(self, c, b, m):
+        assume(np.ptp(c) > 1e-6 and np.ptp(b) > 1e-6)
+        tv = task_verdicts({"t": c}, {"t": b}, {"t": "maximize"}, margin=m).tasks[0]
+        # Δ > -m  <=>  c - (1 - m) b > 0 ; Δ < m  <=>  c - (1 + m) b < 0   (b > 0 here)
+        lo = stats.ttest_ind(c, (1 - m) * np.array(b), equal_var=False, alternative="greater").pvalue
+        hi = stats.ttest_ind(c, (1 + m) * np.array(b), equal_var=False, alternative="less").pvalue
+        assert tv.p_equivalence == pytest.approx(max(lo, hi), rel=1e-6, abs=1e-12)
+        assert tv.equivalent == (tv.p_equivalence_holm <= 0.05)
+
+    @pytest.mark.parametrize("cv, n_tasks", [(0.07, 6), (0.03, 1), (0.15, 3)])
+    def test_seeds_for_power_agrees_with_the_mde(self, cv, n_tasks):
+        n = seeds_for_power(cv, 0.10, n_tasks)
+        from sharesearch.verdict import minimum_detectable_effect
+        from sharesearch.verdict._tests import Sample
+
+        def mde(k):  # both arms with the exact spread cv around a mean of 1
+            s = Sample(1.0, cv**2, k)
+            return minimum_detectable_effect(s, s, alpha=0.05 / n_tasks)
+
+        assert mde(n) <= 0.10 < mde(n - 1)
+
+    def test_seeds_for_power_is_monotone(self):
+        assert seeds_for_power(0.05) < seeds_for_power(0.07) < seeds_for_power(0.10)
+        assert seeds_for_power(0.07, n_tasks=1) < seeds_for_power(0.07, n_tasks=6)
+        assert seeds_for_power(0.07, effect=0.2) < seeds_for_power(0.07, effect=0.1)
+        with pytest.raises(ValueError, match="cv"):
+            seeds_for_power(0.0)
+
+    def test_markdown_shows_mde_equivalence_and_family(self):
+        v = sample_verdict()
+        md = v.to_markdown()
+        header = [c.strip() for c in md.splitlines()[0].strip("|").split("|")]
+        assert header[-3:] == ["MDE", "TOST p (Holm)", "verdict"]
+        assert "Holm family: the 2 tested tasks of the candidate" in md
+        assert "within ±5%" in md and "80% power" in md
+
+
+def _runs(rng, means, n, cv, rho=0.6, shift=None):
+    """[n, T] run metrics: a run-level effect shared by the tasks of a run (correlation rho)."""
+    z = rng.standard_normal((n, 1)) * math.sqrt(rho) + rng.standard_normal((n, len(means))) * math.sqrt(1 - rho)
+    mu = np.asarray(means) * (1.0 if shift is None else (1.0 + np.asarray(shift)))
+    return mu * (1.0 + cv * z) if shift is None else mu + np.asarray(means) * cv * z
+
+
+def _arm(runs, names):
+    return {t: runs[:, i].tolist() for i, t in enumerate(names)}
+
+
+class TestCalibration:
+    """Simulated arms (pure numpy): the verdict's error rates at its nominal levels."""
+
+    names = [f"t{i}" for i in range(6)]
+    means = [0.6, 0.75, 0.8, 0.9, 1.1, 1.2]
+    dirs = {t: "maximize" if i % 2 else "minimize" for i, t in enumerate(names)}
+
+    def test_no_true_difference(self):
+        rng = np.random.default_rng(2024)
+        n_sims, alpha = 200, 0.05
+        covered, sims_with_false_loss = 0, 0
+        for _ in range(n_sims):
+            v = task_verdicts(_arm(_runs(rng, self.means, 5, 0.07), self.names),
+                              _arm(_runs(rng, self.means, 5, 0.07), self.names), self.dirs, alpha=alpha)
+            covered += v.delta_m_ci[0] <= 0.0 <= v.delta_m_ci[1]
+            sims_with_false_loss += bool(v.negative_transfer)
+        assert covered / n_sims >= 0.90  # nominal 95 %: whole runs keep the tasks' correlation
+        # Holm bounds the chance of any false "negative transfer" by alpha; the count over independent
+        # simulations is then at most Binomial(n_sims, alpha): allow its 99.9 % quantile
+        assert sims_with_false_loss <= stats.binom.ppf(0.999, n_sims, alpha)
+
+    def test_power_for_a_ten_percent_loss(self):
+        cv, n_tasks = 0.07, 6
+        n = seeds_for_power(cv, 0.10, n_tasks)
+        rng = np.random.default_rng(7)
+        n_sims, detected = 300, 0
+        loss = np.zeros(n_tasks)
+        loss[0] = -0.10 if self.dirs["t0"] == "maximize" else 0.10  # worse by 10 % in t0's direction
+        for _ in range(n_sims):
+            cand = _runs(rng, self.means, n, cv, rho=0.0, shift=loss)
+            base = _runs(rng, self.means, n, cv, rho=0.0, shift=np.zeros(n_tasks))
+            v = task_verdicts(_arm(cand, self.names), _arm(base, self.names), self.dirs)
+            detected += v.get("t0").verdict == "negative transfer"
+        # power >= 0.8 is rejected only below the 0.1 % binomial quantile of Binomial(n_sims, 0.8)
+        # (a vectorised check with 40,000 simulations gives 0.807 for Welch at 14 seeds and alpha / 6)
+        assert detected >= stats.binom.ppf(0.001, n_sims, 0.8)
+
+
+class TestRows:
+    def rows(self, same=False, n_rows=300, seeds=3):
+        rng = np.random.default_rng(0)
+        y = rng.integers(0, 2, n_rows).astype(float)
+        flip = lambda p: np.where(rng.random(n_rows) < p, 1 - y, y)  # noqa: E731
+        cand = [flip(0.2) for _ in range(seeds)]
+        base = cand if same else [flip(0.25) for _ in range(seeds)]
+        calls = []
+
+        def accuracy(task, t, p):
+            calls.append(task)
+            return float(np.mean(t == p))
+
+        r = RowPredictions({"a": y, "b": y}, {"a": cand, "b": cand}, {"a": base, "b": base}, accuracy,
+                           n_resamples=100)
+        values = {arm: {t: [accuracy(t, y, p) for p in ps] for t in ("a", "b")}
+                  for arm, ps in (("candidate", cand), ("baseline", base))}
+        calls.clear()
+        return r, values, calls
+
+    def test_rows_are_paired_across_arms(self):
+        r, _, calls = self.rows(same=True)
+        reps = hierarchical_bootstrap_delta_m(r, {"a": "maximize", "b": "maximize"}, seed=1, resample_seeds=False)
+        assert reps.shape == (100,) and np.all(reps == 0.0)  # the same rows cancel exactly
+        assert set(calls) == {"a", "b"}  # the metric is told the task
+
+    def test_rows_widen_the_interval(self):
+        r, values, _ = self.rows()
+        dirs = {"a": "maximize", "b": "maximize"}
+        seeds_only = task_verdicts(values["candidate"], values["baseline"], dirs)
+        with_rows = task_verdicts(values["candidate"], values["baseline"], dirs, rows=r, seed=3)
+        assert with_rows.delta_m == seeds_only.delta_m
+        assert with_rows.delta_m_ci[0] < seeds_only.delta_m_ci[0] and with_rows.delta_m_ci[1] > seeds_only.delta_m_ci[1]
+        assert "test-row bootstrap" in with_rows.delta_m_method and "seeds only" in seeds_only.delta_m_method
+        assert with_rows.n_resamples == 100
+        two_level = hierarchical_bootstrap_delta_m(r, dirs, seed=3)
+        assert np.quantile(two_level, 0.025) < with_rows.delta_m < np.quantile(two_level, 0.975)
+
+    def test_row_count_mismatch_names_it(self):
+        r, values, _ = self.rows()
+        bad = RowPredictions({"a": r.y_true["a"][:10], "b": r.y_true["b"]}, r.candidate, r.baseline, r.metric)
+        with pytest.raises(SharesearchError, match="rows"):
+            task_verdicts(values["candidate"], values["baseline"], {"a": "maximize", "b": "maximize"}, rows=bad)
+
+
+def test_reads_version_1_dicts():
+    v1 = {"version": 1, "delta_m": 0.1, "delta_m_ci": [0.0, "inf"], "alpha": 0.05, "n_resamples": 10000, "seed": 0,
+          "weights": {"a": 1.0},
+          "tasks": [{"task": "a", "direction": "maximize", "n_candidate": 3, "n_baseline": 3, "candidate_mean": 0.9,
+                     "candidate_ci": [0.8, 1.0], "baseline_mean": 0.8, "baseline_ci": [0.7, 0.9], "delta": 0.125,
+                     "delta_ci": [0.05, 0.2], "p_value": 0.01, "p_holm": 0.01, "verdict": "gain", "note": ""}]}
+    v = Verdict.from_dict(v1)
+    assert v.tasks[0].verdict == "positive transfer" and math.isnan(v.tasks[0].mde)
+    assert v.delta_m_ci == (0.0, math.inf) and v.tasks[0].equivalent is None
