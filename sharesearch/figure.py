@@ -17,6 +17,11 @@ dashed with a width that grows with log λ, cross-stitch links are dotted and
 carry their learned weights when given. Each head is coloured by its task's
 Δ_t on a diverging scale (red: negative transfer, green: gain, grey: unknown).
 
+Numbers are written by :mod:`sharesearch.fmt` (Δ as a signed percentage,
+weights and λ with a few significant digits), as everywhere else; stitch
+weights are looked up by the compiler's one unit name,
+:func:`sharesearch.plan.stitch_key`.
+
 Every string that comes from users (task names, hence node ids) is escaped
 with :func:`html.escape` before it reaches plotly, which renders a subset of
 HTML in labels and hover text; plain ``text``/``hovertext`` are used instead
@@ -44,10 +49,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
 import plotly.graph_objects as go
 
+from . import fmt
 from .graph import SharingGraph
+from .plan import stitch_units
 
 __all__ = [
     "CONDITIONING_COLOURS",
@@ -124,24 +130,9 @@ def delta_colour(delta: float | None, scale: float = 1.0) -> str:
     return f"rgb({r},{g},{b})"
 
 
-def _fmt(x: Any) -> str:
-    """A relative Δ as a signed percentage (``"inf"``/``None`` as produced by ``Verdict.to_dict``)."""
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return "?"
-    if math.isnan(x):
-        return "?"
-    if math.isinf(x):
-        return "+∞" if x > 0 else "−∞"
-    return f"{100 * x:+.1f}%"
-
-
 def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
+    """A finite float, or None (missing, NaN, ±inf, not a number)."""
+    v = fmt.as_float(x)
     return v if math.isfinite(v) else None
 
 
@@ -295,89 +286,34 @@ def _as_matrix(v: Any) -> list[list[float]] | None:
         return None
 
 
-def _stitch_lookup(graph: SharingGraph, stitch: Mapping[Any, Any]) -> dict[tuple[str, str], list[float]]:
-    """Learned cross-stitch weights for each stitch edge ``(u, v)``.
+def _stitch_lookup(graph: SharingGraph, stitch: Mapping[str, Any]) -> dict[tuple[str, str], list[float]]:
+    """Learned cross-stitch weights ``[α(u<-v), α(v<-u)]`` of each stitch edge ``(u, v)``.
 
-    Accepted keys: the compiler's ``"stage<l>:<task>+<task>..."`` names
-    (:meth:`MultiTaskNet.stitch_weights`: one square matrix per stitch
-    component over its tasks), the component's index in
-    :meth:`SharingGraph.stitch_components`, another string naming the stage,
-    or an edge ``(u, v)`` / ``"u|v"`` / ``"u--v"`` (value: a scalar, a pair
-    ``[α_uv, α_vu]`` or a 2x2 matrix).
-    Edge weights read from a component matrix are ``[α(u<-v), α(v<-u)]``:
-    how much of each block's activation flows into the other.
+    ``stitch`` maps a unit's name, :func:`sharesearch.plan.stitch_key`
+    (``"stage<l>:<task>+<task>..."``, the keys of
+    :meth:`MultiTaskNet.stitch_weights`), to its ``n x n`` matrix over the
+    unit's tasks (a tensor, array or nested list). An edge's weight is how much
+    of one block's activation flows into the other, averaged over the tasks of
+    the two blocks. A name the graph has no unit for, or a matrix of the wrong
+    size, is an error (``ValueError``): the keys have one producer.
     """
-    edges = [(u, v) for u, v, _ in graph.soft_edges("stitch")]
-    out: dict[tuple[str, str], list[float]] = {}
-    comps = graph.stitch_components()
-    # component index -> (stage, tasks)
-    comp_stage: list[int] = []
-    for s in range(graph.n_stages):
-        h = nx.Graph([(u, v) for u, v, _ in graph.soft_edges("stitch") if graph.g.nodes[u]["stage"] == s])
-        comp_stage.extend([s] * nx.number_connected_components(h))
-
-    exact = {f"stage{comp_stage[i]}:" + "+".join(comps[i]): i for i in range(len(comps))}
-
-    def from_matrix(m: list[list[float]], ci: int, u: str, v: str) -> list[float] | None:
-        ts = comps[ci]
-        if len(m) != len(ts) or any(len(r) != len(ts) for r in m):
-            return None
-        tu, tv = graph.g.nodes[u]["tasks"], graph.g.nodes[v]["tasks"]
-        iu = [ts.index(t) for t in tu if t in ts]
-        iv = [ts.index(t) for t in tv if t in ts]
-        if not iu or not iv:
-            return None
-        a = sum(m[i][j] for i in iu for j in iv) / (len(iu) * len(iv))
-        b = sum(m[j][i] for i in iu for j in iv) / (len(iu) * len(iv))
-        return [a, b]
-
-    str_keys = {}
-    for k, val in stitch.items():
-        m = _as_matrix(val)
-        if m is None:
-            continue
-        if isinstance(k, tuple) and len(k) == 2 and all(isinstance(x, str) for x in k):
-            pair = k if k in edges else (k[1], k[0])
-            if pair in edges:
-                out[pair] = [x for r in m for x in r] if len(m) != 2 or len(m[0]) != 2 else [m[0][1], m[1][0]]
-            continue
-        if isinstance(k, int) and 0 <= k < len(comps):
-            str_keys[k] = m
-            continue
-        ks = str(k)
-        if ks in exact:  # the compiler's own names (MultiTaskNet.stitch_weights)
-            str_keys[exact[ks]] = m
-            continue
-        hit = False
-        for sep in ("|", "--", "->"):
-            if sep in ks:
-                a, _, b = ks.partition(sep)
-                pair = (a, b) if (a, b) in edges else (b, a)
-                if pair in edges:
-                    out[pair] = [x for r in m for x in r] if len(m) != 2 or len(m[0]) != 2 else [m[0][1], m[1][0]]
-                    hit = True
-                    break
-        if hit:
-            continue
-        # a per-component matrix keyed by a name: match its index or stage + size
-        digits = [int(t) for t in "".join(c if c.isdigit() else " " for c in ks).split()]
-        cands = [ci for ci in range(len(comps)) if len(comps[ci]) == len(m)]
-        if len(cands) > 1 and digits:
-            by_stage = [ci for ci in cands if comp_stage[ci] == digits[0]]
-            cands = by_stage or [ci for ci in cands if ci == digits[-1]]
-        if len(cands) > 1:
-            by_tasks = [ci for ci in cands if any(t in ks for t in comps[ci])]
-            cands = by_tasks or cands
-        if len(cands) >= 1:
-            str_keys.setdefault(cands[0], m)
-    for ci, m in str_keys.items():
-        stage = comp_stage[ci]
-        for u, v in edges:
-            if graph.g.nodes[u]["stage"] != stage or (u, v) in out:
+    units = {u.key: u for u in stitch_units(graph)}
+    unknown = sorted(str(k) for k in stitch if k not in units)
+    if unknown:
+        raise ValueError(f"stitch weights for {unknown}: the graph's cross-stitch units are {sorted(units)}")
+    g, out = graph.g, {}
+    for key, val in stitch.items():
+        unit, m = units[key], _as_matrix(val)
+        n = len(unit.tasks)
+        if m is None or len(m) != n or any(len(r) != n for r in m):
+            raise ValueError(f"stitch weights {key!r}: expected a {n}x{n} matrix, got {val!r}")
+        for u, v, kind in g.edges(data="kind"):
+            if kind != "stitch" or g.nodes[u]["stage"] != unit.stage or g.nodes[u]["tasks"][0] not in unit.tasks:
                 continue
-            w = from_matrix(m, ci, u, v)
-            if w is not None:
-                out[(u, v)] = w
+            iu = [unit.tasks.index(t) for t in g.nodes[u]["tasks"]]
+            iv = [unit.tasks.index(t) for t in g.nodes[v]["tasks"]]
+            out[(u, v)] = [sum(m[i][j] for i in iu for j in iv) / (len(iu) * len(iv)),
+                           sum(m[j][i] for i in iu for j in iv) / (len(iu) * len(iv))]
     return out
 
 
@@ -387,7 +323,7 @@ def topology_info(
     deltas: Mapping[str, float | None] | None = None,
     delta_ci: Mapping[str, Sequence[float] | None] | None = None,
     gates: Mapping[str, Sequence[Sequence[float]]] | None = None,
-    stitch: Mapping[Any, Any] | None = None,
+    stitch: Mapping[str, Any] | None = None,
     compact: bool = False,
 ) -> TopologyInfo:
     """Compute the drawing of ``graph``: node positions, sizes, colours, labels, edges.
@@ -404,8 +340,9 @@ def topology_info(
     gates : {node_id: [[weight per expert] per task of the node]}, optional
         Mean MoE gate weights (``net.gate_values(x)``), shown on the experts.
     stitch : mapping, optional
-        Learned cross-stitch weights (``net.stitch_weights()``), shown on the
-        stitch links; see :func:`_stitch_lookup` for accepted keys.
+        Learned cross-stitch matrices keyed by unit name,
+        :func:`sharesearch.plan.stitch_key` (``net.stitch_weights()``), shown
+        on the stitch links; see :func:`_stitch_lookup`.
     compact : bool
         Smaller pixel sizes, for subplots.
 
@@ -484,9 +421,10 @@ def topology_info(
                 gate_txt = ""
                 if gw is not None:
                     gate_txt = "<br>mean gate weight per expert:<br>" + "<br>".join(
-                        f"{esc(_short(t, 18))}: " + " ".join(f"{w:.2f}" for w in row)
+                        f"{esc(_short(t, 18))}: " + " ".join(fmt.value(w) for w in row)
                         for t, row in zip(node_tasks, gw))
-                hover = (head + f"<br>MoE: {E} experts, expert dropout {d.get('expert_dropout', 0.0):g}"
+                p_drop = fmt.config_value(d.get("expert_dropout", 0.0))
+                hover = (head + f"<br>MoE: {E} experts, expert dropout {p_drop}"
                          f"<br>params {params[n]:,}" + tl + gate_txt)
                 nodes.append(NodeInfo(n, "moe", x, y, size_of(params[n]), params[n],
                                       _abbrev(ts, tasks, compact) + f" · MoE×{E}", MOE_COLOUR, hover, s, ts, None))
@@ -499,7 +437,8 @@ def topology_info(
                     if gw is not None:
                         col = [row[e] for row in gw]
                         mg = sum(col) / len(col)
-                        eh += "<br>" + "<br>".join(f"{esc(_short(t, 18))}: {w:.2f}" for t, w in zip(node_tasks, col))
+                        eh += "<br>" + "<br>".join(f"{esc(_short(t, 18))}: {fmt.value(w)}"
+                                                   for t, w in zip(node_tasks, col))
                     experts.append(ExpertInfo(n, e, x - 0.22, ey, eh, mg))
             else:
                 c = d.get("conditioning", "none") if len(ts) > 1 else "none"
@@ -514,13 +453,11 @@ def topology_info(
         pos[n] = (x, y)
         dv = _num(deltas.get(t))
         ci = delta_ci.get(t)
-        ci_txt = ""
-        if ci is not None and len(ci) == 2 and all(_fmt(c) != "?" for c in ci):
-            ci_txt = f" [{_fmt(ci[0])}, {_fmt(ci[1])}]"
-        dtxt = f"Δ_t = {_fmt(dv)}{ci_txt}" if dv is not None else "Δ_t unknown"
+        ci_txt = fmt.interval(ci[0], ci[1], fmt.delta) if ci is not None and len(ci) == 2 else ""
+        dtxt = f"Δ_t = {fmt.delta(dv)} {ci_txt}".rstrip() if dv is not None else "Δ_t unknown"
         verdict = "" if dv is None else (" (gain)" if dv > 0 else " (negative transfer)" if dv < 0 else "")
         hover = f"<b>head of {esc(t)}</b><br>{dtxt}{verdict}<br>out_dim {d['out_dim']}<br>params {params[n]:,}"
-        label = esc(_short(t, 18)) + (f"  {_fmt(dv)}" if dv is not None else "")
+        label = esc(_short(t, 18)) + (f"  {fmt.delta(dv)}" if dv is not None else "")
         nodes.append(NodeInfo(n, "head", x, y, size_of(params[n]), params[n], label,
                               delta_colour(dv, scale or 1.0), hover, None, (t,), None, dv))
 
@@ -541,14 +478,15 @@ def topology_info(
         xs, ys = _curve(x0, y0, y1, bulge)
         if k == "l2":
             lam = float(d["lam"])
-            edges.append(EdgeInfo(u, v, "l2", _DASH["l2"], _lam_width(lam), f"λ={lam:.2g}",
-                                  f"L2 soft sharing<br>{esc(u)} ~ {esc(v)}<br>λ = {lam:g}", xs, ys, lam=lam))
+            edges.append(EdgeInfo(u, v, "l2", _DASH["l2"], _lam_width(lam), f"λ={fmt.config_value(lam, 2)}",
+                                  f"L2 soft sharing<br>{esc(u)} ~ {esc(v)}<br>λ = {fmt.config_value(lam)}", xs, ys,
+                                  lam=lam))
         else:
             w = sw.get((u, v))
             if w is not None:
-                lab = "α " + "/".join(f"{x:.2f}" for x in w)
+                lab = "α " + "/".join(fmt.value(x, 2) for x in w)
                 hov = (f"cross-stitch<br>{esc(u)} ↔ {esc(v)}<br>learned weights: "
-                       + ", ".join(f"{x:.3f}" for x in w))
+                       + ", ".join(fmt.value(x) for x in w))
             else:
                 lab, hov = "stitch", f"cross-stitch<br>{esc(u)} ↔ {esc(v)}<br>(weights not given)"
             edges.append(EdgeInfo(u, v, "stitch", _DASH["stitch"], 1.5, lab, hov, xs, ys, weights=w))
@@ -627,7 +565,7 @@ def topology_figure(
     deltas: Mapping[str, float | None] | None = None,
     delta_ci: Mapping[str, Sequence[float] | None] | None = None,
     gates: Mapping[str, Sequence[Sequence[float]]] | None = None,
-    stitch: Mapping[Any, Any] | None = None,
+    stitch: Mapping[str, Any] | None = None,
     title: str | None = None,
 ) -> go.Figure:
     """Draw ``graph`` (see :func:`topology_info` for the arguments).

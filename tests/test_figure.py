@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 
 import pytest
@@ -17,6 +18,8 @@ from sharesearch.figure import (
     topology_info,
 )
 from sharesearch.graph import SharingGraph
+from sharesearch.network import compile_graph
+from sharesearch.plan import stitch_key, stitch_units
 
 BB = {"name": "mlp", "input_shape": [6], "widths": [16, 12, 8]}
 HOSTILE = "<script>alert(1)</script>&\"'"
@@ -81,10 +84,10 @@ def test_moe_colour_and_gate_weights():
     info = topology_info(g, gates={moe: [[0.9, 0.1], [0.25, 0.75]]})
     node = info.node(moe)
     assert node.colour == MOE_COLOUR and "MoE×2" in node.label
-    assert "0.90 0.10" in node.hover and "0.25 0.75" in node.hover
+    assert "a: 0.9 0.1<br>b: 0.25 0.75" in node.hover
     e0, e1 = sorted(info.experts, key=lambda e: e.index)
     assert e0.mean_gate == pytest.approx(0.575) and e1.mean_gate == pytest.approx(0.425)
-    assert "a: 0.90" in e0.hover and "b: 0.25" in e0.hover
+    assert "a: 0.9" in e0.hover and "b: 0.25" in e0.hover
     # a gate matrix of the wrong shape is not guessed at
     bad = topology_info(g, gates={moe: [[1.0, 0.0, 0.0]]})
     assert all(e.mean_gate is None for e in bad.experts)
@@ -110,31 +113,58 @@ def test_stitch_labels_show_given_weights():
     g = SharingGraph.cross_stitch({"a": 1, "b": 1, "c": 1}, BB)
     plain = topology_info(g)
     assert all(e.dash == "dot" and e.weights is None and e.label == "stitch" for e in plain.edges_of("stitch"))
-    # one matrix per (stage, component) over the component's tasks, keyed by index ...
-    m0 = [[0.8, 0.15, 0.05], [0.1, 0.7, 0.2], [0.3, 0.3, 0.4]]
-    info = topology_info(g, stitch={0: m0})
-    e = next(e for e in info.edges_of("stitch") if (e.source, e.target) == ("s0:a", "s0:b"))
-    assert e.weights == pytest.approx([0.15, 0.1])
-    assert "0.15" in e.label and "0.10" in e.label and "0.150" in e.hover
-    # ... or per edge
-    info = topology_info(g, stitch={("s1:b", "s1:c"): [0.33, 0.44]})
-    e = next(e for e in info.edges_of("stitch") if (e.source, e.target) == ("s1:b", "s1:c"))
-    assert e.weights == pytest.approx([0.33, 0.44]) and "0.33/0.44" in e.label
-    # ... or as the compiler names them (MultiTaskNet.stitch_weights), tensors or lists
-    from sharesearch.network import compile_graph
-
+    # one matrix per unit over the unit's tasks, keyed by the compiler's name (tensors or lists)
     sw = compile_graph(g, seed=0).stitch_weights()
-    assert set(sw) == {"stage0:a+b+c", "stage1:a+b+c", "stage2:a+b+c"}
-    sw["stage1:a+b+c"] = sw["stage1:a+b+c"].tolist()
-    sw["stage1:a+b+c"][2][1] = 0.42
+    assert set(sw) == {stitch_key(s, ("a", "b", "c")) for s in range(3)}
+    m0 = [[0.8, 0.15, 0.05], [0.1, 0.7, 0.2], [0.3, 0.3, 0.4]]
+    sw[stitch_key(1, ("a", "b", "c"))] = m0
     info = topology_info(g, stitch=sw)
     assert all(e.weights is not None for e in info.edges_of("stitch"))
-    e = next(e for e in info.edges_of("stitch") if (e.source, e.target) == ("s1:b", "s1:c"))
-    assert e.weights[1] == pytest.approx(0.42)
-    # ... or by a name carrying the stage
-    info = topology_info(g, stitch={"stitch_2": m0})
-    e = next(e for e in info.edges_of("stitch") if (e.source, e.target) == ("s2:b", "s2:c"))
-    assert e.weights == pytest.approx([0.2, 0.3])
+    e = next(e for e in info.edges_of("stitch") if (e.source, e.target) == ("s1:a", "s1:b"))
+    assert e.weights == pytest.approx([0.15, 0.1])  # [α(a<-b), α(b<-a)]
+    assert e.label == "α 0.15/0.1" and "learned weights: 0.15, 0.1" in e.hover
+    e = next(e for e in info.edges_of("stitch") if (e.source, e.target) == ("s0:b", "s0:c"))
+    assert e.weights == pytest.approx([0.05, 0.05])  # the compiler's initial off-diagonal 0.1 / (3 - 1)
+    # only those names: anything else (an index, an edge, a guessable name) or a wrong size is an error
+    for bad in ({0: m0}, {("s1:b", "s1:c"): [0.33, 0.44]}, {"stitch_2": m0}, {"stage1:a+b": m0}):
+        with pytest.raises(ValueError, match="cross-stitch units are"):
+            topology_info(g, stitch=bad)
+    with pytest.raises(ValueError, match="3x3"):
+        topology_info(g, stitch={stitch_key(2, ("a", "b", "c")): [[1.0, 0.0], [0.0, 1.0]]})
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_stitch_of_a_graph_is_found(seed):
+    """Units of several stages, several units per stage, blocks that serve several tasks: every
+    stitch edge gets the weights of its own unit, read straight from MultiTaskNet.stitch_weights()."""
+    import torch
+
+    t = {"a": 1, "b": 1, "c": 1, "d": 1, "e": 1}
+    full = SharingGraph.from_partitions(t, BB, ["a,b|c,d,e", "a|b|c,d|e", "a|b|c|d|e"],
+                                        cross_stitch=[True, True, True])
+    side = {"a": 0, "b": 0, "c": 1, "d": 1, "e": 1}
+    d = json.loads(full.to_json())  # from stage 1 on, stitch only within {a, b} and within {c, d, e}
+    d["edges"] = [e for e in d["edges"] if e["kind"] != "stitch" or e["source"].startswith("s0:")
+                  or side[e["source"].split(":")[1][0]] == side[e["target"].split(":")[1][0]]]
+    g = SharingGraph.from_json(json.dumps(d))
+    net = compile_graph(g, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.stitches:
+            m.alpha.copy_(torch.rand(m.alpha.shape, generator=gen))
+    sw = net.stitch_weights()
+    assert len(sw) == len(stitch_units(g)) == 5  # 1 unit at stage 0, 2 at stages 1 and 2
+    info = topology_info(g, stitch=sw)
+    stitches = info.edges_of("stitch")
+    assert len(stitches) == sum(1 for *_, k in g.g.edges(data="kind") if k == "stitch") > 0
+    for e in stitches:  # recompute each edge's weights from its unit's matrix
+        (unit,) = [u for u in stitch_units(g) if u.stage == g.g.nodes[e.source]["stage"]
+                   and g.g.nodes[e.source]["tasks"][0] in u.tasks]
+        m = sw[unit.key]
+        iu = [unit.tasks.index(x) for x in g.g.nodes[e.source]["tasks"]]
+        iv = [unit.tasks.index(x) for x in g.g.nodes[e.target]["tasks"]]
+        want = [float(m[iu][:, iv].mean()), float(m[iv][:, iu].mean())]
+        assert e.weights == pytest.approx(want), (e.source, e.target)
 
 
 def test_head_colours_follow_delta_with_interval_in_hover():
@@ -148,8 +178,9 @@ def test_head_colours_follow_delta_with_interval_in_hover():
     assert r > gr and r > b  # red: negative transfer
     r, gr, b = rgb(unk.colour)
     assert r == gr == b  # grey: unknown
-    assert "+5.0%" in up.hover and "[+1.0%, +9.0%]" in up.hover and "gain" in up.hover
-    assert "-10.0%" in down.hover and "−∞" in down.hover and "negative transfer" in down.hover
+    # Δ as sharesearch.fmt writes it everywhere: signed percentage, two decimals, ASCII signs
+    assert "Δ_t = +5.00% [+1.00%, +9.00%]" in up.hover and "gain" in up.hover and up.label.endswith("+5.00%")
+    assert "Δ_t = -10.00% [-20.00%, -∞]" in down.hover and "negative transfer" in down.hover
     assert "unknown" in unk.hover
     assert delta_colour(0.0) == delta_colour(0.0, 5.0) and rgb(delta_colour(0.0))[0] == rgb(delta_colour(0.0))[1]
     # the stronger effect gets the stronger colour
@@ -244,3 +275,12 @@ def test_task_names_are_escaped_in_labels_and_hover():
         for s in list(tr.text or ()) + list(tr.hovertext or ()):
             assert "<script" not in s
     assert "<script" not in fig.layout.title.text
+
+
+def test_figure_imports_no_torch():
+    """The figure reads stitch names from the torch-free plan module, so drawing needs no torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, sharesearch.figure; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
