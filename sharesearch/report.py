@@ -79,14 +79,16 @@ import html
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 
+from . import fmt
 from .figure import esc, small_multiples, topology_figure
 from .graph import SharingGraph
+from .verdict import TaskVerdict, Verdict
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -103,7 +105,9 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 HTML_FILE, JSON_FILE, MD_FILE = "report.html", "report.json", "summary.md"
-_VERDICT_CLASS = {"negative transfer": "neg", "gain": "pos"}
+#: row colour of each verdict category (sharesearch.verdict.VERDICTS)
+_VERDICT_CLASS = {"negative transfer": "neg", "positive transfer": "pos", "equivalent": "eq",
+                  "inconclusive": "neu", "untestable": "unt"}
 
 
 # ------------------------------------------------------------------ helpers
@@ -144,45 +148,19 @@ def _script_json(obj: Any) -> str:
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def _f(x: Any) -> float:
-    """Float of a JSON number / "inf" string / None (NaN)."""
-    if x is None:
-        return math.nan
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _num(x: Any, digits: int = 4) -> str:
-    v = _f(x)
-    if math.isnan(v):
-        return "–"
-    if math.isinf(v):
-        return "∞" if v > 0 else "−∞"
-    return f"{v:.{digits}g}"
-
-
-def _pct(x: Any) -> str:
-    v = _f(x)
-    if math.isnan(v):
-        return "–"
-    if math.isinf(v):
-        return "+∞" if v > 0 else "−∞"
-    return f"{100 * v:+.2f}%"
-
-
-def _ci(ci: Any, fmt=_num) -> str:
-    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or all(math.isnan(_f(c)) for c in ci):
+def _ci(ci: Any, fn: Callable[[Any], str] = fmt.value) -> str:
+    """An interval from a JSON pair (anything else is no interval), through :func:`sharesearch.fmt.interval`."""
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2:
         return ""
-    return f"[{fmt(ci[0])}, {fmt(ci[1])}]"
+    return fmt.interval(ci[0], ci[1], fn)
 
 
-def _p(x: Any) -> str:
-    v = _f(x)
-    if math.isnan(v):
-        return "–"
-    return "<1e-4" if v < 1e-4 else f"{v:.4f}"
+def _verdict_record(d: Mapping | None) -> Verdict | None:
+    """The typed :class:`Verdict` of a stored verdict dict (any version), None if it is not one."""
+    try:
+        return Verdict.from_dict(d) if d else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _complete(results: Mapping) -> list[dict]:
@@ -215,7 +193,7 @@ def best_candidate(results: Mapping) -> tuple[dict | None, dict | None]:
     sign = -1.0 if (results.get("directions") or ["maximize"])[0] == "minimize" else 1.0
 
     def val(t: Mapping | None) -> float:
-        v = _f((t or {}).get("values", [None])[0] if (t or {}).get("values") else None)
+        v = fmt.as_float((t or {}).get("values", [None])[0] if (t or {}).get("values") else None)
         return -math.inf if math.isnan(v) else sign * v
 
     verdict = results.get("verdict") or {}
@@ -276,10 +254,10 @@ def history_figure(results: Mapping) -> go.Figure | None:
                         subplot_titles=[esc(n) for n in names[:k]])
     for i in range(k):
         xs = [t["number"] for t in trials if len(t["values"]) > i]
-        ys = [_f(t["values"][i]) for t in trials if len(t["values"]) > i]
+        ys = [fmt.as_float(t["values"][i]) for t in trials if len(t["values"]) > i]
         ref = [bool(t.get("reference")) for t in trials if len(t["values"]) > i]
         hover = [f"trial {t['number']}" + (f" ({esc(t['reference'])})" if t.get("reference") else "")
-                 + f"<br>{esc(names[i])} = {_num(t['values'][i])}"
+                 + f"<br>{esc(names[i])} = {fmt.value(t['values'][i])}"
                  + (f"<br>params {t['n_params']:,}" if isinstance(t.get("n_params"), int) else "")
                  for t in trials if len(t["values"]) > i]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name="trial", showlegend=i == 0,
@@ -304,7 +282,7 @@ def history_figure(results: Mapping) -> go.Figure | None:
 
 def importance_figure(results: Mapping) -> go.Figure | None:
     """Horizontal bars of the parameter importances, largest on top (None when there are none)."""
-    imp = {k: _f(v) for k, v in (results.get("importances") or {}).items() if not math.isnan(_f(v))}
+    imp = {k: fmt.as_float(v) for k, v in (results.get("importances") or {}).items() if not math.isnan(fmt.as_float(v))}
     if not imp:
         return None
     items = sorted(imp.items(), key=lambda kv: kv[1])
@@ -334,13 +312,13 @@ def pareto_figure(results: Mapping) -> go.Figure | None:
     for on_front, colour, label in ((False, "#9ecae1", "trial"), (True, "#E45756", "Pareto-optimal")):
         ts = [t for t in trials if (t["number"] in best) == on_front]
         if on_front:
-            ts.sort(key=lambda t: _f(t["values"][0]))
+            ts.sort(key=lambda t: fmt.as_float(t["values"][0]))
         fig.add_trace(go.Scatter(
-            x=[_f(t["values"][0]) for t in ts], y=[_f(t["values"][1]) for t in ts],
+            x=[fmt.as_float(t["values"][0]) for t in ts], y=[fmt.as_float(t["values"][1]) for t in ts],
             mode="markers+lines" if on_front and len(ts) > 1 else "markers", name=label,
             line=dict(color=colour, dash="dot"), marker=dict(color=colour, size=10 if on_front else 7),
             hovertext=[f"trial {t['number']}" + (f" ({esc(t['reference'])})" if t.get("reference") else "")
-                       + "".join(f"<br>{esc(n)} = {_num(v)}" for n, v in zip(names, t["values"])) for t in ts],
+                       + "".join(f"<br>{esc(n)} = {fmt.value(v)}" for n, v in zip(names, t["values"])) for t in ts],
             hoverinfo="text"))
     arrows = {"maximize": "↑ better", "minimize": "↓ better"}
     extra = f" (first two of {len(dirs)} objectives)" if len(dirs) > 2 else ""
@@ -354,11 +332,11 @@ def pareto_figure(results: Mapping) -> go.Figure | None:
 def _topology_options(cand: Mapping | None, trial: Mapping | None) -> dict[str, Any]:
     if cand and cand.get("verdict"):
         tv = cand["verdict"].get("tasks") or []
-        return {"deltas": {t["task"]: _f(t.get("delta")) for t in tv},
+        return {"deltas": {t["task"]: fmt.as_float(t.get("delta")) for t in tv},
                 "delta_ci": {t["task"]: t.get("delta_ci") for t in tv},
                 "gates": cand.get("gates") or None, "stitch": cand.get("stitch") or None}
     if trial and trial.get("val_deltas"):
-        return {"deltas": {k: _f(v) for k, v in trial["val_deltas"].items()}}
+        return {"deltas": {k: fmt.as_float(v) for k, v in trial["val_deltas"].items()}}
     return {}
 
 
@@ -370,7 +348,7 @@ def _multiples(results: Mapping, top_k: int = 3) -> go.Figure | None:
         for c in verdict["candidates"]:
             g = _graph(c.get("graph"))
             if g is not None:
-                dm = _pct((c.get("verdict") or {}).get("delta_m"))
+                dm = fmt.delta((c.get("verdict") or {}).get("delta_m"))
                 named.append((f"{c.get('name', '?')}  (test Δm {dm})", g, _topology_options(c, None)))
     else:
         refs: dict[str, dict] = {}
@@ -379,36 +357,68 @@ def _multiples(results: Mapping, top_k: int = 3) -> go.Figure | None:
                 refs[t["reference"]] = t
         sign = -1.0 if (results.get("directions") or ["maximize"])[0] == "minimize" else 1.0
         top = sorted((t for t in _complete(results) if not t.get("reference") and t.get("graph")),
-                     key=lambda t: -sign * _f(t["values"][0]))[:top_k]
+                     key=lambda t: -sign * fmt.as_float(t["values"][0]))[:top_k]
         for name, t in list(refs.items()) + [(f"trial {t['number']}", t) for t in top]:
             g = _graph(t.get("graph"))
             if g is not None:
-                named.append((f"{name}  (val Δm {_pct(t['values'][0])})", g, _topology_options(None, t)))
+                named.append((f"{name}  (val Δm {fmt.delta(t['values'][0])})", g, _topology_options(None, t)))
     if not named:
         return None
     return small_multiples(named, cols=3, title="Candidates and reference architectures")
 
 
 # ------------------------------------------------------------------- tables
-def _verdict_table(v: Mapping) -> str:
+def _n_runs(tv: TaskVerdict) -> str:
+    """``base / cand`` run counts, with the diverged runs that were left out."""
+    text = f"{tv.n_baseline} / {tv.n_candidate}"
+    if tv.n_diverged_baseline or tv.n_diverged_candidate:
+        text += f" (+{tv.n_diverged_baseline} / +{tv.n_diverged_candidate} diverged)"
+    return text
+
+
+def _methods(v: Verdict) -> str:
+    """One sentence on the Δm interval, the Holm family, the MDE and the equivalence margin."""
+    level = f"{100 * (1 - v.alpha):g}%"
+    return (f"Δm interval: {level}, {v.delta_m_method or 'bootstrap over seeds'}. Welch tests Holm-corrected at "
+            f"α = {v.alpha:g} over {v.holm_family or 'the tested tasks of this arm'}. MDE: the smallest |Δ| found "
+            f"with {fmt.percent(v.power)} power at these runs; equivalence: two one-sided tests within "
+            f"{fmt.margin(v.margin)}, Holm-corrected."
+            + (f" Diverged runs left out: {v.n_diverged_candidate} candidate, {v.n_diverged_baseline} baseline."
+               if v.n_diverged_candidate or v.n_diverged_baseline else ""))
+
+
+def _verdict_table(d: Mapping) -> str:
+    v = _verdict_record(d)
+    if v is None:
+        return '<p class="muted">This verdict could not be read.</p>'
     rows = []
-    for t in v.get("tasks") or []:
-        cls = _VERDICT_CLASS.get(t.get("verdict"), "neu")
+    for tv in v.tasks:
         rows.append(
-            f'<tr class="{cls}"><td class="task">{_h(t.get("task"))}</td><td>{_h(t.get("direction", ""))}</td>'
-            f'<td>{_h(t.get("n_baseline", ""))} / {_h(t.get("n_candidate", ""))}</td>'
-            f'<td>{_num(t.get("baseline_mean"))} <span class="ci">{_ci(t.get("baseline_ci"))}</span></td>'
-            f'<td>{_num(t.get("candidate_mean"))} <span class="ci">{_ci(t.get("candidate_ci"))}</span></td>'
-            f'<td>{_pct(t.get("delta"))} <span class="ci">{_ci(t.get("delta_ci"), _pct)}</span></td>'
-            f'<td>{_p(t.get("p_value"))}</td><td>{_p(t.get("p_holm"))}</td>'
-            f'<td class="verdict">{_h(t.get("verdict", ""))}</td><td class="note">{_h(t.get("note", ""))}</td></tr>')
+            f'<tr class="{_VERDICT_CLASS.get(tv.verdict, "neu")}"><td class="task">{_h(tv.task)}</td>'
+            f'<td>{_h(tv.direction)}</td><td>{_h(_n_runs(tv))}</td>'
+            f'<td>{fmt.value(tv.baseline_mean)} <span class="ci">{fmt.interval(*tv.baseline_ci)}</span></td>'
+            f'<td>{fmt.value(tv.candidate_mean)} <span class="ci">{fmt.interval(*tv.candidate_ci)}</span></td>'
+            f'<td>{fmt.delta(tv.delta)} <span class="ci">{fmt.interval(*tv.delta_ci, fmt.delta)}</span></td>'
+            f'<td>{fmt.p_value(tv.p_value)}</td><td>{fmt.p_value(tv.p_holm)}</td><td>{fmt.percent(tv.mde)}</td>'
+            f'<td>{fmt.p_value(tv.p_equivalence_holm)}</td>'
+            f'<td class="verdict">{_h(tv.label)}</td><td class="note">{_h(tv.note)}</td></tr>')
     head = ("<tr><th>task</th><th>direction</th><th>n (base / cand)</th><th>baseline mean [CI]</th>"
             "<th>candidate mean [CI]</th><th>Δ<sub>t</sub> [CI]</th><th>p (Welch)</th><th>p (Holm)</th>"
-            "<th>verdict</th><th>note</th></tr>")
-    dm = (f'<p class="dm">Δm = <b>{_pct(v.get("delta_m"))}</b> <span class="ci">'
-          f'{_ci(v.get("delta_m_ci"), _pct)}</span> (bootstrap {_h(int(100 * (1 - _f(v.get("alpha", 0.05)))))}% '
-          f'interval over seeds; α = {_h(v.get("alpha", ""))}, Holm across tasks)</p>')
+            "<th>MDE</th><th>TOST p (Holm)</th><th>verdict</th><th>note</th></tr>")
+    dm = (f'<p class="dm">Δm = <b>{fmt.delta(v.delta_m)}</b> <span class="ci">'
+          f'{fmt.interval(*v.delta_m_ci, fmt.delta)}</span></p><p class="muted">{_h(_methods(v))}</p>')
     return dm + f'<table class="verdict-table"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _control_warning(candidates: list[Mapping]) -> str:
+    """A warning when the ``independent`` reference, the control trained again, disagrees with the baselines."""
+    for c in candidates:
+        v = _verdict_record(c.get("verdict")) if c.get("name") == "independent" else None
+        if v is not None and not (v.delta_m_ci[0] <= 0.0 <= v.delta_m_ci[1]):
+            return (f"Warning: the independent reference (the control trained again) scored Δm = "
+                    f"{fmt.delta(v.delta_m)} {fmt.interval(*v.delta_m_ci, fmt.delta)} against the baselines; its "
+                    "interval should contain 0, so every Δ below may be shifted by the difference in protocol.")
+    return ""
 
 
 def _kv_table(d: Mapping, cls: str = "kv") -> str:
@@ -425,7 +435,7 @@ def _pre(text: Any) -> str:
 
 def _trials_table(results: Mapping, n: int = 15) -> str:
     sign = -1.0 if (results.get("directions") or ["maximize"])[0] == "minimize" else 1.0
-    trials = sorted(_complete(results), key=lambda t: -sign * _f(t["values"][0]))[:n]
+    trials = sorted(_complete(results), key=lambda t: -sign * fmt.as_float(t["values"][0]))[:n]
     names = list(results.get("objective_names") or ["objective 0"])
     if not trials:
         return "<p>No complete trials.</p>"
@@ -435,7 +445,7 @@ def _trials_table(results: Mapping, n: int = 15) -> str:
     rows = []
     for t in trials:
         g = _graph(t.get("graph"))
-        vals = "".join(f"<td>{_num(v)}</td>" for v in t["values"])
+        vals = "".join(f"<td>{fmt.value(v)}</td>" for v in t["values"])
         star = " ★" if t["number"] in best else ""
         rows.append(f"<tr><td>{_h(t['number'])}{star}</td>{vals}<td>{_h(t.get('n_params', ''))}</td>"
                     f"<td>{_h(t.get('flops', ''))}</td><td>{_h(t.get('reference') or '')}</td>"
@@ -451,7 +461,8 @@ padding:1rem 2rem;color:#222;line-height:1.4}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}th,td{border:1px solid #ddd;padding:.3rem .5rem;
 text-align:left;vertical-align:top}thead th{background:#f4f4f4}
-tr.neg td{background:#fde0dd}tr.pos td{background:#e5f5e0}tr.neu td{background:#fafafa}
+tr.neg td{background:#fde0dd}tr.pos td{background:#e5f5e0}tr.eq td{background:#e0ecf8}tr.neu td{background:#fafafa}
+tr.unt td{background:#eeeeee;color:#555}.warning{background:#fff3cd;border:1px solid #e0c36a;padding:.5rem}
 td.verdict{font-weight:600}.ci{color:#555;font-size:.85em}.muted{color:#666;font-size:.85rem}
 pre{background:#f7f7f7;border:1px solid #e3e3e3;padding:.6rem;overflow:auto;max-height:32rem;font-size:.8rem}
 pre.small{margin:0;padding:.2rem;max-height:none;border:none;background:none}
@@ -492,11 +503,16 @@ def report_html(results: Mapping) -> str:
     best_c, best_t = best_candidate(results)
     if verdict.get("candidates"):
         proto = verdict.get("protocol") or {}
+        warning = _control_warning(verdict["candidates"])
+        if warning:
+            parts.append(f'<p class="warning">{_h(warning)}</p>')
         parts.append(f'<p class="muted">Test split used once, after selection on '
                      f'{_h(proto.get("selection", "validation"))}; seeds {_h(proto.get("seeds", ""))}; '
                      f'α = {_h(proto.get("alpha", ""))}. Δ<sub>t</sub> is the relative change against the '
                      f'independent single-task baseline (positive: sharing helped). Red: negative transfer, '
-                     f'green: gain (Holm-corrected).</p>')
+                     f'green: positive transfer (Holm-corrected), blue: equivalent within the margin (TOST), '
+                     f'grey: inconclusive (see its minimum detectable effect) or untestable. '
+                     f'“No significant difference” is not “no negative transfer”: only “equivalent” says that.</p>')
         ordered = [best_c] + [c for c in verdict["candidates"] if c is not best_c]
         for c in ordered:
             tag = " (best on validation)" if c is best_c else ""
@@ -508,8 +524,8 @@ def report_html(results: Mapping) -> str:
         parts.append('<p>No verdict yet: run <code>sharesearch verdict</code> to retrain the best candidates '
                      'and the baselines with fresh seeds and test them once. Validation numbers only below.</p>')
         if best_t and best_t.get("val_deltas"):
-            rows = "".join(f'<tr class="{"pos" if _f(v) > 0 else "neg" if _f(v) < 0 else "neu"}">'
-                           f'<td class="task">{_h(k)}</td><td>{_pct(v)}</td></tr>'
+            rows = "".join(f'<tr class="{"pos" if fmt.as_float(v) > 0 else "neg" if fmt.as_float(v) < 0 else "neu"}">'
+                           f'<td class="task">{_h(k)}</td><td>{fmt.delta(v)}</td></tr>'
                            for k, v in best_t["val_deltas"].items())
             parts.append(f'<h3>Trial {_h(best_t["number"])}: validation Δ<sub>t</sub></h3><table><thead><tr>'
                          f'<th>task</th><th>Δ<sub>t</sub> (validation)</th></tr></thead><tbody>{rows}</tbody>'
@@ -546,8 +562,8 @@ def report_html(results: Mapping) -> str:
     parts.append('<section id="trials"><h2>Trials</h2>')
     parts.append(_trials_table(results))
     if results.get("baselines"):
-        rows = "".join(f'<tr><td class="task">{_h(t)}</td><td>{_num(b.get("val_metric"))}</td>'
-                       f'<td><code>{_h(json.dumps(jsonable(b.get("config", {})), sort_keys=True))}</code></td></tr>'
+        rows = "".join(f'<tr><td class="task">{_h(t)}</td><td>{fmt.value(b.get("val_metric"))}</td>'
+                       f'<td><code>{_h(fmt.config(b.get("config") or {}))}</code></td></tr>'
                        for t, b in results["baselines"].items())
         parts.append("<h3>Single-task baselines (validation)</h3><table><thead><tr><th>task</th><th>primary metric"
                      f"</th><th>configuration</th></tr></thead><tbody>{rows}</tbody></table>")
@@ -618,6 +634,31 @@ def _fence(text: str) -> str:
     return f"{'`' * n}text\n{text}\n{'`' * n}"
 
 
+def _markdown_verdict(best_c: Mapping, results: Mapping) -> list[str]:
+    """The summary's verdict section for the best candidate: Δm, the per-task table, the methods."""
+    proto = (results.get("verdict") or {}).get("protocol") or {}
+    v = _verdict_record(best_c.get("verdict"))
+    lines = [f"## Verdict: {_md(best_c.get('name', ''))} (best on validation; test, seeds "
+             f"{proto.get('seeds', '?')}, α = {v.alpha if v else proto.get('alpha', '?')})", ""]
+    warning = _control_warning((results.get("verdict") or {}).get("candidates") or [])
+    if warning:
+        lines += [f"> {warning}", ""]
+    if v is None:
+        return lines + ["The verdict could not be read."]
+    lines += [f"**Δm = {fmt.delta(v.delta_m)}** {fmt.interval(*v.delta_m_ci, fmt.delta)}", "",
+              "| task | baseline mean [CI] | candidate mean [CI] | Δ_t [CI] | p | p (Holm) | MDE | TOST p (Holm) "
+              "| verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for t in v.tasks:
+        lines.append(f"| {_md(t.task)} | {fmt.value(t.baseline_mean)} {fmt.interval(*t.baseline_ci)} | "
+                     f"{fmt.value(t.candidate_mean)} {fmt.interval(*t.candidate_ci)} | {fmt.delta(t.delta)} "
+                     f"{fmt.interval(*t.delta_ci, fmt.delta)} | {fmt.p_value(t.p_value)} | {fmt.p_value(t.p_holm)} | "
+                     f"{fmt.percent(t.mde)} | {fmt.p_value(t.p_equivalence_holm)} | **{t.label}** |")
+    lines += ["", _methods(v)]
+    if v.negative_transfer:
+        lines += ["", "Negative transfer on: " + ", ".join(_md(t) for t in v.negative_transfer)]
+    return lines
+
+
 def markdown_summary(results: Mapping, files: Mapping[str, Path | str] | None = None) -> str:
     """A Markdown summary: verdict table, Δm, the best topology and (when given) the files.
 
@@ -633,42 +674,25 @@ def markdown_summary(results: Mapping, files: Mapping[str, Path | str] | None = 
     lines.append("")
     best_c, best_t = best_candidate(results)
     if best_c:
-        v = best_c.get("verdict") or {}
-        proto = (results.get("verdict") or {}).get("protocol") or {}
-        lines.append(f"## Verdict: {_md(best_c.get('name', ''))} (best on validation; test, seeds "
-                     f"{proto.get('seeds', '?')}, α = {v.get('alpha', proto.get('alpha', '?'))})")
-        lines.append("")
-        lines.append(f"**Δm = {_pct(v.get('delta_m'))}** {_ci(v.get('delta_m_ci'), _pct)} (bootstrap over seeds)")
-        lines.append("")
-        lines.append("| task | baseline mean [CI] | candidate mean [CI] | Δ_t [CI] | p | p (Holm) | verdict |")
-        lines.append("|---|---|---|---|---|---|---|")
-        for t in v.get("tasks") or []:
-            lines.append(f"| {_md(t.get('task'))} | {_num(t.get('baseline_mean'))} {_ci(t.get('baseline_ci'))} | "
-                         f"{_num(t.get('candidate_mean'))} {_ci(t.get('candidate_ci'))} | {_pct(t.get('delta'))} "
-                         f"{_ci(t.get('delta_ci'), _pct)} | {_p(t.get('p_value'))} | {_p(t.get('p_holm'))} | "
-                         f"**{t.get('verdict', '')}** |")
-        neg = [t.get("task") for t in v.get("tasks") or [] if t.get("verdict") == "negative transfer"]
-        if neg:
-            lines.append("")
-            lines.append("Negative transfer on: " + ", ".join(_md(t) for t in neg))
+        lines += _markdown_verdict(best_c, results)
         others = [c for c in (results.get("verdict") or {}).get("candidates") or [] if c is not best_c]
         if others:
             lines.append("")
             lines.append("Other verified architectures (test Δm): " + "; ".join(
-                f"{_md(c.get('name', ''))} {_pct((c.get('verdict') or {}).get('delta_m'))} "
-                f"{_ci((c.get('verdict') or {}).get('delta_m_ci'), _pct)}" for c in others))
+                f"{_md(c.get('name', ''))} {fmt.delta((c.get('verdict') or {}).get('delta_m'))} "
+                f"{_ci((c.get('verdict') or {}).get('delta_m_ci'), fmt.delta)}" for c in others))
     else:
         lines.append("## No verdict yet")
         lines.append("")
         lines.append("Run `sharesearch verdict` to test the best candidates once against the baselines.")
         if best_t and best_t.get("val_deltas"):
             lines.append("")
-            lines.append(f"Validation Δ_t of trial {best_t['number']} (Δm {_pct((best_t.get('values') or [None])[0])}):")
+            lines.append(f"Validation Δ_t of trial {best_t['number']} (Δm {fmt.delta((best_t.get('values') or [None])[0])}):")
             lines.append("")
             lines.append("| task | Δ_t (validation) |")
             lines.append("|---|---|")
             for k, val in best_t["val_deltas"].items():
-                lines.append(f"| {_md(k)} | {_pct(val)} |")
+                lines.append(f"| {_md(k)} | {fmt.delta(val)} |")
     g = _graph((best_c or {}).get("graph") or (best_t or {}).get("graph"))
     if g is not None:
         lines += ["", "## Best topology" + (f" (trial {best_t['number']})" if best_t else ""), "",

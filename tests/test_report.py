@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+from html import escape as html_escape
 import math
 import re
 
 import pytest
 from plotly.offline import get_plotlyjs
 
+from sharesearch import fmt
 from sharesearch.graph import SharingGraph
 from sharesearch.report import (
     SCHEMA_VERSION,
@@ -24,7 +26,7 @@ from sharesearch.report import (
     write_report,
 )
 from sharesearch.tasks import TaskSpec
-from sharesearch.verdict import task_verdicts
+from sharesearch.verdict import VERDICTS, task_verdicts
 
 HOSTILE = "<script>alert(1)</script>&\"'"
 HOSTILE_HTML = "&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;&#x27;"
@@ -33,10 +35,11 @@ SPECS = [TaskSpec(HOSTILE, "binary"), TaskSpec("price", "regression"), TaskSpec(
 NAMES = [s.name for s in SPECS]
 
 
-def _verdict(shift: dict[str, float]) -> dict:
-    """A real Verdict dict: baseline seeds vs candidate seeds shifted per task."""
+def _verdict(shift: dict[str, float], jitter: dict[str, list[float]] | None = None) -> dict:
+    """A real Verdict dict: baseline seeds vs candidate seeds shifted (and jittered; NaN: diverged) per task."""
     base = {HOSTILE: [0.80, 0.81, 0.79], "price": [10.0, 10.2, 10.1], "digit": [0.70, 0.71, 0.69]}
-    cand = {t: [x + shift[t] for x in v] for t, v in base.items()}
+    jitter = jitter or {}
+    cand = {t: [x + shift[t] + j for x, j in zip(v, jitter.get(t, [0.0] * 3))] for t, v in base.items()}
     dirs = {HOSTILE: "maximize", "price": "minimize", "digit": "maximize"}
     return task_verdicts(cand, base, dirs, n_resamples=200).to_dict()
 
@@ -106,11 +109,12 @@ def make_results(n_objectives: int = 1, *, verdict: bool = True) -> dict:
                  "verdict": _verdict({HOSTILE: 0.05, "price": -1.0, "digit": 0.05}), "test_metrics": {},
                  "gates": None, "stitch": None},
                 {"name": "mmoe", "trial": 2, "graph": refs["mmoe"].to_dict(),
-                 "verdict": _verdict({HOSTILE: 0.0, "price": 0.0, "digit": 0.0}), "test_metrics": {},
+                 "verdict": _verdict({HOSTILE: 0.0, "price": 0.0, "digit": 0.0},
+                                     {HOSTILE: [math.nan, math.nan, 0.0]}), "test_metrics": {},
                  "gates": {mmoe_node: [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]]}, "stitch": None},
                 {"name": "cross-stitch", "trial": 3, "graph": refs["cross-stitch"].to_dict(),
-                 "verdict": _verdict({HOSTILE: 0.0, "price": 0.0, "digit": 0.0}), "test_metrics": {},
-                 "gates": None, "stitch": {f"stage0:{'+'.join(NAMES)}": [[0.8, 0.1, 0.1]] * 3}},
+                 "verdict": _verdict({HOSTILE: 0.0, "price": 0.0, "digit": 0.0}, {"digit": [0.1, -0.1, 0.0]}),
+                 "test_metrics": {}, "gates": None, "stitch": {f"stage0:{'+'.join(NAMES)}": [[0.8, 0.1, 0.1]] * 3}},
                 {"name": "trial 5", "trial": 5, "graph": searched[1].to_dict(),
                  "verdict": _verdict({HOSTILE: 0.08, "price": 0.0, "digit": 0.0}), "test_metrics": {},
                  "gates": None, "stitch": None},
@@ -123,10 +127,10 @@ def make_results(n_objectives: int = 1, *, verdict: bool = True) -> dict:
     return results
 
 
-def test_verdict_fixture_has_all_three_verdicts():
+def test_verdict_fixture_has_every_verdict():
     v = make_results()["verdict"]["candidates"]
     got = {t["verdict"] for c in v for t in c["verdict"]["tasks"]}
-    assert got == {"gain", "negative transfer", "no significant difference"}
+    assert got == set(VERDICTS)
 
 
 @pytest.mark.parametrize("n_obj", [1, 2])
@@ -169,11 +173,17 @@ def test_html_verdict_tables_rows_and_colours():
         tv = by_name[name]["verdict"]["tasks"]
         assert len(rows) == len(tv) == 3
         for (cls, task, rest), t in zip(rows, tv):
-            assert cls == {"negative transfer": "neg", "gain": "pos"}.get(t["verdict"], "neu")
-            assert f'<td class="verdict">{t["verdict"]}</td>' in rest
-            assert f"{100 * t['delta']:+.2f}%" in rest  # Δ_t shown as a percentage
+            assert cls == {"negative transfer": "neg", "positive transfer": "pos", "equivalent": "eq",
+                           "untestable": "unt"}.get(t["verdict"], "neu")
+            assert f'<td class="verdict">{html_escape(t["label"])}</td>' in rest  # the label, with MDE / margin
+            assert fmt.delta(t["delta"]) in rest  # Δ_t shown as a percentage
+            if t["verdict"] == "inconclusive":
+                assert f"<td>{fmt.percent(t['mde'])}</td>" in rest and "MDE" in t["label"]
             assert re.search(r"\[[^\]]+, [^\]]+\]", rest)  # intervals are shown
-    assert "Δm = <b>" in html and "bootstrap" in html
+    assert "Δm = <b>" in html and "Welch t over whole runs" in html
+    assert "Holm-corrected at α = 0.05 over the 3 tested tasks of the candidate" in html  # the Holm family
+    assert "(+0 / +2 diverged)" in html and "Diverged runs left out: 2 candidate" in html  # mmoe's diverged runs
+    assert "class=\"warning\"" not in html
     # trial 4's verdict: negative transfer on the hostile task, shown as escaped text in a red row
     assert re.search(r'<tr class="neg"><td class="task">' + re.escape(HOSTILE_HTML) + "</td>", tables[0])
 
@@ -213,11 +223,12 @@ def test_summary_markdown_has_table(tmp_path):
     md = paths["markdown"].read_text(encoding="utf-8")
     assert md == markdown_summary(results, files=paths)
     lines = md.splitlines()
-    i = lines.index("| task | baseline mean [CI] | candidate mean [CI] | Δ_t [CI] | p | p (Holm) | verdict |")
+    i = lines.index("| task | baseline mean [CI] | candidate mean [CI] | Δ_t [CI] | p | p (Holm) | MDE | "
+                    "TOST p (Holm) | verdict |")
     rows = lines[i + 2: i + 5]
     assert len(rows) == 3
     for row in rows:  # the hostile name's characters never split the cells
-        assert len(re.findall(r"(?<!\\)\|", row)) == 8
+        assert len(re.findall(r"(?<!\\)\|", row)) == 10
     assert rows[0].startswith("| `<script>alert(1)</script>&\"'`") and "**negative transfer**" in rows[0]
     assert "**Δm = " in md and "Negative transfer on:" in md
     assert "## Best topology (trial 4)" in md
@@ -284,3 +295,35 @@ def test_figure_html_escapes_and_optionally_inlines_plotlyjs():
     full = figure_html(fig, include_plotlyjs=True)
     assert full.count("<script>") == 2 and get_plotlyjs()[:200] in full
     assert not math.isnan(len(full))
+
+
+def test_warns_when_the_independent_reference_disagrees_with_the_control():
+    results = make_results()
+    ok = copy.deepcopy(results)
+    ok["verdict"]["candidates"].append({"name": "independent", "trial": 0, "graph": None, "test_metrics": {},
+                                        "verdict": _verdict({HOSTILE: 0.0, "price": 0.0, "digit": 0.0})})
+    assert 'class="warning"' not in report_html(ok) and "> Warning" not in markdown_summary(ok)
+    bad = copy.deepcopy(results)  # the retrained control beats its own baselines by ~5 %: a protocol offset
+    bad["verdict"]["candidates"].append({"name": "independent", "trial": 0, "graph": None, "test_metrics": {},
+                                         "verdict": _verdict({HOSTILE: 0.04, "price": -0.5, "digit": 0.035})})
+    page = report_html(bad)
+    assert 'class="warning"' in page and "independent reference" in page
+    assert "> Warning: the independent reference" in markdown_summary(bad)
+
+
+def test_config_values_and_old_verdicts_render():
+    results = make_results()
+    results["baselines"][NAMES[1]]["config"] = {"lr": 0.009639164281266792, "batch_size": 64}
+    page = report_html(results)
+    assert "lr=0.00964, batch_size=64" in page and "0.009639164281266792" not in page
+    # a version-1 verdict dict (before equivalence tests) still renders, its "gain" read as "positive transfer"
+    old = copy.deepcopy(results)
+    v1 = old["verdict"]["candidates"][-1]["verdict"]
+    v1["version"] = 1
+    for t in v1["tasks"]:
+        t["verdict"] = {"positive transfer": "gain", "negative transfer": "negative transfer"}.get(
+            t["verdict"], "no significant difference")
+        for k in ("mde", "margin", "p_equivalence", "p_equivalence_holm", "equivalent", "label"):
+            t.pop(k)
+    md = markdown_summary(old)
+    assert "**negative transfer**" in md and "**positive transfer**" in md and "**inconclusive (MDE –)**" in md
