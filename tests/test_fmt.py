@@ -55,10 +55,10 @@ class TestValues:
         text = fmt.value(x)
         assert parse(text) == pytest.approx(x, rel=5e-4, abs=1e-300)
         digits = text.split("e")[0].replace("-", "").replace(".", "").lstrip("0")
-        if abs(x) < 1e4:
+        if 1e4 <= abs(x) < 1e6:  # read whole ("12346", not "1.235e+04")
+            assert "." not in text and "e" not in text
+        else:
             assert len(digits) <= 4
-        else:  # 1e4 to 1e6 read whole ("12346", not "1.235e+04"); beyond that, 4 digits again
-            assert "." not in text
 
     @FAST
     @given(st.floats(min_value=1e-8, max_value=10.0))
