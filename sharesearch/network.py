@@ -245,7 +245,8 @@ class MultiTaskNet(nn.Module):
             fl = [self.nodes[m].film(self.z) for m in fr.nodes]  # G x ([T, width], [T, width])
             gamma = torch.stack([g for g, _ in fl])[fr.node, fr.task].to(P.dtype)  # [n, width]
             beta = torch.stack([b for _, b in fl])[fr.node, fr.task].to(P.dtype)  # [n, width]
-            mod = P.index_select(0, fr.app) * (1 + bb.channel_view(gamma)) + bb.channel_view(beta)  # [n, B, *out]
+            pre = P.index_select(0, fr.app)  # [n, B, *out]
+            mod = torch.addcmul(bb.channel_view(beta), pre, 1 + bb.channel_view(gamma))  # [n, B, *out]
             outs.append(bb.activate(mod, self.training))  # [n, B, *out']
         if run.gate is not None:
             gr = run.gate
