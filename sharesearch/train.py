@@ -7,9 +7,22 @@ nothing couples tasks (no global gradient clipping, no shared loss scaling),
 and model selection is per task -- so each task ends exactly where it would
 have ended alone with the same seed (``tests/test_train.py`` checks this).
 
+Budget, early stopping and schedule (fields of :class:`TrainConfig`): a run
+takes at most ``max_steps`` optimizer steps (or ``epochs`` passes), validates
+every ``eval_every`` steps (or every epoch, and always at the cap), and with
+``patience`` > 0 stops once no task's primary metric has improved by more than
+``min_delta`` (relative) for ``patience`` evaluations in a row. Each task still
+keeps its own best evaluation, so early stopping is per task in what is kept
+and joint only in when the loop ends. A joint run of T independent tasks
+therefore stops when the *last* of them converges: each task gets at least the
+steps it would get alone (never fewer), and its result equals a separate run of
+that task with the same seed capped at the joint run's ``steps_run``. The
+``"constant"`` and ``"cosine"`` schedules keep that equality (they depend on
+the step only); ``"plateau"`` couples the tasks through the learning rate.
+
 Data stays on the training device as tensors; batches are drawn by index
 (:class:`sharesearch.data.IndexBatcher`). Each task keeps the weights of its
-own best validation epoch (only the parameters that reach its head are kept,
+own best evaluation (only the parameters that reach its head are kept,
 so the independent graph stores each network once). A NaN or infinite loss
 ends the run with ``status="diverged"`` instead of raising in the caller.
 
@@ -19,91 +32,44 @@ Example
 >>> from sharesearch.graph import SharingGraph
 >>> data = load_data("synthetic-mmoe", n=300, d=8, seed=0)
 >>> g = SharingGraph.shared_bottom(data.tasks, {"name": "mlp", "input_shape": [8], "widths": [16, 8]})
->>> res = train(g, data, TrainConfig(epochs=2, batch_size=64))
->>> res.status, sorted(res.val_metrics) == sorted(data.task_names)
-('ok', True)
+>>> res = train(g, data, TrainConfig(max_steps=12, eval_every=4, batch_size=64, lr_schedule="cosine"))
+>>> res.status, sorted(res.val_metrics) == sorted(data.task_names), res.steps_run, res.history_steps
+('ok', True, 12, [4, 8, 12])
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
-
-from .tasks import sign
 
 from .data import IndexBatcher, MultiTaskData
 from .graph import SharingGraph
 from .network import MultiTaskNet, compile_graph
-from .tasks import TaskSpec, compute_metric, task_loss
+from .tasks import TaskSpec, compute_metric, sign, task_loss
+from .train_config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
+from .train_schedule import LrSchedule, make_optimizer
 from .weighting import make_weighting
 
-__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "resolve_device", "ConfigError"]
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SAMPLINGS = ("uniform", "proportional")
-
-
-class ConfigError(ValueError):
-    """A bad training configuration; the message names the field and value."""
+__all__ = ["TrainConfig", "TrainResult", "Progress", "train", "evaluate", "resolve_device", "step_budget",
+           "ConfigError", "OPTIMIZERS", "LR_SCHEDULES"]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """How one network is trained. Candidates and baselines share one budget."""
+class Progress:
+    """Where a run stands at one evaluation; the third argument of a three-argument callback."""
 
-    epochs: int = 10  # passes over the training split
-    batch_size: int = 256  # examples per step
-    lr: float = 1e-3  # learning rate
-    weight_decay: float = 0.0  # decoupled (AdamW) or L2 (SGD) weight decay
-    optimizer: str = "adam"  # adam | adamw | sgd
-    weighting: str = "equal"  # loss weighting method, see sharesearch.weighting.WEIGHTINGS
-    weighting_options: Mapping[str, Any] = field(default_factory=dict)  # typed options of the weighting
-    sampling: str = "uniform"  # task sampling when labels are sparse: uniform | proportional
-    seed: int = 0  # seeds initialisation, batch order and dropout
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = False  # bf16 autocast on CUDA (never on the CPU); off by default: on an H200 it made
-    # small multi-task MLP steps 8-13% slower (benchmarks/bench_gpu.py), it pays only for wide models
-    eval_batch_size: int = 8192  # examples per evaluation forward pass
-
-    def __post_init__(self) -> None:
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"train config: field {name!r} {why}, got {getattr(self, name)!r}")
-
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise bad("epochs", "must be an integer >= 1")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise bad("batch_size", "must be an integer >= 1")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise bad("lr", "must be a positive number")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise bad("weight_decay", "must be a number >= 0")
-        if self.optimizer not in OPTIMIZERS:
-            raise bad("optimizer", f"must be one of {list(OPTIMIZERS)}")
-        if self.sampling not in SAMPLINGS:
-            raise bad("sampling", f"must be one of {list(SAMPLINGS)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["weighting_options"] = dict(self.weighting_options)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"train config: unknown field {unknown[0]!r}; valid fields: {sorted(known)}")
-        return cls(**d)
-
-    def updated(self, **changes: Any) -> "TrainConfig":
-        """A copy with ``changes`` applied (unknown names are rejected)."""
-        return TrainConfig.from_dict({**self.to_dict(), **changes})
+    epoch: int  # 0-based epoch the evaluation fell in
+    step: int  # optimizer steps done (the pruning resource)
+    examples: int  # training rows drawn so far (a row drawn for two tasks counts twice)
+    evaluation: int  # 0-based index of this evaluation (of TrainResult.history)
+    lr: float  # learning rate of the next step
+    total_steps: int  # the run's cap in optimizer steps
 
 
 @dataclass
@@ -111,30 +77,51 @@ class TrainResult:
     """What a training run produced.
 
     ``val_metrics[task]`` holds every metric of the task at its own best
-    validation epoch (``best_epoch[task]``); ``history`` holds the primary
-    validation metric of every task after every epoch.
+    evaluation (after ``best_step[task]`` optimizer steps, in epoch
+    ``best_epoch[task]``); ``history`` holds the primary validation metric of
+    every task at every evaluation, taken after ``history_steps`` steps.
     """
 
     status: str  # "ok" | "diverged"
-    val_metrics: dict[str, dict[str, float]]
-    best_epoch: dict[str, int]
-    history: list[dict[str, float]]
-    epochs_run: int
-    seconds: float
+    val_metrics: dict[str, dict[str, float]]  # task -> metric -> value at the task's best evaluation
+    best_epoch: dict[str, int]  # task -> 0-based epoch of its best evaluation (-1: none finite)
+    history: list[dict[str, float]]  # one {task: primary metric} per evaluation
+    epochs_run: int  # epochs begun (the last one may be partial)
+    seconds: float  # wall time of the run
     model: MultiTaskNet | None = None  # the trained model, each task's best weights kept in best_state
-    best_state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)
-    message: str = ""
+    best_state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, repr=False)  # task -> its weights
+    message: str = ""  # why the run diverged
     joint_state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # see train(joint_score=)
+    best_step: dict[str, int] = field(default_factory=dict)  # task -> optimizer steps at its best evaluation
+    best_evaluation: dict[str, int] = field(default_factory=dict)  # task -> index into history (-1: none)
+    history_steps: list[int] = field(default_factory=list)  # optimizer steps done at each evaluation
+    steps_run: int = 0  # optimizer steps taken
+    examples_seen: int = 0  # training rows drawn
+    total_steps: int = 0  # the cap in optimizer steps
+    stopped_early: bool = False  # patience ended the run before the cap
+    final_lr: float = float("nan")  # the learning rate when the run ended
+    config: TrainConfig | None = None  # the configuration it was trained with
 
     def primary(self, tasks: Sequence[TaskSpec]) -> dict[str, float]:
         """The primary validation metric of each task."""
         return {t.name: self.val_metrics[t.name][t.primary_metric] for t in tasks if t.name in self.val_metrics}
 
+    def still_learning(self, task: str) -> bool:
+        """True when ``task``'s best evaluation is the last one: the run was cut while it improved."""
+        return bool(self.history) and self.best_evaluation.get(task, -1) == len(self.history) - 1
+
+    @property
+    def still_learning_tasks(self) -> list[str]:
+        """The tasks whose best evaluation is the last one."""
+        return [t for t in self.best_evaluation if self.still_learning(t)]
+
     def evaluate(self, data: MultiTaskData, split: str = "test") -> dict[str, dict[str, float]]:
-        """Metrics of every task on ``split`` with its own best weights."""
+        """Metrics of every task on ``split`` with its own best weights (autocast as the run's ``amp``)."""
         if self.model is None:
             raise RuntimeError("this result kept no model (keep_model=False)")
-        return evaluate(self.model, data, split, best_state=self.best_state)
+        cfg = self.config or TrainConfig()
+        return evaluate(self.model, data, split, best_state=self.best_state,
+                        batch_size=cfg.eval_batch_size, amp=cfg.amp)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -166,11 +153,20 @@ def _predict(model: MultiTaskNet, x: torch.Tensor, tasks: Sequence[str], batch: 
 
 def evaluate(model: MultiTaskNet, data: MultiTaskData, split: str = "val", *,
              best_state: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
-             batch_size: int = 8192, amp: bool = True) -> dict[str, dict[str, float]]:
+             batch_size: int = 8192, amp: bool = False) -> dict[str, dict[str, float]]:
     """Every metric of every task on ``split``.
 
     With ``best_state``, each task is evaluated with its own best weights
-    (the model's current weights are restored afterwards).
+    (the model's current weights are restored afterwards). ``amp`` turns bf16
+    autocast on (CUDA only); it is off by default like ``TrainConfig.amp``, and
+    :meth:`TrainResult.evaluate` passes the run's own ``config.amp``.
+
+    >>> from sharesearch.data import load_data
+    >>> from sharesearch.graph import SharingGraph
+    >>> d = load_data("synthetic-mmoe", n=200, d=8, seed=0)
+    >>> net = compile_graph(SharingGraph.independent(d.tasks, {"name": "mlp", "input_shape": [8], "widths": [8]}), seed=0)
+    >>> sorted(evaluate(net, d, "val")) == sorted(d.task_names)
+    True
     """
     idx = data.indices(split)
     x, y = data.x[idx], data.y[idx]
@@ -200,42 +196,122 @@ def evaluate(model: MultiTaskNet, data: MultiTaskData, split: str = "val", *,
     return res
 
 
-def _make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    # foreach: one multi-tensor kernel per step instead of one per parameter; on the
-    # CPU torch defaults to the per-tensor loop, which cost ~15% of a small model's step.
-    # The update stays elementwise per parameter, so tasks are still not coupled.
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, foreach=True)
-    if cfg.optimizer == "adamw" or cfg.weight_decay > 0:
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    return torch.optim.Adam(params, lr=cfg.lr, foreach=True)
-
-
 def _better(metric_dir: float, new: float, old: float | None) -> bool:
     if not math.isfinite(new):
         return False
     return old is None or metric_dir * (new - old) > 0
 
 
+class _Selection:
+    """Each task's best evaluation (model selection) and the evaluations since any task improved."""
+
+    def __init__(self, specs: Sequence[TaskSpec], keep: Mapping[str, set[str]] | None, min_delta: float,
+                 joint_score: Callable[[dict[str, float]], float] | None) -> None:
+        self.specs, self.keep, self.min_delta, self.joint_score = specs, keep, min_delta, joint_score
+        self.direction = {s.name: sign(s.primary_metric) for s in specs}
+        self.best: dict[str, float | None] = {s.name: None for s in specs}
+        self.best_eval = {s.name: -1 for s in specs}
+        self.best_epoch = {s.name: -1 for s in specs}
+        self.best_step = {s.name: 0 for s in specs}
+        self.metrics: dict[str, dict[str, float]] = {}
+        self.state: dict[str, dict[str, torch.Tensor]] = {}
+        self.history: list[dict[str, float]] = []
+        self.history_steps: list[int] = []
+        self.stale = 0  # evaluations in a row where no task improved by more than min_delta
+        self.joint_best: float | None = None
+        self.joint_state: dict[str, torch.Tensor] = {}
+
+    def update(self, model: MultiTaskNet, val: dict[str, dict[str, float]], epoch: int, step: int) -> bool:
+        """Record one evaluation; True when some task improved by more than ``min_delta``."""
+        primary = {s.name: val[s.name][s.primary_metric] for s in self.specs}
+        self.history.append(primary)
+        self.history_steps.append(step)
+        improved = False
+        for s in self.specs:
+            t, new, old = s.name, primary[s.name], self.best[s.name]
+            if not _better(self.direction[t], new, old):
+                continue
+            improved |= old is None or self.direction[t] * (new - old) > self.min_delta * abs(old)
+            self.best[t], self.metrics[t] = new, val[t]
+            self.best_eval[t], self.best_epoch[t], self.best_step[t] = len(self.history) - 1, epoch, step
+            if self.keep is not None:
+                params = dict(model.named_parameters())
+                self.state[t] = {k: params[k].detach().clone() for k in self.keep[t]}
+        self.stale = 0 if improved else self.stale + 1
+        if self.joint_score is not None:
+            score = self.joint_score(primary)
+            if _better(1.0, score, self.joint_best):
+                self.joint_best = score
+                self.joint_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return improved
+
+
+def _task_batcher(data: MultiTaskData, config: TrainConfig, names: list[str]) -> IndexBatcher:
+    """The training batcher, drawing from the graph's own tasks."""
+    gen = torch.Generator(device="cpu").manual_seed(config.seed)
+    # TODO(issue 10.7): drop the check once IndexBatcher takes tasks= (the data helper adds it)
+    own = {"tasks": names} if "tasks" in inspect.signature(IndexBatcher).parameters else {}
+    return IndexBatcher(data, "train", config.batch_size, sampling=config.sampling, generator=gen, **own)
+
+
+def _make_weighting(config: TrainConfig, specs: Sequence[TaskSpec]):
+    """The loss weighting, seeded by the run's seed (PCGrad's projection order)."""
+    # TODO(issue 10.7): drop the check once make_weighting takes seed= (the weighting helper adds it)
+    seeded = {"seed": config.seed} if "seed" in inspect.signature(make_weighting).parameters else {}
+    return make_weighting(config.weighting, [s.name for s in specs], {s.name: s.weight for s in specs},
+                          **seeded, **dict(config.weighting_options))
+
+
+def step_budget(config: TrainConfig, data: MultiTaskData, tasks: Sequence[str] | None = None) -> int:
+    """The cap in optimizer steps that ``train`` gives ``config`` on ``data`` (for a pruner's resource).
+
+    >>> from sharesearch.data import load_data
+    >>> d = load_data("synthetic-mmoe", n=300, d=8, seed=0)
+    >>> step_budget(TrainConfig(epochs=2, batch_size=64), d), step_budget(TrainConfig(max_steps=7), d)
+    (8, 7)
+    """
+    return config.total_steps(len(_task_batcher(data, config, list(tasks or data.task_names))))
+
+
+def _takes_progress(callback: Callable) -> bool:
+    """Whether ``callback`` accepts ``(epoch, primary, progress)`` rather than ``(epoch, primary)``."""
+    try:
+        inspect.signature(callback).bind(0, {}, None)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _non_finite(loss_sum: torch.Tensor, names: list[str]) -> list[str]:
+    """Tasks whose summed training loss is NaN or infinite (one device sync)."""
+    return [t for t, v in zip(names, loss_sum.tolist()) if not math.isfinite(v)]
+
+
 def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainConfig(), *,
-          callback: Callable[[int, dict[str, float]], None] | None = None,
+          callback: Callable[..., None] | None = None,
           keep_model: bool = True,
           joint_score: Callable[[dict[str, float]], float] | None = None) -> TrainResult:
-    """Train ``graph`` on ``data`` and select each task's best validation epoch.
+    """Train ``graph`` on ``data`` and select each task's best evaluation.
+
+    The loop is one function (~80 lines) so that the order of step, schedule,
+    evaluation, early stopping and callback reads in one place.
 
     Parameters
     ----------
     graph : the sharing graph to compile and train (its tasks must be data's tasks).
     data : the data; moved to the training device if it is not there.
-    config : the training configuration.
-    callback : called after every epoch as ``callback(epoch, primary_val_metrics)``;
-        it may raise (e.g. ``optuna.TrialPruned``) to stop the run -- the
-        exception propagates to the caller.
+    config : the training configuration (budget, evaluation, early stopping, schedule).
+    callback : called after every evaluation as ``callback(epoch, primary_val_metrics)``,
+        or as ``callback(epoch, primary_val_metrics, progress)`` when it accepts three
+        arguments (:class:`Progress`: steps done, examples seen, ...); it may raise
+        (e.g. ``optuna.TrialPruned``) to stop the run -- the exception propagates.
+        With ``eval_every`` set, several evaluations can fall in one epoch: report
+        ``progress.step`` as the resource, not the epoch.
     keep_model : keep the model and each task's best weights in the result.
     joint_score : optional score of the primary validation metrics (higher is
         better, e.g. Δm against baselines); the whole model's weights at its
-        best epoch are kept as ``result.joint_state`` (one consistent model for
-        export, where per-task snapshots of shared weights would conflict).
+        best evaluation are kept as ``result.joint_state`` (one consistent model
+        for export, where per-task snapshots of shared weights would conflict).
 
     Returns
     -------
@@ -252,37 +328,30 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
     specs = [s for s in data.tasks if s.name in graph.tasks]
     cols = [data.task_names.index(s.name) for s in specs]
     names = [s.name for s in specs]
-    weighting = make_weighting(config.weighting, names, {s.name: s.weight for s in specs},
-                               **dict(config.weighting_options))
-    opt = _make_optimizer(config, list(model.parameters()) + list(weighting.parameters()))
+    weighting = _make_weighting(config, specs)
+    opt = make_optimizer(config, list(model.parameters()) + list(weighting.parameters()))
     shared = model.shared_parameters()
-    task_params: dict[str, set[str]] = {}  # the parameters a task's best epoch keeps
+    keep = None  # the parameters each task's best evaluation keeps
     if keep_model:
         named = list(model.named_parameters())
-        for t in names:
-            ours = {id(p) for p in model.task_parameters(t)}
-            task_params[t] = {k for k, p in named if id(p) in ours}
-    gen = torch.Generator(device="cpu").manual_seed(config.seed)
-    batcher = IndexBatcher(data, "train", config.batch_size, sampling=config.sampling, generator=gen)
+        keep = {t: {k for k, p in named if id(p) in {id(q) for q in model.task_parameters(t)}} for t in names}
+    batcher = _task_batcher(data, config, names)
+    total = config.total_steps(len(batcher))
+    sched = LrSchedule(opt, config, total)
+    sel = _Selection(specs, keep, config.min_delta, joint_score)
+    with_progress = callback is not None and _takes_progress(callback)
     has_penalty = any(True for _ in graph.soft_edges("l2"))
     # no missing label among the training rows: the losses can skip masking
     dense = not bool(torch.isnan(data.y[data.indices("train")][:, cols]).any())
-    direction = {s.name: sign(s.primary_metric) for s in specs}
 
-    best: dict[str, float | None] = {t: None for t in names}
-    best_epoch: dict[str, int] = {t: -1 for t in names}
-    best_metrics: dict[str, dict[str, float]] = {}
-    best_state: dict[str, dict[str, torch.Tensor]] = {}
-    history: list[dict[str, float]] = []
-    joint_best, joint_state = None, {}
-    status, message, epoch = "ok", "", -1
-    for epoch in range(config.epochs):
+    status, message, epoch, step, examples, stop = "ok", "", -1, 0, 0, False
+    while not stop and step < total:
+        epoch += 1
         model.train()
         loss_sum = torch.zeros(len(names), device=device)
-        n_steps = 0
-        for idx in batcher:
-            xb = data.x[idx]  # [B, *input_shape]
-            yb = data.y[idx]  # [B, T]
+        batches = list(batcher)
+        for i, idx in enumerate(batches):
+            xb, yb = data.x[idx], data.y[idx]  # [B, *input_shape], [B, T_data]
             with _autocast(device, config.amp):
                 out = model(xb, tasks=names)
             losses = {t: task_loss(s, out[t], yb[:, c], dense) for t, s, c in zip(names, specs, cols)}
@@ -291,34 +360,35 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
             if has_penalty:
                 model.penalty().backward()
             opt.step()
-            loss_sum += torch.stack([losses[t].detach().float() for t in names])
-            n_steps += 1
-        mean_losses = (loss_sum / max(n_steps, 1)).tolist()  # one device sync per epoch
-        if not all(math.isfinite(v) for v in mean_losses):
-            bad = [t for t, v in zip(names, mean_losses) if not math.isfinite(v)]
-            status, message = "diverged", f"epoch {epoch}: non-finite training loss for task(s) {bad}"
-            break
-        weighting.epoch_end(dict(zip(names, mean_losses)))
-        val = evaluate(model, data, "val", batch_size=config.eval_batch_size, amp=config.amp)
-        primary = {s.name: val[s.name][s.primary_metric] for s in specs}
-        history.append(primary)
-        for s in specs:
-            if _better(direction[s.name], primary[s.name], best[s.name]):
-                best[s.name], best_epoch[s.name], best_metrics[s.name] = primary[s.name], epoch, val[s.name]
-                if keep_model:
-                    params = dict(model.named_parameters())
-                    best_state[s.name] = {k: params[k].detach().clone() for k in task_params[s.name]}
-        if joint_score is not None:
-            score = joint_score(primary)
-            if _better(1.0, score, joint_best):
-                joint_best = score
-                joint_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if callback is not None:
-            callback(epoch, primary)
+            sched.after_step()
+            loss_sum += torch.stack([losses[t].detach().float() for t in names])  # [T]
+            step, examples = step + 1, examples + len(idx)
+            end_of_epoch, at_cap = i == len(batches) - 1, step >= total
+            due = at_cap or (end_of_epoch if config.eval_every is None else step % config.eval_every == 0)
+            if end_of_epoch or due:
+                bad = _non_finite(loss_sum, names)
+                if bad:
+                    status, stop = "diverged", True
+                    message = f"epoch {epoch} (step {step}): non-finite training loss for task(s) {bad}"
+                    break
+            if end_of_epoch:
+                weighting.epoch_end(dict(zip(names, (loss_sum / len(batches)).tolist())))
+            if due:
+                val = evaluate(model, data, "val", batch_size=config.eval_batch_size, amp=config.amp)
+                sched.after_evaluation(sel.update(model, val, epoch, step))
+                if callback is not None:
+                    args = (Progress(epoch, step, examples, len(sel.history) - 1, sched.lr, total),)
+                    callback(epoch, sel.history[-1], *(args if with_progress else ()))
+                stop = config.patience > 0 and sel.stale >= config.patience
+            if stop or at_cap:
+                break
     for s in specs:  # a task that never produced a finite metric keeps its last (NaN) values
-        if s.name not in best_metrics:
-            best_metrics[s.name] = {m: float("nan") for m in s.metrics}
-    return TrainResult(status=status, val_metrics=best_metrics, best_epoch=best_epoch, history=history,
+        if s.name not in sel.metrics:
+            sel.metrics[s.name] = {m: float("nan") for m in s.metrics}
+    return TrainResult(status=status, val_metrics=sel.metrics, best_epoch=sel.best_epoch, history=sel.history,
                        epochs_run=epoch + 1, seconds=time.perf_counter() - t0,
-                       model=model if keep_model else None, best_state=best_state if keep_model else {},
-                       message=message, joint_state=joint_state)
+                       model=model if keep_model else None, best_state=sel.state if keep_model else {},
+                       message=message, joint_state=sel.joint_state, best_step=sel.best_step,
+                       best_evaluation=sel.best_eval, history_steps=sel.history_steps, steps_run=step,
+                       examples_seen=examples, total_steps=total,
+                       stopped_early=status == "ok" and step < total, final_lr=sched.lr, config=config)

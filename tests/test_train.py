@@ -9,7 +9,8 @@ import torch
 
 from sharesearch.data import load_data
 from sharesearch.graph import SharingGraph
-from sharesearch.train import ConfigError, TrainConfig, evaluate, train
+from sharesearch.errors import SharesearchError
+from sharesearch.train import ConfigError, Progress, TrainConfig, evaluate, step_budget, train
 from sharesearch.weighting import WEIGHTINGS
 
 BB = {"name": "mlp", "input_shape": [8], "widths": [16, 8]}
@@ -149,3 +150,148 @@ def test_cnn_backbone_trains_on_images_with_multiclass_tasks():
     res = train(graph, data, TrainConfig(epochs=3, batch_size=32, lr=1e-2))
     assert res.status == "ok"
     assert 0.0 <= res.val_metrics["left"]["accuracy"] <= 1.0 and math.isfinite(res.val_metrics["noise"]["macro_f1"])
+
+
+# ---------------------------------------------------------------- convergence: budget, patience, schedule
+CONVERGE = TrainConfig(batch_size=64, lr=1e-2, max_steps=600, eval_every=8, patience=2, min_delta=0.01, seed=7)
+
+
+def _improved_at(history, min_delta):
+    """Per evaluation: did some task beat its best rmse so far by more than ``min_delta`` (relative)?"""
+    best, out = {}, []
+    for h in history:
+        out.append(any(t not in best or best[t] - v > min_delta * abs(best[t]) for t, v in h.items()))
+        for t, v in h.items():
+            best[t] = min(v, best.get(t, v))
+    return out
+
+
+def test_patience_stops_before_the_cap_and_keeps_each_tasks_best(data):
+    res = train(SharingGraph.shared_bottom(data.tasks, BB), data, CONVERGE.updated(min_delta=0.0))
+    assert res.stopped_early and res.steps_run < res.total_steps == 600
+    assert res.history_steps[-1] == res.steps_run and res.history_steps == sorted(set(res.history_steps))
+    # the run ended exactly `patience` evaluations after the last improvement of any task
+    assert max(res.best_evaluation.values()) == len(res.history) - 1 - CONVERGE.patience
+    for name in data.task_names:
+        assert res.best_step[name] < res.steps_run
+        assert res.best_step[name] == res.history_steps[res.best_evaluation[name]]
+        prim = [h[name] for h in res.history]
+        assert prim[res.best_evaluation[name]] == pytest.approx(min(prim))
+    assert res.still_learning_tasks == [] and not res.still_learning(data.task_names[0])
+
+
+def test_a_run_cut_short_reports_still_learning(data):
+    res = train(SharingGraph.shared_bottom(data.tasks, BB), data,
+                TrainConfig(batch_size=64, lr=1e-3, max_steps=12, eval_every=3))
+    assert not res.stopped_early and res.steps_run == 12 and len(res.history) == 4
+    assert sorted(res.still_learning_tasks) == sorted(data.task_names)
+    assert all(res.best_step[t] == 12 for t in data.task_names)
+
+
+def test_independent_tasks_with_patience_equal_separate_runs_up_to_the_joint_stop(data):
+    """Each task alone stops no later than the joint run, along the same curve; capped at the
+    joint run's steps, it ends exactly where the joint run left it."""
+    two = data.subset_tasks(["t0", "t2"])
+    joint = train(SharingGraph.independent(two.tasks, BB), two, CONVERGE)
+    assert joint.stopped_early
+    for name in two.task_names:
+        one = two.subset_tasks([name])
+        alone = train(SharingGraph.independent(one.tasks, BB), one, CONVERGE)
+        assert alone.steps_run <= joint.steps_run
+        k = len(alone.history)
+        assert alone.history_steps == joint.history_steps[:k]
+        assert [h[name] for h in alone.history] == pytest.approx([h[name] for h in joint.history[:k]], rel=1e-5)
+        capped = train(SharingGraph.independent(one.tasks, BB), one,
+                       CONVERGE.updated(patience=0, max_steps=joint.steps_run))
+        assert capped.best_step[name] == joint.best_step[name]
+        for metric, v in capped.val_metrics[name].items():
+            assert joint.val_metrics[name][metric] == pytest.approx(v, rel=1e-5, abs=1e-6)
+
+
+def test_the_budget_is_counted_in_optimizer_steps(data):
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    calls = []
+    handle = register_optimizer_step_post_hook(lambda opt, args, kwargs: calls.append(1))
+    try:
+        runs = {}
+        for bs in (32, 128):
+            calls.clear()
+            runs[bs] = train(SharingGraph.shared_bottom(data.tasks, BB), data,
+                             TrainConfig(batch_size=bs, max_steps=40, eval_every=10))
+            assert len(calls) == runs[bs].steps_run == 40
+            n_train = len(data.indices("train"))
+            epoch_sizes = [bs] * (n_train // bs) + ([n_train % bs] if n_train % bs else [])
+            assert runs[bs].examples_seen == sum((epoch_sizes * 40)[:40])  # the last batch of an epoch is short
+        assert runs[32].examples_seen < runs[128].examples_seen
+        assert runs[32].epochs_run < runs[128].epochs_run  # fewer passes at the smaller batch
+        calls.clear()
+        by_epochs = train(SharingGraph.shared_bottom(data.tasks, BB), data, TrainConfig(batch_size=64, epochs=2))
+        assert len(calls) == by_epochs.steps_run == 2 * math.ceil(n_train / 64)
+        assert by_epochs.steps_run == step_budget(TrainConfig(batch_size=64, epochs=2), data)
+        assert by_epochs.examples_seen == 2 * n_train
+    finally:
+        handle.remove()
+
+
+def test_cosine_warms_up_then_decays_to_zero_at_the_cap(data):
+    seen: list[Progress] = []
+    cfg = TrainConfig(batch_size=64, lr=1e-2, max_steps=30, eval_every=5, lr_schedule="cosine", warmup_steps=10)
+    res = train(SharingGraph.shared_bottom(data.tasks, BB), data, cfg, callback=lambda e, p, prog: seen.append(prog))
+    assert [p.step for p in seen] == [5, 10, 15, 20, 25, 30]
+    assert seen[0].lr == pytest.approx(1e-2 * 6 / 10)  # the 6th step of the warm-up comes next
+    assert seen[1].lr == pytest.approx(1e-2)
+    lrs = [p.lr for p in seen[1:]]
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert res.final_lr == pytest.approx(0.0, abs=1e-12)
+
+
+def test_plateau_halves_only_after_evaluations_without_improvement(data):
+    seen: list[Progress] = []
+    cfg = CONVERGE.updated(lr_schedule="plateau", plateau_patience=1, patience=0, max_steps=160)
+    res = train(SharingGraph.shared_bottom(data.tasks, BB), data, cfg, callback=lambda e, p, prog: seen.append(prog))
+    halvings = math.log2(cfg.lr / res.final_lr)
+    assert halvings >= 1 and halvings == pytest.approx(round(halvings))
+    improved = _improved_at(res.history, cfg.min_delta)
+    for prev, now, imp in zip([cfg.lr] + [p.lr for p in seen], [p.lr for p in seen], improved):
+        assert now == pytest.approx(prev if imp else prev / 2)
+
+
+def test_three_argument_callback_gets_steps_and_examples(data):
+    seen = []
+    n_train = len(data.indices("train"))
+    per_epoch = math.ceil(n_train / 64)
+    train(SharingGraph.independent(data.tasks, BB), data, TrainConfig(batch_size=64, epochs=2),
+          callback=lambda epoch, primary, prog: seen.append((epoch, sorted(primary), prog)))
+    assert [(e, p.step, p.examples, p.evaluation) for e, _, p in seen] == [
+        (0, per_epoch, n_train, 0), (1, 2 * per_epoch, 2 * n_train, 1)]
+    assert all(names == sorted(data.task_names) and p.total_steps == 2 * per_epoch for _, names, p in seen)
+
+
+def test_evaluation_follows_the_runs_amp_setting(data, monkeypatch):
+    import sharesearch.train as train_module
+
+    flags = []
+    real = train_module._autocast
+    monkeypatch.setattr(train_module, "_autocast", lambda device, enabled: flags.append(enabled) or real(device, enabled))
+    g = SharingGraph.shared_bottom(data.tasks, BB)
+    for amp in (False, True):
+        res = train(g, data, TrainConfig(batch_size=64, max_steps=2, amp=amp))
+        flags.clear()
+        res.evaluate(data, "test")
+        assert flags and set(flags) == {amp}
+    flags.clear()
+    evaluate(res.model, data, "val")
+    assert flags and set(flags) == {False}
+
+
+def test_new_fields_are_validated_by_name():
+    assert issubclass(ConfigError, SharesearchError)
+    with pytest.raises(ConfigError, match="'lr_schedule'.*'linear'"):
+        TrainConfig(lr_schedule="linear")
+    with pytest.raises(ConfigError, match="'max_steps'.*0"):
+        TrainConfig(max_steps=0)
+    with pytest.raises(ConfigError, match="'min_delta'.*-0.1"):
+        TrainConfig(min_delta=-0.1)
+    old = {k: v for k, v in TrainConfig().to_dict().items() if k in ("epochs", "batch_size", "lr", "seed")}
+    assert TrainConfig.from_dict(old).total_steps(5) == 10 * 5  # a stored pre-budget config still loads
