@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -18,6 +19,8 @@ from sharesearch.data import load_data
 from sharesearch.search import (
     SearchConfig,
     SearchError,
+    TrialRecord,
+    baseline_study_name,
     compute_verdict,
     ensure_baselines,
     load_results,
@@ -83,6 +86,33 @@ def test_identical_candidate_is_not_trained_twice(tmp_path, data):
     assert second.user_attrs["status"] == "reused" and second.user_attrs["reused_from"] == first.number
     assert second.value == first.value
     assert second.user_attrs["duration_s"] < first.user_attrs["duration_s"]
+
+
+def test_baseline_records_the_tuned_width_scale(tmp_path, data):
+    storage = open_storage(f"sqlite:///{tmp_path / 'b.db'}")
+    space = load_space("tiny")  # baseline width_mult in [0.5, 1.0], 2 tuning trials
+    study = prepare_study(storage, "b", data, SOURCE, space, SearchConfig(n_trials=1, references=()),
+                          TrainConfig(device="cpu"))
+    baselines = ensure_baselines(study, data, space, TrainConfig(device="cpu"))
+    tuning = {t.number: t for t in optuna.load_study(study_name=baseline_study_name("b"), storage=storage).trials}
+    assert len({t.params["baseline_width_mult"] for t in tuning.values()}) == 2  # two different widths tried
+    for task, b in baselines.items():
+        mult = tuning[b.trial].params["baseline_width_mult"]
+        assert b.width_scale == mult
+
+
+def test_trial_record_round_trips_through_optuna_user_attributes(tmp_path, data):
+    storage = open_storage(f"journal:{tmp_path / 'r.log'}")  # JSON-encoded, like a file shared by workers
+    study = optuna.create_study(storage=storage)
+    rec = TrialRecord(worker="h:1", graph_key="k", train={"lr": 0.01}, n_params=10, flops=20, status="trained",
+                      val_metrics={"t0": 0.5}, val_deltas={"t0": float("nan")}, best_epoch={"t0": 2},
+                      duration_s=0.25, reused_from=3)
+    trial = study.ask()
+    rec.write(trial)
+    study.tell(trial, 1.0)
+    back = TrialRecord.from_trial(study.trials[0])
+    assert back.val_deltas["t0"] != back.val_deltas["t0"]  # NaN survives the storage
+    assert back == replace(rec, val_deltas=back.val_deltas)
 
 
 def test_budget_is_a_constraint_checked_before_training(tmp_path, data):

@@ -1,0 +1,155 @@
+"""The objective every worker optimises: validation Δm against the tuned baselines.
+
+Validation Δm (Maninis et al. 2019) is the priority-weighted mean over tasks
+of the signed relative difference to the tuned baseline; positive is better
+than independent. Multi-objective mode adds parameter count, FLOPs and/or the
+worst task's Δ and yields a Pareto front. Budgets (``max_params`` /
+``max_flops``) are constraints (``trial.set_constraint``) checked before any
+training. Single-objective studies report Δm every epoch so the pruner can
+stop a trial. A candidate whose canonical graph and training parameters were
+already trained reuses that result instead of training again.
+
+Example
+-------
+>>> from sharesearch.data import load_data
+>>> data = load_data("synthetic-mmoe", n=200, d=4, seed=0, clusters=[[0, 1]])
+>>> base = {t: TaskBaseline(val_metric=1.0, val_metrics={}, config={}, graph={}, trial=0,
+...                         metric="rmse", width_scale=1.0) for t in data.task_names}
+>>> d = task_deltas(data, {"t0": 0.9, "t1": 1.2}, base)
+>>> [round(v, 2) for v in d.values()], round(weighted_mean(data, d), 2)
+([0.1, -0.2], -0.05)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+import optuna
+from optuna.trial import TrialState
+
+from ..data import MultiTaskData
+from ..space import Candidate, SearchSpace
+from ..tasks import metric_direction
+from ..train import TrainConfig, train
+from ..verdict import relative_delta
+from ._config import SearchConfig
+from ._records import StudyContext, TaskBaseline, TrialRecord
+
+__all__ = ["make_objective", "task_deltas", "weighted_mean", "objective_values"]
+
+
+def task_deltas(data: MultiTaskData, primary: Mapping[str, float], baselines: Mapping[str, TaskBaseline]
+                ) -> dict[str, float]:
+    """Each task's signed relative difference to its baseline (NaN where undefined)."""
+    out = {}
+    for spec in data.tasks:
+        m, s = primary.get(spec.name, float("nan")), baselines[spec.name].val_metric
+        ok = math.isfinite(m) and s != 0
+        out[spec.name] = relative_delta(m, s, metric_direction(spec.primary_metric)) if ok else float("nan")
+    return out
+
+
+def weighted_mean(data: MultiTaskData, deltas: Mapping[str, float]) -> float:
+    """Δm: the priority-weighted mean of ``deltas`` (NaN if any is not finite)."""
+    w = {t.name: t.weight for t in data.tasks}
+    vals = [(w[t], d) for t, d in deltas.items()]
+    if any(not math.isfinite(d) for _, d in vals):
+        return float("nan")
+    return sum(wi * d for wi, d in vals) / sum(wi for wi, _ in vals)
+
+
+def objective_values(cfg: SearchConfig, dm: float, deltas: Mapping[str, float], n_params: int, flops: int
+                     ) -> list[float]:
+    """The trial's values, one per objective of ``cfg``."""
+    available = {"delta_m": dm, "params": float(n_params), "flops": float(flops),
+                 "worst_delta": min(deltas.values()) if deltas else float("nan")}
+    return [available[o] for o in cfg.objectives]
+
+
+def _candidate_record(rec: TrialRecord, cand: Candidate, ref_by_key: Mapping[str, str]) -> TrialRecord:
+    graph = cand.graph
+    key = graph.key()
+    return replace(rec, graph=graph.to_dict(), graph_key=key, train=cand.train,
+                   cache_key=key + ":" + json.dumps(cand.train, sort_keys=True),
+                   n_params=graph.n_params(), flops=graph.flops(), reference=ref_by_key.get(key, rec.reference))
+
+
+def _over_budget(trial: optuna.Trial, rec: TrialRecord, cfg: SearchConfig) -> str | None:
+    """Set the budget constraints; the reason the candidate is over budget, or ``None``."""
+    if cfg.max_params is not None:
+        trial.set_constraint("max_params", rec.n_params - cfg.max_params)
+    if cfg.max_flops is not None:
+        trial.set_constraint("max_flops", rec.flops - cfg.max_flops)
+    for name, v, b in (("parameters", rec.n_params, cfg.max_params), ("FLOPs", rec.flops, cfg.max_flops)):
+        if b is not None and v > b:
+            return f"over budget: {v} {name} > {b}"
+    return None
+
+
+def _trained_before(study: optuna.Study, cache_key: str) -> tuple[optuna.trial.FrozenTrial, TrialRecord] | None:
+    for prev in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        rec = TrialRecord.from_trial(prev)
+        if rec.cache_key == cache_key:
+            return prev, rec
+    return None
+
+
+def make_objective(study: optuna.Study, data: MultiTaskData, space: SearchSpace, cfg: SearchConfig,
+                   train_base: TrainConfig, baselines: Mapping[str, TaskBaseline]
+                   ) -> Callable[[optuna.Trial], float | list[float]]:
+    """The objective every worker optimises (see the module docstring).
+
+    It samples a candidate, records it (:class:`TrialRecord`) as soon as it
+    is known, prunes it when over budget, reuses an identical trained
+    candidate, and otherwise trains it, reporting Δm every epoch.
+    """
+    ref_by_key = {v: k for k, v in StudyContext.from_study(study).references.items()}
+
+    def objective(trial: optuna.Trial):
+        t0 = time.perf_counter()
+        rec = TrialRecord(worker=f"{socket.gethostname()}:{os.getpid()}")
+        rec.write(trial)
+        rec, before = _candidate_record(rec, space.sample(trial, data.tasks, data.input_shape), ref_by_key), rec
+        rec.write(trial, since=before)
+        over = _over_budget(trial, rec, cfg)
+        if over:
+            replace(rec, status=over).write(trial, since=rec)
+            raise optuna.TrialPruned(over)
+        hit = _trained_before(study, rec.cache_key)
+        if hit is not None:
+            prev, prec = hit
+            replace(rec, val_metrics=prec.val_metrics, val_deltas=prec.val_deltas, best_epoch=prec.best_epoch,
+                    reused_from=prev.number, status="reused",
+                    duration_s=time.perf_counter() - t0).write(trial, since=rec)
+            return prev.values if cfg.multi_objective else prev.value
+
+        def report(epoch: int, primary: dict[str, float]) -> None:
+            if cfg.multi_objective:
+                return
+            dm = weighted_mean(data, task_deltas(data, primary, baselines))
+            if math.isfinite(dm):
+                trial.report(dm, epoch)
+                if trial.should_prune():
+                    replace(rec, status=f"pruned at epoch {epoch}",
+                            duration_s=time.perf_counter() - t0).write(trial, since=rec)
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch} with Δm {dm:.4f}")
+
+        res = train(rec.sharing_graph(), data, train_base.updated(**rec.train, seed=cfg.seed), callback=report,
+                    keep_model=False)
+        done = replace(rec, duration_s=time.perf_counter() - t0, status="trained" if res.status == "ok" else res.status)
+        if res.status != "ok":
+            replace(done, message=res.message).write(trial, since=rec)
+            raise optuna.TrialPruned(f"{res.status}: {res.message}")
+        primary = res.primary(data.tasks)
+        deltas = task_deltas(data, primary, baselines)
+        replace(done, val_metrics=primary, val_deltas=deltas, best_epoch=res.best_epoch).write(trial, since=rec)
+        vals = objective_values(cfg, weighted_mean(data, deltas), deltas, rec.n_params, rec.flops)
+        return vals if cfg.multi_objective else vals[0]
+
+    return objective
