@@ -249,17 +249,9 @@ class _Selection:
 def _task_batcher(data: MultiTaskData, config: TrainConfig, names: list[str]) -> IndexBatcher:
     """The training batcher, drawing from the graph's own tasks."""
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
-    # TODO(issue 10.7): drop the check once IndexBatcher takes tasks= (the data helper adds it)
-    own = {"tasks": names} if "tasks" in inspect.signature(IndexBatcher).parameters else {}
-    return IndexBatcher(data, "train", config.batch_size, sampling=config.sampling, generator=gen, **own)
+    return IndexBatcher(data, "train", config.batch_size, sampling=config.sampling, generator=gen, tasks=names)
 
 
-def _make_weighting(config: TrainConfig, specs: Sequence[TaskSpec]):
-    """The loss weighting, seeded by the run's seed (PCGrad's projection order)."""
-    # TODO(issue 10.7): drop the check once make_weighting takes seed= (the weighting helper adds it)
-    seeded = {"seed": config.seed} if "seed" in inspect.signature(make_weighting).parameters else {}
-    return make_weighting(config.weighting, [s.name for s in specs], {s.name: s.weight for s in specs},
-                          **seeded, **dict(config.weighting_options))
 
 
 def step_budget(config: TrainConfig, data: MultiTaskData, tasks: Sequence[str] | None = None) -> int:
@@ -328,13 +320,16 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
     specs = [s for s in data.tasks if s.name in graph.tasks]
     cols = [data.task_names.index(s.name) for s in specs]
     names = [s.name for s in specs]
-    weighting = _make_weighting(config, specs)
+    weighting = make_weighting(config.weighting, names, {s.name: s.weight for s in specs},
+                               seed=config.seed, **dict(config.weighting_options))  # seed: PCGrad's order
     opt = make_optimizer(config, list(model.parameters()) + list(weighting.parameters()))
     shared = model.shared_parameters()
+    groups = model.last_shared_parameters()  # GradNorm balances each group on its last shared layer
     keep = None  # the parameters each task's best evaluation keeps
     if keep_model:
         named = list(model.named_parameters())
-        keep = {t: {k for k, p in named if id(p) in {id(q) for q in model.task_parameters(t)}} for t in names}
+        owned = {t: {id(q) for q in model.task_parameters(t)} for t in names}  # once per task, not per parameter
+        keep = {t: {k for k, p in named if id(p) in owned[t]} for t in names}
     batcher = _task_batcher(data, config, names)
     total = config.total_steps(len(batcher))
     sched = LrSchedule(opt, config, total)
@@ -355,8 +350,12 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
             with _autocast(device, config.amp):
                 out = model(xb, tasks=names)
             losses = {t: task_loss(s, out[t], yb[:, c], dense) for t, s, c in zip(names, specs, cols)}
+            counts = None  # dense: every task is labelled in every row
+            if not dense:  # a task unlabelled in the batch has loss 0, a perfect fit to the eye: say so
+                labelled = (~torch.isnan(yb[:, cols])).sum(dim=0)  # [T], no device sync
+                counts = dict(zip(names, labelled))
             opt.zero_grad(set_to_none=True)
-            weighting.backward(losses, shared)
+            weighting.backward(losses, shared, counts=counts, groups=groups)
             if has_penalty:
                 model.penalty().backward()
             opt.step()

@@ -105,6 +105,23 @@ def test_missing_labels_train_and_score_on_labelled_rows(data):
     assert all(math.isfinite(v["rmse"]) for v in res.val_metrics.values())
 
 
+@pytest.mark.parametrize("sampling", ["uniform", "proportional"])
+def test_a_graph_over_some_tasks_trains_as_on_those_tasks_alone_with_sparse_labels(data, sampling):
+    """Rows labelled only for a task the graph does not train are never drawn."""
+    y = data.y.clone()
+    y[::2, :2] = float("nan")  # even rows: labelled for t2 only
+    y[1::4, 2] = float("nan")
+    sparse = type(data)(**{**data.__dict__, "y": y})
+    ours = sparse.subset_tasks(["t0", "t1"])
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=3e-3, sampling=sampling)
+    on_all = train(SharingGraph.independent(ours.tasks, BB), sparse, cfg)
+    on_ours = train(SharingGraph.independent(ours.tasks, BB), ours, cfg)
+    assert on_all.steps_run == on_ours.steps_run and on_all.examples_seen == on_ours.examples_seen
+    for name in ours.task_names:
+        for metric, v in on_ours.val_metrics[name].items():
+            assert on_all.val_metrics[name][metric] == pytest.approx(v, rel=1e-5, abs=1e-6)
+
+
 def test_seeded_runs_are_identical(data):
     g = SharingGraph.mmoe(data.tasks, BB, experts=2)
     a = train(g, data, TrainConfig(epochs=2, seed=5))
