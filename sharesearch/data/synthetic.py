@@ -50,7 +50,7 @@ network ``f_j(s) = sum_{h=1..16} g_jh * tanh(b_jh * s + o_jh)`` with
 ``g, o ~ N(0, 1)`` and ``b ~ N(0, 2^2)``, drawn from a stream of its own
 (``default_rng([seed, 1])``, so ``nonlinear=0`` leaves every other draw as
 before). Its mean and linear part are removed and it is scaled to unit
-variance, all under ``s ~ N(0, 1)`` (trapezoid rule, 20,001 points on [-10, 10])::
+variance, all under ``s ~ N(0, 1)`` (trapezoid rule, 2,001 points on [-10, 10])::
 
     phi_j(s) = (f_j(s) - E f_j - E[f_j s] * s) / sd,   E phi_j = E[phi_j s] = 0, E phi_j^2 = 1.
 
@@ -66,15 +66,9 @@ independent ``s_j``, hence independent. The nonlinear part is uncorrelated
 with every linear function of ``x``; the tasks of a cluster share the map
 ``phi_u`` of their shared direction, which is what a shared trunk can learn once.
 
-Presets (registered as data sources)
-------------------------------------
-``synthetic-planted`` (:func:`make_synthetic_planted`): the planted set of
-issue 10 -- 6 tasks, clusters ``[[0,1,2],[3,4],[5]]``, nonlinear targets,
-kinds ``reg, binary, reg, binary, reg, reg``, 40% of labels missing,
-n = 1,500, noisy related clusters and a clean unrelated task.
-``synthetic-null`` (:func:`make_synthetic_null`): the same shape with every
-task in its own cluster, so no task shares signal. Every option is
-overridable; both are deterministic in ``seed``.
+Two presets are registered as data sources: ``synthetic-planted`` (planted
+clusters, :data:`PLANTED_OPTIONS`) and ``synthetic-null`` (the same shape, no
+task sharing signal with another); see their functions.
 
 Example
 -------
@@ -89,7 +83,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -112,7 +107,8 @@ __all__ = [
 DEFAULT_CLUSTERS: list[list[int]] = [[0, 1, 2], [3, 4], [5]]
 KINDS: tuple[str, ...] = ("regression", "binary")  # task kinds this recipe makes
 _HIDDEN = 16  # hidden tanh units of each direction's random feature map
-_GRID = np.linspace(-10.0, 10.0, 20_001)  # where the moments of that map under N(0, 1) are integrated
+_SLOPE = 2.0  # sd of the hidden units' input weights: how wiggly each map is
+_GRID = np.linspace(-10.0, 10.0, 2001)  # where the moments of that map under N(0, 1) are integrated
 
 
 def _check_clusters(clusters: Sequence[Sequence[int]], source: str = "synthetic-mmoe") -> list[list[int]]:
@@ -209,7 +205,7 @@ def _random_feature_maps(s: np.ndarray, seed: int) -> np.ndarray:
     out = np.empty_like(s)
     for j in range(s.shape[1]):
         g = rng.standard_normal(_HIDDEN)
-        b = 2.0 * rng.standard_normal(_HIDDEN)
+        b = _SLOPE * rng.standard_normal(_HIDDEN)
         o = rng.standard_normal(_HIDDEN)
 
         def f(v: np.ndarray) -> np.ndarray:
@@ -379,20 +375,21 @@ def make_synthetic_mmoe(
                      scale=scale, labelled=labelled, split=split, split_seed=split_seed, nonlinear=nonlinear)
 
 
-#: Defaults of ``synthetic-planted``; every key is a :func:`make_synthetic_mmoe` option.
-PLANTED_OPTIONS: dict[str, Any] = {
+#: Defaults of ``synthetic-planted``; every key is a :func:`make_synthetic_mmoe` option. ``p`` and
+#: ``noise`` are set so that each planted cluster gains from its own trunk and a shared bottom hurts t5.
+PLANTED_OPTIONS: Mapping[str, Any] = MappingProxyType({
     "n": 1500,
     "clusters": ((0, 1, 2), (3, 4), (5,)),  # a cluster of 3, a cluster of 2, one unrelated task
     "kind": ("regression", "binary", "regression", "binary", "regression", "regression"),
     "labelled": 0.6,  # 40% of labels missing, independently per task
     "nonlinear": 1.0,
-    "p": 0.9,
-    "noise": (1.0, 1.0, 0.05),  # per cluster: noisy related clusters gain from pooling, the unrelated task is clean
-}
+    "p": 0.95,
+    "noise": (2.0, 2.0, 0.3),  # per cluster: noisy related clusters gain from pooling, the unrelated task is clean
+})
 _DEFAULTS: dict[str, Any] = {k: v.default for k, v in inspect.signature(make_synthetic_mmoe).parameters.items()}
 
 
-def _preset(source: str, defaults: dict[str, Any], options: dict[str, Any]) -> MultiTaskData:
+def _preset(source: str, defaults: Mapping[str, Any], options: dict[str, Any]) -> MultiTaskData:
     """``make_synthetic_mmoe``'s defaults, then the preset's, then ``options``, under the name ``source``."""
     unknown = sorted(set(options) - set(_DEFAULTS))
     if unknown:

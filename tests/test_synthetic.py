@@ -1,0 +1,147 @@
+"""Tests of the harder synthetic recipe: per-task kinds and missingness, nonlinear targets, the presets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from sharesearch.data import SOURCES, load_data
+from sharesearch.data.synthetic import PLANTED_OPTIONS, make_synthetic_mmoe
+from sharesearch.errors import SharesearchError
+
+MIXED = ["regression", "binary", "regression", "binary", "regression", "regression"]
+
+
+def _labelled_frac_ok(y: torch.Tensor, frac: float) -> bool:
+    """The labelled count of a column lies inside the binomial's central 99.98%."""
+    n, k = len(y), int((~torch.isnan(y)).sum())
+    lo, hi = stats.binom.interval(0.9998, n, frac)
+    return lo <= k <= hi
+
+
+def _linear_r2(d) -> list[float]:
+    """Least-squares R^2 of each task on [x, 1] (all rows labelled)."""
+    x = np.c_[d.x.numpy(), np.ones(d.n)].astype(float)  # [n, d+1]
+    y = d.y.numpy().astype(float)  # [n, T]
+    beta, *_ = np.linalg.lstsq(x, y, rcond=None)  # [d+1, T]
+    return (1.0 - ((y - x @ beta) ** 2).mean(0) / y.var(0)).tolist()
+
+
+def _cluster_corr(d) -> tuple[list[float], list[float]]:
+    """Within- and across-cluster label correlations (pairwise over rows where both are labelled)."""
+    corr = pd.DataFrame(d.y.numpy(), columns=d.task_names).corr()
+    cluster_of = {t: k for k, c in enumerate(d.meta["clusters"]) for t in c}
+    names = d.task_names
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    within = [corr.loc[a, b] for a, b in pairs if cluster_of[a] == cluster_of[b]]
+    across = [corr.loc[a, b] for a, b in pairs if cluster_of[a] != cluster_of[b]]
+    return within, across
+
+
+def test_kinds_and_labelled_per_task():
+    fracs = [1.0, 0.3, 0.6, 0.9, 0.5, 0.2]
+    d = make_synthetic_mmoe(n=4000, kind=MIXED, labelled=fracs, seed=2)
+    assert [t.kind for t in d.tasks] == MIXED
+    for t, (spec, f) in enumerate(zip(d.tasks, fracs)):
+        col = d.y[:, t]
+        seen = col[~torch.isnan(col)]
+        if spec.kind == "binary":
+            assert set(seen.unique().tolist()) == {0.0, 1.0}
+        else:
+            assert len(seen.unique()) > 100 and spec.target_std > 0
+        assert _labelled_frac_ok(col, f), (spec.name, f)
+    assert not torch.isnan(d.y[:, 0]).any()
+    assert d.meta["options"]["kind"] == MIXED and d.meta["options"]["labelled"] == fracs
+
+
+def test_per_task_lists_equal_to_one_value():
+    """A list of equal entries is the same data as the one value (the per-task paths add no draws)."""
+    a = make_synthetic_mmoe(n=500, kind="binary", labelled=0.5, seed=7)
+    b = make_synthetic_mmoe(n=500, kind=["binary"] * 6, labelled=[0.5] * 6, seed=7)
+    assert a.fingerprint() == b.fingerprint()
+    assert make_synthetic_mmoe(n=500, seed=7, nonlinear=0.0).fingerprint() == make_synthetic_mmoe(n=500, seed=7).fingerprint()
+
+
+def test_cluster_structure_exact_with_nonlinear_and_mixed_kinds():
+    d = make_synthetic_mmoe(n=20_000, kind=MIXED, nonlinear=1.0, noise=0.1, seed=5)
+    within, across = _cluster_corr(d)
+    assert len(within) == 4 and len(across) == 11
+    bound = 4.0 / np.sqrt(d.n)  # 4 standard errors of a zero correlation
+    assert max(abs(c) for c in across) < bound, across
+    assert min(within) > 0.5, within
+
+
+def test_nonlinear_defeats_a_linear_fit():
+    base = _linear_r2(make_synthetic_mmoe(n=4000, noise=0.0, seed=1))
+    hard = _linear_r2(make_synthetic_mmoe(n=4000, noise=0.0, seed=1, nonlinear=1.0))
+    half = _linear_r2(make_synthetic_mmoe(n=4000, noise=0.0, seed=1, nonlinear=0.5))
+    assert min(base) > 0.6, base
+    assert max(hard) < 0.15, hard
+    assert all(h < m < b for h, m, b in zip(hard, half, base)), (hard, half, base)
+
+
+def test_planted_preset():
+    assert {"synthetic-planted", "synthetic-null"} <= set(SOURCES)
+    d = load_data("synthetic-planted", seed=0)
+    assert d.name == "synthetic-planted" and d.n == 1500 and d.meta["source"] == "synthetic-planted"
+    assert d.meta["clusters"] == [["t0", "t1", "t2"], ["t3", "t4"], ["t5"]]
+    assert [t.kind for t in d.tasks] == MIXED
+    assert d.meta["options"]["nonlinear"] == PLANTED_OPTIONS["nonlinear"] > 0
+    for t in range(6):
+        assert _labelled_frac_ok(d.y[:, t], 0.6)
+    # every option overridable
+    small = load_data("synthetic-planted", n=300, labelled=1.0, kind="regression", seed=0)
+    assert small.n == 300 and not torch.isnan(small.y).any() and {t.kind for t in small.tasks} == {"regression"}
+    with pytest.raises(TypeError, match="synthetic-planted.*bogus"):
+        load_data("synthetic-planted", bogus=1)
+
+
+def test_planted_and_null_cluster_structure():
+    planted = load_data("synthetic-planted", n=12_000, labelled=1.0, seed=1)
+    within, across = _cluster_corr(planted)
+    assert min(within) > 0.3 and max(abs(c) for c in across) < 4.0 / np.sqrt(planted.n), (within, across)
+    null = load_data("synthetic-null", n=12_000, labelled=1.0, seed=1)
+    assert null.meta["clusters"] == [[f"t{i}"] for i in range(6)] and null.name == "synthetic-null"
+    assert [t.kind for t in null.tasks] == MIXED
+    # each task keeps its planted noise level
+    noise = dict(zip(planted.task_names, [2.0, 2.0, 2.0, 2.0, 2.0, 0.3]))
+    assert null.meta["options"]["noise"] == [noise[t] for t in null.task_names]
+    within, across = _cluster_corr(null)
+    assert within == [] and max(abs(c) for c in across) < 4.0 / np.sqrt(null.n), across
+
+
+@pytest.mark.parametrize("source", ["synthetic-planted", "synthetic-null", "synthetic-mmoe"])
+def test_deterministic_in_seed(source):
+    a = load_data(source, n=400, seed=3, nonlinear=1.0)
+    b = load_data(source, n=400, seed=3, nonlinear=1.0)
+    c = load_data(source, n=400, seed=4, nonlinear=1.0)
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+    assert torch.equal(torch.isnan(a.y), torch.isnan(b.y))
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"kind": "multiclass"}, r"synthetic-mmoe: kind must be .*'multiclass'"),
+        ({"kind": ["regression"] * 5}, r"kind must be one value or a list of one per task \(6\)"),
+        ({"labelled": [0.5] * 5}, r"labelled must be one value or a list of one per task \(6\), got \[0.5"),
+        ({"labelled": [0.5, 0, 1, 1, 1, 1]}, r"labelled must be in \(0, 1\].*\[0.5, 0, 1"),
+        ({"nonlinear": 1.5}, r"nonlinear must be in \[0, 1\], got 1.5"),
+        ({"noise": [1.0, 2.0]}, r"noise must be one value or a list of one per cluster \(3\)"),
+        ({"n": "abc"}, r"n must be a number, got 'abc'"),
+    ],
+)
+def test_option_errors_name_option_and_value(options, match):
+    with pytest.raises(SharesearchError, match=match) as err:
+        make_synthetic_mmoe(**{"n": 100, **options})
+    assert "\n" not in str(err.value)
+
+
+def test_preset_errors_name_the_preset():
+    with pytest.raises(SharesearchError, match=r"^synthetic-null: nonlinear must be in \[0, 1\], got -1"):
+        load_data("synthetic-null", nonlinear=-1)
+    with pytest.raises(SharesearchError, match=r"^synthetic-planted: noise must be one value or a list of one per cluster \(2\)"):
+        load_data("synthetic-planted", clusters=[[0, 1, 2], [3, 4, 5]])
