@@ -28,7 +28,9 @@ from sharesearch.search import (
     open_storage,
     prepare_study,
     run_search,
+    run_verdict,
     run_worker,
+    study_results,
 )
 from sharesearch.space import load_space
 from sharesearch.train import TrainConfig
@@ -113,6 +115,28 @@ def test_trial_record_round_trips_through_optuna_user_attributes(tmp_path, data)
     back = TrialRecord.from_trial(study.trials[0])
     assert back.val_deltas["t0"] != back.val_deltas["t0"]  # NaN survives the storage
     assert back == replace(rec, val_deltas=back.val_deltas)
+
+
+def test_library_reads_a_study_by_storage_url_and_speaks_of_parameters(tmp_path, data):
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    study = prepare_study(open_storage(url), "u", data, SOURCE, load_space("tiny"), SearchConfig(n_trials=2),
+                          TrainConfig(device="cpu"))
+    results = load_results(url, "u")
+    assert results == study_results(study)
+    assert results["trials"] == [] and results["storage"] == url and results["objective_names"] == ["delta_m"]
+    with pytest.raises(SearchError, match=r"study_name: no study 'nope'.*\['u'\]") as e:
+        run_verdict(url, "nope")
+    assert "--" not in str(e.value)
+    with pytest.raises(SearchError, match="storage: no such file") as e:
+        run_verdict(f"sqlite:///{tmp_path / 'typo.db'}", "u")
+    assert "--" not in str(e.value) and not (tmp_path / "typo.db").exists()
+
+
+def test_search_config_rejects_unknown_names():
+    with pytest.raises(SearchError, match="references.*'mmeo'"):
+        SearchConfig(references=("mmeo",))
+    with pytest.raises(SearchError, match="unknown field 'n_trial'"):
+        SearchConfig.from_dict({"n_trial": 3})
 
 
 def test_budget_is_a_constraint_checked_before_training(tmp_path, data):

@@ -53,7 +53,8 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if not self.objectives or self.objectives[0] != "delta_m":
-            raise SearchError(f"search config: field 'objectives' must start with 'delta_m', got {list(self.objectives)}")
+            raise SearchError(f"search config: field 'objectives' must start with 'delta_m', "
+                              f"got {list(self.objectives)}")
         for o in self.objectives:
             if o not in OBJECTIVES:
                 raise SearchError(f"search config: field 'objectives': unknown objective {o!r}; "
@@ -63,7 +64,8 @@ class SearchConfig:
                 raise SearchError(f"search config: field 'references': unknown architecture {r!r}; "
                                   f"valid: {list(REFERENCES)}")
         if self.sampler not in SAMPLERS:
-            raise SearchError(f"search config: field 'sampler': unknown sampler {self.sampler!r}; valid: {list(SAMPLERS)}")
+            raise SearchError(f"search config: field 'sampler': unknown sampler {self.sampler!r}; "
+                              f"valid: {list(SAMPLERS)}")
         if self.pruner not in PRUNERS:
             raise SearchError(f"search config: field 'pruner': unknown pruner {self.pruner!r}; valid: {list(PRUNERS)}")
         if self.n_trials < 1 or self.n_seeds < 1 or self.top_k < 0:

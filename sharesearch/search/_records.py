@@ -116,8 +116,9 @@ class StudyContext:
 
     def to_attr(self) -> dict[str, Any]:
         """The JSON value of the study attribute."""
-        return {"version": self.version, "data": {**_drop_none(self.data), "tasks": list(self.data.tasks),
-                                                  "input_shape": list(self.data.input_shape)},
+        data = {f.name: getattr(self.data, f.name) for f in fields(self.data)}
+        data.update(tasks=list(self.data.tasks), input_shape=list(self.data.input_shape))
+        return {"version": self.version, "data": data,
                 "space": self.space, "space_text": self.space_text, "space_fingerprint": self.space_fingerprint,
                 "search": self.search.to_dict(), "train": self.train.to_dict(), "references": dict(self.references)}
 

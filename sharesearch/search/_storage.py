@@ -102,6 +102,9 @@ def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
 
 def storage_url(storage: optuna.storages.BaseStorage) -> str:
     """A URL another process can open for ``storage`` (:class:`SearchError` if there is none)."""
+    inner = getattr(storage, "_backend", None)  # a study's storage is Optuna's cache around the RDB storage
+    if isinstance(inner, optuna.storages.BaseStorage):
+        storage = inner
     if isinstance(storage, optuna.storages.RDBStorage):
         return storage.url
     backend = getattr(storage, "_backend", None)
