@@ -68,7 +68,9 @@ example (the shipped ``default.toml`` is the full one)::
     weight_decay = 0.0      # off-able                 params: baseline_weight_decay(_on)
     budget = "max"          # epochs of a baseline: "max" (the candidates' largest) or "default"
 
-Omitted ``[train]`` keys are left out of ``Candidate.train`` (the trainer's
+``train.weighting`` accepts every registered weighting method
+(:func:`sharesearch.names.weighting_names`; a new one is registered with
+:func:`sharesearch.weighting.register_weighting`). Omitted ``[train]`` keys are left out of ``Candidate.train`` (the trainer's
 defaults apply); omitted mechanisms are fixed off (conditioning ``none``, no
 cross-stitch, λ 0, no MoE); an omitted ``branching.share`` is the range
 ``0..max stages``; an omitted ``[baseline]`` field reuses the ``[train]`` field
