@@ -115,8 +115,9 @@ def make_objective(study: optuna.Study, data: MultiTaskData, space: SearchSpace,
         t0 = time.perf_counter()
         rec = TrialRecord(worker=f"{socket.gethostname()}:{os.getpid()}")
         rec.write(trial)
-        rec, before = _candidate_record(rec, space.sample(trial, data.tasks, data.input_shape), ref_by_key), rec
-        rec.write(trial, since=before)
+        sampled = _candidate_record(rec, space.sample(trial, data.tasks, data.input_shape), ref_by_key)
+        sampled.write(trial, since=rec)
+        rec = sampled
         over = _over_budget(trial, rec, cfg)
         if over:
             replace(rec, status=over).write(trial, since=rec)
