@@ -48,9 +48,11 @@ from ._records import BaselineSet, StudyContext, StudyData, TaskBaseline, TrialR
 from ._references import enqueue_references  # noqa: E402
 from ._results import load_results, study_results  # noqa: E402
 from ._storage import load_study, open_storage, storage_url, study_names  # noqa: E402
-from ._study import default_study_name, load_study_data, prepare_study  # noqa: E402
+from ._study import default_study_name, load_study_data, make_pruner, make_sampler, prepare_study  # noqa: E402
 from ._verdict_runs import compute_verdict, run_verdict  # noqa: E402
 from ._workers import run_search, run_worker, sweep_dead_trials  # noqa: E402
+
+_sampler = make_sampler  # old private name, imported by benchmarks/bench_sampler.py until it uses make_sampler
 
 __all__ = [
     "SearchConfig",
@@ -64,6 +66,8 @@ __all__ = [
     "prepare_study",
     "default_study_name",
     "load_study_data",
+    "make_sampler",
+    "make_pruner",
     "ensure_baselines",
     "baseline_study_name",
     "enqueue_references",
