@@ -7,10 +7,13 @@
     sharesearch report     write the HTML/JSON/Markdown report of a study
     sharesearch show       draw the topology of one trial or of a graph file
     sharesearch export     export a graph (JSON, GraphML, DOT, Mermaid) or the best model
+    sharesearch space      show or copy a shipped search-space file to edit
 
 Bad input (a data-spec or search-space file, a graph file, an option) ends
 with one line ``sharesearch: error: ...`` naming the file, field and value,
-and exit status 2, before anything is written to a study.
+and exit status 2, before anything is written to a study: the library raises
+:class:`sharesearch.errors.SharesearchError` for those. Any other exception is
+a bug of ours and keeps its traceback. This file never imports optuna.
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ import json
 import sys
 from pathlib import Path
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)
+from sharesearch import __version__
+from sharesearch.errors import SharesearchError
+
+#: what the user can fix: printed as one line, exit status 2 (everything else keeps its traceback)
+USER_ERRORS: tuple[type[BaseException], ...] = (SharesearchError, FileNotFoundError)
 
 
 def _data_args(p: argparse.ArgumentParser, default: str | None = "synthetic-mmoe") -> None:
@@ -35,7 +42,7 @@ def _parse_options(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--data-option: expected KEY=VALUE, got {item!r}")
+            raise SharesearchError(f"--data-option: expected KEY=VALUE, got {item!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -53,13 +60,13 @@ def _load_data(args):
         return load_data(source, **options), {"source": source, "options": options}
     try:
         return load_data(source, **options), {"source": source, "options": options}
-    except (ValueError, TypeError) as e:  # a built-in source: name the options given
+    except SharesearchError as e:  # a built-in source: name the options given
         given = " ".join(f"{k}={v!r}" for k, v in options.items()) or "no --data-option"
-        raise ValueError(f"--data {source} ({given}): {e}") from None
+        raise SharesearchError(f"--data {source} ({given}): {e}") from None
 
 
 def cmd_search(args) -> int:
-    from sharesearch.search import SearchConfig, run_search
+    from sharesearch.search import SearchConfig, run_search, study_results
     from sharesearch.space import load_space
     from sharesearch.train import TrainConfig
 
@@ -73,14 +80,12 @@ def cmd_search(args) -> int:
     study = run_search(data, source, space, storage=args.storage, study_name=args.study, runs_dir=args.runs,
                        config=cfg, train_base=train_base, workers=args.workers, progress=not args.quiet,
                        verdict=not args.no_verdict)
-    return _finish(study.study_name, study._storage, args, out_dir=Path(args.runs) / study.study_name)
+    return _finish(study_results(study), out_dir=Path(args.runs) / study.study_name)
 
 
-def _finish(study_name: str, storage, args, out_dir: Path) -> int:
+def _finish(results: dict, out_dir: Path) -> int:
     from sharesearch.report import markdown_summary, write_report
-    from sharesearch.search import load_results
 
-    results = load_results(storage, study_name)
     paths = write_report(results, out_dir)
     print(markdown_summary(results))
     print()
@@ -97,20 +102,17 @@ def cmd_worker(args) -> int:
 
 
 def cmd_verdict(args) -> int:
-    from sharesearch.search import compute_verdict, open_storage
-    import optuna
+    from sharesearch.search import load_results, open_storage, run_verdict
 
     storage = open_storage(args.storage, must_exist=True)
-    study = optuna.load_study(study_name=args.study, storage=storage)
-    compute_verdict(study, n_seeds=args.seeds, top_k=args.top_k, progress=not args.quiet)
-    return _finish(args.study, storage, args, out_dir=Path(args.out or Path(args.runs) / args.study))
+    run_verdict(storage, args.study, n_seeds=args.seeds, top_k=args.top_k, progress=not args.quiet)
+    return _finish(load_results(storage, args.study), out_dir=Path(args.out or Path(args.runs) / args.study))
 
 
 def cmd_report(args) -> int:
-    from sharesearch.search import open_storage
+    from sharesearch.search import load_results
 
-    storage = open_storage(args.storage, must_exist=True)
-    return _finish(args.study, storage, args, out_dir=Path(args.out or Path(args.runs) / args.study))
+    return _finish(load_results(args.storage, args.study), out_dir=Path(args.out or Path(args.runs) / args.study))
 
 
 def _graph_from_arg(value: str, data=None, widths=None):
@@ -119,18 +121,19 @@ def _graph_from_arg(value: str, data=None, widths=None):
 
     if value in REFERENCE_ARCHITECTURES:
         if data is None:
-            raise ValueError(f"--graph {value}: a named architecture needs --data")
+            raise SharesearchError(f"--graph {value}: a named architecture needs --data")
         return reference_graph(value, data, widths)
     path = Path(value)
     if not path.exists():
         raise FileNotFoundError(f"--graph: no such file {value!r} and not one of {sorted(REFERENCE_ARCHITECTURES)}")
     try:
         return SharingGraph.from_json(path.read_text())
-    except ValueError as e:
-        raise ValueError(f"{value}: {e}") from None
+    except SharesearchError as e:
+        raise SharesearchError(f"{value}: {e}") from None
 
 
 def cmd_train(args) -> int:
+    from sharesearch import fmt
     from sharesearch.compare import compare_topology
     from sharesearch.train import TrainConfig
 
@@ -141,22 +144,26 @@ def cmd_train(args) -> int:
                       device=args.device, amp=args.amp)
     print(graph.describe())
     table = compare_topology(graph, data, cfg, seeds=list(range(args.seeds)), split=args.split)
-    with_pct = table.assign(relative_diff=[f"{v:+.2%}" for v in table["relative_diff"]])
-    print(with_pct.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"split: {args.split}" + ("" if args.split == "test" else " (pass --split test for the final figure: "
+                                    "the test split is meant to be used once)"))
+    shown = table.assign(relative_diff=[fmt.delta(v) for v in table["relative_diff"]],
+                         topology=[fmt.value(v) for v in table["topology"]],
+                         independent=[fmt.value(v) for v in table["independent"]])
+    print(shown.to_string(index=False))
     return 0
 
 
 def _study_trial(args) -> dict:
     """The results-dict entry of --trial (default: the best trial) of --study in --storage."""
-    from sharesearch.search import load_results, open_storage
+    from sharesearch.search import load_results
 
     if not (args.storage and args.study):
-        raise ValueError(f"{args.command}: give --graph FILE, or --storage URL --study NAME [--trial N]")
-    results = load_results(open_storage(args.storage, must_exist=True), args.study)
+        raise SharesearchError(f"{args.command}: give --graph FILE, or --storage URL --study NAME [--trial N]")
+    results = load_results(args.storage, args.study)
     number = args.trial if args.trial is not None else (results["best_trials"] or [None])[0]
     trial = next((t for t in results["trials"] if t["number"] == number and t.get("graph")), None)
     if trial is None:
-        raise ValueError(f"--trial: no trained trial {number!r} in study {args.study!r}")
+        raise SharesearchError(f"--trial: no trained trial {number!r} in study {args.study!r}")
     return trial
 
 
@@ -185,11 +192,11 @@ def cmd_export(args) -> int:
 
     out = Path(args.out)
     if args.format == "model":
-        from sharesearch.search import export_best_model, open_storage
+        from sharesearch.search import export_best_model
 
         if not (args.storage and args.study):
-            raise ValueError("export --format model: give --storage URL --study NAME [--trial N]")
-        path = export_best_model(open_storage(args.storage, must_exist=True), args.study, out, trial=args.trial)
+            raise SharesearchError("export --format model: give --storage URL --study NAME [--trial N]")
+        path = export_best_model(args.storage, args.study, out, trial=args.trial)
         print(f"wrote model: {path}")
         return 0
     if args.graph:
@@ -209,9 +216,22 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_space(args) -> int:
+    from sharesearch.space import copy_space, shipped_spaces, space_text
+
+    if args.action == "list":
+        print("\n".join(shipped_spaces()))
+    elif args.action == "show":
+        print(space_text(args.name), end="")
+    else:
+        print(f"wrote search space: {copy_space(args.name, args.path)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sharesearch", description="Find out what the tasks of a multi-task "
                                 "network should share.")
+    p.add_argument("--version", action="version", version=f"sharesearch {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("search", help="search sharing graphs (no arguments: the quick start)")
@@ -267,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=256)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--weighting", default="equal")
-    t.add_argument("--split", default="test", choices=["val", "test"])
+    t.add_argument("--split", default="val", choices=["val", "test"],
+                   help="split to report (default: %(default)s; the test split is meant to be used once)")
     t.add_argument("--device", default="auto")
     t.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (off by default: it slowed small models on an H200)")
     t.set_defaults(func=cmd_train)
@@ -295,6 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--trial", type=int, default=None)
     e.add_argument("--out", required=True)
     e.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("space", help="list, show or copy a shipped search-space file (to edit and pass to --space)")
+    sp_sub = sp.add_subparsers(dest="action", required=True)
+    sp_sub.add_parser("list", help="names of the shipped spaces")
+    sp_show = sp_sub.add_parser("show", help="print a shipped space, comments included")
+    sp_show.add_argument("name")
+    sp_copy = sp_sub.add_parser("copy", help="write a shipped space to PATH (never overwrites)")
+    sp_copy.add_argument("name")
+    sp_copy.add_argument("path")
+    sp.set_defaults(func=cmd_space)
     return p
 
 

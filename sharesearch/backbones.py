@@ -18,6 +18,8 @@ Example
 
 from __future__ import annotations
 
+from sharesearch.errors import SharesearchError
+
 import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -45,15 +47,15 @@ def make_backbone(spec: "dict[str, Any] | Backbone") -> "Backbone":
     if isinstance(spec, Backbone):
         return spec
     if not isinstance(spec, dict) or "name" not in spec:
-        raise ValueError(f"backbone: expected a mapping with a 'name' field, got {spec!r}")
+        raise SharesearchError(f"backbone: expected a mapping with a 'name' field, got {spec!r}")
     name = spec["name"]
     if name not in BACKBONES:
-        raise ValueError(f"backbone: unknown name {name!r}; valid names: {sorted(BACKBONES)}")
+        raise SharesearchError(f"backbone: unknown name {name!r}; valid names: {sorted(BACKBONES)}")
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     try:
         return BACKBONES[name](**kwargs)
     except TypeError as e:
-        raise ValueError(f"backbone {name!r}: bad fields {sorted(kwargs)}: {e}") from None
+        raise SharesearchError(f"backbone {name!r}: bad fields {sorted(kwargs)}: {e}") from None
 
 
 class Backbone(ABC):
@@ -72,12 +74,12 @@ class Backbone(ABC):
         self.widths = tuple(int(w) for w in widths)
         self.dropout = float(dropout)
         if not self.widths:
-            raise ValueError(f"backbone {self.name!r}: field 'widths' must list at least one stage width")
+            raise SharesearchError(f"backbone {self.name!r}: field 'widths' must list at least one stage width")
         for w in self.widths:
             if w < 1:
-                raise ValueError(f"backbone {self.name!r}: field 'widths' has a non-positive width {w}")
+                raise SharesearchError(f"backbone {self.name!r}: field 'widths' has a non-positive width {w}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"backbone {self.name!r}: field 'dropout' must be in [0, 1), got {dropout!r}")
+            raise SharesearchError(f"backbone {self.name!r}: field 'dropout' must be in [0, 1), got {dropout!r}")
 
     @property
     def n_stages(self) -> int:
@@ -173,7 +175,7 @@ class MLPBackbone(Backbone):
     def __init__(self, input_shape, widths, dropout: float = 0.0) -> None:
         super().__init__(input_shape, widths, dropout)
         if len(self.input_shape) != 1:
-            raise ValueError(f"backbone 'mlp': field 'input_shape' must be [n_features], got {list(self.input_shape)}")
+            raise SharesearchError(f"backbone 'mlp': field 'input_shape' must be [n_features], got {list(self.input_shape)}")
 
     def in_features(self, stage: int) -> int:
         return self.input_shape[0] if stage == 0 else self.widths[stage - 1]
@@ -252,9 +254,9 @@ class CNNBackbone(Backbone):
         super().__init__(input_shape, widths, dropout)
         self.kernel = int(kernel)
         if len(self.input_shape) != 3:
-            raise ValueError(f"backbone 'cnn': field 'input_shape' must be [C, H, W], got {list(self.input_shape)}")
+            raise SharesearchError(f"backbone 'cnn': field 'input_shape' must be [C, H, W], got {list(self.input_shape)}")
         if self.kernel < 1 or self.kernel % 2 == 0:
-            raise ValueError(f"backbone 'cnn': field 'kernel' must be odd and positive, got {kernel!r}")
+            raise SharesearchError(f"backbone 'cnn': field 'kernel' must be odd and positive, got {kernel!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "kernel": self.kernel}

@@ -36,6 +36,8 @@ True
 
 from __future__ import annotations
 
+from sharesearch.errors import SharesearchError
+
 import json
 from pathlib import Path
 from typing import Any
@@ -236,7 +238,7 @@ def save_model(net_or_state: Any, graph: SharingGraph, path_dir: str | Path, *, 
         specs = [t.to_dict() for t in tasks if t.name in names]
         missing = names - {s["name"] for s in specs}
         if missing:
-            raise ValueError(f"save_model: no TaskSpec for tasks {sorted(missing)}")
+            raise SharesearchError(f"save_model: no TaskSpec for tasks {sorted(missing)}")
         (out / TASKS_FILE).write_text(json.dumps(specs, indent=2))
     elif (out / TASKS_FILE).exists():
         (out / TASKS_FILE).unlink()  # do not leave specs of an older model beside this one
@@ -265,7 +267,7 @@ def load_model(path_dir: str | Path, map_location: Any = "cpu"):
     graph = SharingGraph.from_json((d / GRAPH_FILE).read_text())
     state = torch.load(d / MODEL_FILE, map_location=map_location, weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"load_model: {d / MODEL_FILE} is not a state_dict of tensors")
+        raise SharesearchError(f"load_model: {d / MODEL_FILE} is not a state_dict of tensors")
     from .network import compile_graph
 
     net = compile_graph(graph, seed=0)
@@ -308,7 +310,7 @@ def predict(net, x, tasks=None) -> dict:
 
     specs = tasks if tasks is not None else getattr(net, "task_specs", None)
     if not specs:
-        raise ValueError("predict: task specs are needed to transform the outputs; pass tasks=[TaskSpec...] "
+        raise SharesearchError("predict: task specs are needed to transform the outputs; pass tasks=[TaskSpec...] "
                          "or load a model saved with save_model(..., tasks=...)")
     by_name = {s.name: s for s in specs}
     was_training = net.training
@@ -322,7 +324,7 @@ def predict(net, x, tasks=None) -> dict:
     for t, o in out.items():
         s = by_name.get(t)
         if s is None:
-            raise ValueError(f"predict: no TaskSpec for task {t!r}; specs given for {sorted(by_name)}")
+            raise SharesearchError(f"predict: no TaskSpec for task {t!r}; specs given for {sorted(by_name)}")
         if s.kind == "binary":
             res[t] = torch.sigmoid(o[:, 0])
         elif s.kind == "multiclass":

@@ -56,6 +56,8 @@ True
 
 from __future__ import annotations
 
+from sharesearch.errors import SharesearchError
+
 import hashlib
 import itertools
 import json
@@ -74,7 +76,7 @@ _NODE_KINDS = ("input", "block", "moe", "head")
 _EDGE_KINDS = ("flow", "l2", "stitch")
 
 
-class GraphError(ValueError):
+class GraphError(SharesearchError):
     """A malformed sharing graph; the message names the node, edge or field."""
 
 

@@ -19,6 +19,8 @@ Example
 
 from __future__ import annotations
 
+from sharesearch.errors import SharesearchError
+
 import math
 from dataclasses import dataclass, field
 
@@ -53,7 +55,7 @@ def metric_direction(name: str) -> str:
     try:
         return METRICS[name].direction
     except KeyError:
-        raise ValueError(f"unknown metric {name!r}; valid metrics: {sorted(METRICS)}") from None
+        raise SharesearchError(f"unknown metric {name!r}; valid metrics: {sorted(METRICS)}") from None
 
 
 def sign(metric: str) -> float:
@@ -79,24 +81,24 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"task name must be a non-empty string, got {self.name!r}")
+            raise SharesearchError(f"task name must be a non-empty string, got {self.name!r}")
         if self.kind not in TASK_KINDS:
-            raise ValueError(f"task {self.name!r}: unknown kind {self.kind!r}; valid kinds: {list(TASK_KINDS)}")
+            raise SharesearchError(f"task {self.name!r}: unknown kind {self.kind!r}; valid kinds: {list(TASK_KINDS)}")
         if self.kind == "multiclass" and (not isinstance(self.n_classes, int) or self.n_classes < 2):
-            raise ValueError(f"task {self.name!r}: n_classes must be an integer >= 2, got {self.n_classes!r}")
+            raise SharesearchError(f"task {self.name!r}: n_classes must be an integer >= 2, got {self.n_classes!r}")
         if self.kind == "binary" and self.n_classes != 2:
             object.__setattr__(self, "n_classes", 2)
         if not self.metrics:
             object.__setattr__(self, "metrics", _DEFAULT_METRICS[self.kind])
         for m in self.metrics:
             if m not in METRICS:
-                raise ValueError(f"task {self.name!r}: unknown metric {m!r}; valid metrics: {sorted(METRICS)}")
+                raise SharesearchError(f"task {self.name!r}: unknown metric {m!r}; valid metrics: {sorted(METRICS)}")
             if self.kind not in METRICS[m].kinds:
-                raise ValueError(f"task {self.name!r}: metric {m!r} does not apply to a {self.kind} task")
+                raise SharesearchError(f"task {self.name!r}: metric {m!r} does not apply to a {self.kind} task")
         if not (isinstance(self.weight, (int, float)) and math.isfinite(self.weight) and self.weight > 0):
-            raise ValueError(f"task {self.name!r}: weight must be a positive number, got {self.weight!r}")
+            raise SharesearchError(f"task {self.name!r}: weight must be a positive number, got {self.weight!r}")
         if not (self.target_std > 0 and math.isfinite(self.target_std)):
-            raise ValueError(f"task {self.name!r}: target_std must be positive, got {self.target_std!r}")
+            raise SharesearchError(f"task {self.name!r}: target_std must be positive, got {self.target_std!r}")
 
     @property
     def out_dim(self) -> int:
@@ -231,4 +233,4 @@ def compute_metric(spec: TaskSpec, metric: str, out: torch.Tensor, y: torch.Tens
             lo = o - o.max(axis=1, keepdims=True)
             logp = lo - np.log(np.exp(lo).sum(axis=1, keepdims=True))
             return float(-np.mean(logp[np.arange(len(t)), t.astype(int)]))
-    raise ValueError(f"task {spec.name!r}: metric {metric!r} does not apply to a {spec.kind} task")
+    raise SharesearchError(f"task {spec.name!r}: metric {metric!r} does not apply to a {spec.kind} task")

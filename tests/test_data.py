@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from sharesearch.errors import SharesearchError
 import torch
 
 from sharesearch.data import (
@@ -177,7 +179,7 @@ def test_fingerprint_stable_and_sensitive():
 def test_load_data_unknown_source_and_option():
     with pytest.raises(ValueError, match=r"unknown data source 'mnist'; valid names: multifashion, synthetic-mmoe"):
         load_data("mnist")
-    with pytest.raises(TypeError, match="synthetic-mmoe.*bogus"):
+    with pytest.raises(SharesearchError, match="synthetic-mmoe.*bogus.*valid options"):
         load_data("synthetic-mmoe", bogus=1)
     assert {"synthetic-mmoe", "multifashion"} <= set(SOURCES)
 

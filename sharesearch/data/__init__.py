@@ -20,6 +20,10 @@ Example
 
 from __future__ import annotations
 
+import inspect
+
+from sharesearch.errors import SharesearchError
+
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -61,7 +65,7 @@ def register_source(name: str, builder: Callable[..., MultiTaskData]) -> None:
     >>> del SOURCES["tiny-mmoe"]
     """
     if not isinstance(name, str) or not name or Path(name).suffix.lower() in SPEC_SUFFIXES:
-        raise ValueError(f"register_source: invalid source name {name!r}")
+        raise SharesearchError(f"register_source: invalid source name {name!r}")
     SOURCES[name] = builder
 
 
@@ -97,20 +101,26 @@ def load_data(source: "str | os.PathLike[str]", **options: Any) -> MultiTaskData
     >>> load_data("no-such-data")
     Traceback (most recent call last):
     ...
-    ValueError: unknown data source 'no-such-data'; valid names: multifashion, synthetic-mmoe, synthetic-null, synthetic-planted, or a path to a .toml/.yaml/.yml data-spec file
+    sharesearch.errors.SharesearchError: unknown data source 'no-such-data'; valid names: multifashion, synthetic-mmoe, synthetic-null, synthetic-planted, or a path to a .toml/.yaml/.yml data-spec file
     """
     if isinstance(source, str) and source in SOURCES:
         builder = SOURCES[source]
+        params = inspect.signature(builder).parameters
+        valid = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        unknown = sorted(set(options) - set(valid))
+        if unknown and valid:
+            raise SharesearchError(f"load_data({source!r}): unknown option {unknown[0]!r}; "
+                                   f"valid options: {', '.join(valid)}")
         try:
             return builder(**options)
-        except TypeError as e:
+        except TypeError as e:  # a builder taking **options (a preset) names the bad one itself
             if "unexpected keyword argument" in str(e):
-                raise TypeError(f"load_data({source!r}): {e}") from None
+                raise SharesearchError(f"load_data({source!r}): {e}") from None
             raise
     path = Path(source)
     if path.suffix.lower() in SPEC_SUFFIXES:
         return load_spec_file(path, **options)
-    raise ValueError(
+    raise SharesearchError(
         f"unknown data source {str(source)!r}; valid names: {', '.join(sorted(SOURCES))}, "
         f"or a path to a .toml/.yaml/.yml data-spec file"
     )

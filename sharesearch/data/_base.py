@@ -31,6 +31,8 @@ True
 
 from __future__ import annotations
 
+from sharesearch.errors import SharesearchError
+
 import hashlib
 import json
 import math
@@ -79,10 +81,10 @@ def make_split(n: int, seed: int, fractions: Sequence[float] = (0.7, 0.15, 0.15)
     """
     fr = [float(f) for f in fractions]
     if len(fr) != 3 or any(not math.isfinite(f) or f < 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6:
-        raise ValueError(f"split fractions must be 3 non-negative numbers summing to 1, got {list(fractions)!r}")
+        raise SharesearchError(f"split fractions must be 3 non-negative numbers summing to 1, got {list(fractions)!r}")
     n = int(n)
     if n < 0:
-        raise ValueError(f"make_split: n must be >= 0, got {n}")
+        raise SharesearchError(f"make_split: n must be >= 0, got {n}")
     n_train = int(round(fr[0] * n))
     n_val = int(round(fr[1] * n))
     if n >= 1 and n_train == 0:
@@ -99,7 +101,7 @@ def _split_code(split: str) -> int:
     try:
         return SPLITS[split]
     except KeyError:
-        raise ValueError(f"unknown split {split!r}; valid splits: {list(SPLITS)}") from None
+        raise SharesearchError(f"unknown split {split!r}; valid splits: {list(SPLITS)}") from None
 
 
 @dataclass(eq=False)
@@ -142,11 +144,11 @@ class MultiTaskData:
         if not all(isinstance(t, TaskSpec) for t in self.tasks):
             raise TypeError(f"{where}: tasks must be TaskSpec objects")
         if len(self.tasks) < min_tasks:
-            raise ValueError(f"{where}: need at least {min_tasks} tasks, got {len(self.tasks)}")
+            raise SharesearchError(f"{where}: need at least {min_tasks} tasks, got {len(self.tasks)}")
         names = [t.name for t in self.tasks]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"{where}: duplicate task names {dup}")
+            raise SharesearchError(f"{where}: duplicate task names {dup}")
         for attr in ("x", "y", "split"):
             if not isinstance(getattr(self, attr), torch.Tensor):
                 raise TypeError(f"{where}: {attr} must be a torch.Tensor, got {type(getattr(self, attr)).__name__}")
@@ -154,33 +156,33 @@ class MultiTaskData:
         if x.dtype != torch.float32:
             raise TypeError(f"{where}: x must be float32, got {x.dtype}")
         if x.dim() not in (2, 4):
-            raise ValueError(f"{where}: x must be [N, d] or [N, C, H, W], got shape {tuple(x.shape)}")
+            raise SharesearchError(f"{where}: x must be [N, d] or [N, C, H, W], got shape {tuple(x.shape)}")
         n = x.shape[0]
         if y.dtype != torch.float32 or tuple(y.shape) != (n, len(self.tasks)):
-            raise ValueError(
+            raise SharesearchError(
                 f"{where}: y must be float32 of shape {(n, len(self.tasks))}, got {y.dtype} {tuple(y.shape)}"
             )
         if split.dtype != torch.int8 or tuple(split.shape) != (n,):
-            raise ValueError(f"{where}: split must be int8 of shape {(n,)}, got {split.dtype} {tuple(split.shape)}")
+            raise SharesearchError(f"{where}: split must be int8 of shape {(n,)}, got {split.dtype} {tuple(split.shape)}")
         if n and not bool(((split >= 0) & (split <= 2)).all()):
-            raise ValueError(f"{where}: split codes must be 0 (train), 1 (val) or 2 (test)")
+            raise SharesearchError(f"{where}: split codes must be 0 (train), 1 (val) or 2 (test)")
         if n and not bool(torch.isfinite(x).all()):
             bad = int(torch.nonzero((~torch.isfinite(x.reshape(n, -1))).any(dim=1))[0])
-            raise ValueError(f"{where}: x has a NaN or infinite value in row {bad}; impute missing inputs first")
+            raise SharesearchError(f"{where}: x has a NaN or infinite value in row {bad}; impute missing inputs first")
         train = split == 0
         for j, t in enumerate(self.tasks):
             col = y[:, j]
             lab = ~torch.isnan(col)
             if bool(torch.isinf(col).any()):
-                raise ValueError(f"{where}: task {t.name!r} has an infinite label")
+                raise SharesearchError(f"{where}: task {t.name!r} has an infinite label")
             if t.kind != "regression" and bool(lab.any()):
                 v = col[lab]
                 if bool(((v != v.round()) | (v < 0) | (v > t.n_classes - 1)).any()):
-                    raise ValueError(
+                    raise SharesearchError(
                         f"{where}: task {t.name!r} ({t.kind}) labels must be class indices 0..{t.n_classes - 1}"
                     )
             if not bool((lab & train).any()):
-                raise ValueError(f"{where}: task {t.name!r} has no labelled row in the train split")
+                raise SharesearchError(f"{where}: task {t.name!r} has no labelled row in the train split")
 
     @classmethod
     def _unchecked(cls, **fields: Any) -> "MultiTaskData":
@@ -262,7 +264,7 @@ class MultiTaskData:
         cols = []
         for nm in names:
             if nm not in self.task_names:
-                raise ValueError(f"data {self.name!r}: unknown task {nm!r}; tasks: {self.task_names}")
+                raise SharesearchError(f"data {self.name!r}: unknown task {nm!r}; tasks: {self.task_names}")
             cols.append(self.task_names.index(nm))
         f = self._fields()
         f["tasks"] = [self.tasks[c] for c in cols]

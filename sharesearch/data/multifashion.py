@@ -32,6 +32,8 @@ True
 
 from __future__ import annotations
 
+from sharesearch.errors import SharesearchError
+
 import gzip
 import os
 import struct
@@ -90,16 +92,16 @@ def read_idx(path: "str | os.PathLike[str]") -> np.ndarray:
     with opener(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
+        raise SharesearchError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     ndim = raw[3]
     if len(raw) < 4 + 4 * ndim:
-        raise ValueError(f"{path}: truncated IDX header")
+        raise SharesearchError(f"{path}: truncated IDX header")
     shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     body = raw[4 + 4 * ndim :]
     size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(body) != size:
-        raise ValueError(f"{path}: IDX body has {len(body)} bytes, header shape {shape} needs {size}")
+        raise SharesearchError(f"{path}: IDX body has {len(body)} bytes, header shape {shape} needs {size}")
     return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -116,7 +118,7 @@ def write_idx(path: "str | os.PathLike[str]", array: np.ndarray) -> None:
     """
     a = np.ascontiguousarray(array)
     if a.dtype != np.uint8:
-        raise ValueError(f"write_idx: only uint8 arrays are supported, got {a.dtype}")
+        raise SharesearchError(f"write_idx: only uint8 arrays are supported, got {a.dtype}")
     data = bytes([0, 0, 0x08, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape) + a.tobytes()
     path = Path(path)
     if path.suffix == ".gz":
@@ -145,11 +147,11 @@ def _load_part(root: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
         )
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-        raise ValueError(f"{paths[0]}: expected uint8 images [N, 28, 28], got {images.dtype} {images.shape}")
+        raise SharesearchError(f"{paths[0]}: expected uint8 images [N, 28, 28], got {images.dtype} {images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
-        raise ValueError(f"{paths[1]}: expected {len(images)} labels, got shape {labels.shape}")
+        raise SharesearchError(f"{paths[1]}: expected {len(images)} labels, got shape {labels.shape}")
     if labels.size and int(labels.max()) > 9:
-        raise ValueError(f"{paths[1]}: label {int(labels.max())} is not a Fashion-MNIST class 0..9")
+        raise SharesearchError(f"{paths[1]}: label {int(labels.max())} is not a Fashion-MNIST class 0..9")
     return images, labels.astype(np.int64)
 
 
@@ -214,7 +216,7 @@ def make_multifashion(
     root_path = Path(root) if root is not None else DEFAULT_ROOT
     n_train, n_val, n_test = int(n_train), int(n_val), int(n_test)
     if n_train < 1 or n_val < 0 or n_test < 0:
-        raise ValueError(f"multifashion: need n_train >= 1, n_val >= 0, n_test >= 0; got {n_train}, {n_val}, {n_test}")
+        raise SharesearchError(f"multifashion: need n_train >= 1, n_val >= 0, n_test >= 0; got {n_train}, {n_val}, {n_test}")
     tr_img, tr_lab = _load_part(root_path, "train")
     te_img, te_lab = _load_part(root_path, "test")
     rng = np.random.default_rng(int(seed))
@@ -224,7 +226,7 @@ def make_multifashion(
     n_val_src = min(max(n_val_src, 1 if n_val else 0), len(tr_img) - 1)
     pools = {"train": perm[n_val_src:], "val": perm[:n_val_src]}
     if len(pools["train"]) < 1 or (n_val and len(pools["val"]) < 1) or (n_test and len(te_img) < 1):
-        raise ValueError(f"multifashion: not enough source images in {root_path} for the requested sizes")
+        raise SharesearchError(f"multifashion: not enough source images in {root_path} for the requested sizes")
 
     xs, ys, codes = [], [], []
     for code, (count, img, lab, pool) in enumerate(

@@ -86,6 +86,8 @@ Example
 
 from __future__ import annotations
 
+from sharesearch.errors import SharesearchError
+
 import math
 import tomllib
 from collections.abc import Sequence
@@ -117,7 +119,7 @@ _TARGET_KEYS = ("column", "kind", "classes", "weight", "metrics", "name")
 _OPTION_KEYS = ("split_seed", "split")
 
 
-class DataSpecError(ValueError):
+class DataSpecError(SharesearchError):
     """A data-spec file or the table it names is invalid (one-line message)."""
 
     def __init__(self, message: str) -> None:
@@ -413,7 +415,7 @@ def load_spec_file(path: "str | Path", **options: Any) -> MultiTaskData:
     """
     for k in options:
         if k not in _OPTION_KEYS:
-            raise TypeError(f"load_data(<spec file>): unknown option {k!r} (valid options: {', '.join(_OPTION_KEYS)})")
+            raise DataSpecError(f"load_data(<spec file>): unknown option {k!r} (valid options: {', '.join(_OPTION_KEYS)})")
     spec = read_spec(path)
     sf = Path(path).name
     if "split_seed" in options:
