@@ -9,7 +9,7 @@ import torch
 from scipy import stats
 
 from sharesearch.data import SOURCES, load_data
-from sharesearch.data.synthetic import PLANTED_OPTIONS, make_synthetic_mmoe
+from sharesearch.data.synthetic import PLANTED_OPTIONS, make_synthetic_mmoe, make_synthetic_planted
 from sharesearch.errors import SharesearchError
 
 MIXED = ["regression", "binary", "regression", "binary", "regression", "regression"]
@@ -95,7 +95,9 @@ def test_planted_preset():
     # every option overridable
     small = load_data("synthetic-planted", n=300, labelled=1.0, kind="regression", seed=0)
     assert small.n == 300 and not torch.isnan(small.y).any() and {t.kind for t in small.tasks} == {"regression"}
-    with pytest.raises(TypeError, match="synthetic-planted.*bogus"):
+    with pytest.raises(TypeError, match=r"^synthetic-planted\(\) got an unexpected keyword argument 'bogus'$"):
+        make_synthetic_planted(bogus=1)
+    with pytest.raises((TypeError, SharesearchError), match="synthetic-planted.*bogus"):  # load_data may re-raise
         load_data("synthetic-planted", bogus=1)
 
 
