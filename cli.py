@@ -68,7 +68,7 @@ def _load_data(args):
 def cmd_search(args) -> int:
     from sharesearch.search import SearchConfig, run_search, study_results
     from sharesearch.space import load_space
-    from sharesearch.train import TrainConfig
+    from sharesearch.training import TrainConfig
 
     data, source = _load_data(args)  # validated before anything is written
     space = load_space(args.space)
@@ -135,7 +135,7 @@ def _graph_from_arg(value: str, data=None, widths=None):
 def cmd_train(args) -> int:
     from sharesearch import fmt
     from sharesearch.compare import compare_topology
-    from sharesearch.train import TrainConfig
+    from sharesearch.training import TrainConfig
 
     data, _ = _load_data(args)
     widths = [int(w) for w in args.widths.split(",")] if args.widths else None

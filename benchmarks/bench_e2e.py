@@ -59,7 +59,7 @@ from _common import report, setup_threads  # noqa: E402
 from sharesearch.data import load_data  # noqa: E402
 from sharesearch.search import SearchConfig, run_search  # noqa: E402
 from sharesearch.space import SearchSpace, load_space  # noqa: E402
-from sharesearch.train import TrainConfig  # noqa: E402
+from sharesearch.training import TrainConfig  # noqa: E402
 from sharesearch.verdict import delta_m  # noqa: E402
 
 CLUSTERS = [[0, 1, 2], [3, 4], [5]]

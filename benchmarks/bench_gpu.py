@@ -28,7 +28,7 @@ def _trials_per_hour(workers: int, n_trials: int, n: int) -> float:
     from sharesearch.data import load_data
     from sharesearch.search import SearchConfig, run_search
     from sharesearch.space import SearchSpace
-    from sharesearch.train import TrainConfig
+    from sharesearch.training import TrainConfig
 
     data = load_data("synthetic-mmoe", n=n, seed=0)
     space = SearchSpace.from_dict({

@@ -68,7 +68,7 @@ def child_trial(T: int, L: int, n: int, repeats: int, device: str) -> dict:
     """One configuration (runs in a child process): seconds per trial and peak memory."""
     import torch
 
-    from sharesearch.train import TrainConfig, train
+    from sharesearch.training import TrainConfig, train
 
     setup_threads()
     data = _data(T, n)
@@ -96,7 +96,7 @@ def child_study(T: int, L: int, n: int, n_trials: int, device: str) -> dict:
     """A whole tiny run_search study with T tasks and L stages (runs in a child process)."""
     from sharesearch.search import SearchConfig, run_search
     from sharesearch.space import SearchSpace
-    from sharesearch.train import TrainConfig
+    from sharesearch.training import TrainConfig
 
     setup_threads()
     data = _data(T, n)

@@ -22,7 +22,7 @@ from _common import median_time, report, setup_threads  # noqa: E402
 
 from sharesearch.data import load_data  # noqa: E402
 from sharesearch.graph import SharingGraph  # noqa: E402
-from sharesearch.train import TrainConfig, train  # noqa: E402
+from sharesearch.training import TrainConfig, train  # noqa: E402
 
 T, D, WIDTHS, EPOCHS, BATCH = 8, 32, [64, 64, 32], 3, 256
 

@@ -26,7 +26,7 @@ from .data import MultiTaskData
 from .graph import SharingGraph
 from .names import REFERENCE_ARCHITECTURES, reference
 from .tasks import metric_direction
-from .train import TrainConfig, train
+from .training import TrainConfig, train
 from .verdict import relative_delta
 
 __all__ = ["REFERENCE_ARCHITECTURES", "reference_graph", "default_backbone", "compare_topology"]

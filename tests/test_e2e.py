@@ -17,7 +17,7 @@ from sharesearch.data import load_data
 from sharesearch.graph import SharingGraph
 from sharesearch.search import SearchConfig, run_search
 from sharesearch.space import load_space
-from sharesearch.train import TrainConfig
+from sharesearch.training import TrainConfig
 
 OPTIONS = {"n": 1000, "d": 8, "p": [1.0, 0.0], "noise": [2.0, 0.05], "clusters": [[0, 1, 2], [3]], "seed": 0}
 RELATED, UNRELATED = ("t0", "t1", "t2"), "t3"

@@ -120,7 +120,7 @@ def test_report_renders_offline_and_runs_no_user_script(browser, tmp_path):
         Plotly.Fx.hover(gd, [{curveNumber: i, pointNumber: j}]);
         return Array.from(gd.querySelectorAll('.hoverlayer text')).map(t => t.textContent).join('\\n');
     }""")
-    assert f"head of {hostile}" in hover and "Δ_t = -12.5%" in hover
+    assert f"head of {hostile}" in hover and "Δ_t = -12.50%" in hover
     assert page.evaluate("() => window.__fired") == []
     # no element came from user text: the only scripts are plotly.js and one per figure
     assert page.evaluate("() => document.scripts.length") == 1 + n_fig

@@ -33,7 +33,7 @@ from sharesearch.search import (
     study_results,
 )
 from sharesearch.space import load_space
-from sharesearch.train import TrainConfig
+from sharesearch.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ import torch
 from sharesearch.data import load_data
 from sharesearch.graph import SharingGraph
 from sharesearch.errors import SharesearchError
-from sharesearch.train import ConfigError, Progress, TrainConfig, evaluate, step_budget, train
+from sharesearch.training import ConfigError, Progress, TrainConfig, evaluate, step_budget, train
 from sharesearch.weighting import WEIGHTINGS
 
 BB = {"name": "mlp", "input_shape": [8], "widths": [16, 8]}
@@ -286,7 +286,7 @@ def test_three_argument_callback_gets_steps_and_examples(data):
 
 
 def test_evaluation_follows_the_runs_amp_setting(data, monkeypatch):
-    import sharesearch.train as train_module
+    import sharesearch.training._loop as train_module
 
     flags = []
     real = train_module._autocast

@@ -21,7 +21,7 @@ import optuna
 from ..data import MultiTaskData
 from ..space import SearchSpace
 from ..tasks import sign
-from ..train import TrainConfig, train
+from ..training import TrainConfig, train
 from ._config import SearchError
 from ._records import (
     BaselineSet,

@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 
 from ..data import MultiTaskData
-from ..train import train
+from ..training import train
 from ._baselines import ensure_baselines
 from ._config import SearchError
 from ._objective import task_deltas, weighted_mean

@@ -36,7 +36,7 @@ from optuna.trial import TrialState
 from ..data import MultiTaskData
 from ..space import Candidate, SearchSpace
 from ..tasks import metric_direction
-from ..train import TrainConfig, train
+from ..training import TrainConfig, train
 from ..verdict import relative_delta
 from ._config import SearchConfig
 from ._records import StudyContext, TaskBaseline, TrialRecord

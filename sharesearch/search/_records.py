@@ -31,7 +31,7 @@ import optuna
 from ..data import MultiTaskData, load_data
 from ..graph import SharingGraph
 from ..space import SearchSpace
-from ..train import TrainConfig
+from ..training import TrainConfig
 from ._config import SearchConfig, SearchError
 
 __all__ = ["StudyContext", "StudyData", "TrialRecord", "BaselineTrialRecord", "TaskBaseline", "BaselineSet",

@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from ..data import MultiTaskData
 from ..space import SearchSpace
-from ..train import TrainConfig
+from ..training import TrainConfig
 from ._config import SearchConfig, SearchError
 from ._records import StudyContext, StudyData
 from ._storage import study_names

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from ..data import MultiTaskData
 from ..graph import SharingGraph
 from ..tasks import metric_direction
-from ..train import TrainConfig, TrainResult, train
+from ..training import TrainConfig, TrainResult, train
 from ..verdict import task_verdicts
 from ._baselines import ensure_baselines
 from ._records import StudyContext, TaskBaseline, TrialRecord, write_verdict

@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 
 from ..data import MultiTaskData
 from ..space import SearchSpace
-from ..train import TrainConfig, resolve_device
+from ..training import TrainConfig, resolve_device
 from ._baselines import ensure_baselines
 from ._config import SearchConfig, SearchError
 from ._dashboard import annotate_for_dashboard

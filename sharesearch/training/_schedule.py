@@ -17,7 +17,7 @@ the tasks through their shared learning rate.
 Example
 -------
 >>> import torch
->>> from sharesearch.train_config import TrainConfig
+>>> from sharesearch.training import TrainConfig
 >>> w = torch.nn.Parameter(torch.zeros(1))
 >>> opt = make_optimizer(TrainConfig(lr=1.0), [w])
 >>> sched = LrSchedule(opt, TrainConfig(lr=1.0, lr_schedule="cosine", warmup_steps=2), total_steps=6)
@@ -34,7 +34,7 @@ import math
 
 import torch
 
-from .train_config import TrainConfig
+from ._config import TrainConfig
 
 __all__ = ["make_optimizer", "LrSchedule"]
 

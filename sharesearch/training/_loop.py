@@ -48,13 +48,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .data import IndexBatcher, MultiTaskData
-from .graph import SharingGraph
-from .network import MultiTaskNet, compile_graph
-from .tasks import TaskSpec, compute_metric, sign, task_loss
-from .train_config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
-from .train_schedule import LrSchedule, make_optimizer
-from .weighting import make_weighting
+from ..data import IndexBatcher, MultiTaskData
+from ..graph import SharingGraph
+from ..network import MultiTaskNet, compile_graph
+from ..tasks import TaskSpec, compute_metric, sign, task_loss
+from ._config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
+from ._schedule import LrSchedule, make_optimizer
+from ..weighting import make_weighting
 
 __all__ = ["TrainConfig", "TrainResult", "Progress", "train", "evaluate", "resolve_device", "step_budget",
            "ConfigError", "OPTIMIZERS", "LR_SCHEDULES"]

@@ -1,4 +1,4 @@
-"""How one network is trained: :class:`TrainConfig` (torch-free), re-exported by :mod:`sharesearch.train`.
+"""How one network is trained: :class:`TrainConfig` (torch-free), re-exported by :mod:`sharesearch.training`.
 
 The budget is counted in **optimizer steps** so that two batch sizes get the
 same number of updates: ``max_steps`` caps a run (when it is ``None`` the cap
@@ -19,7 +19,7 @@ Example
 >>> TrainConfig(patience=-1)
 Traceback (most recent call last):
 ...
-sharesearch.train_config.ConfigError: train config: field 'patience' must be an integer >= 0, got -1
+sharesearch.training.ConfigError: train config: field 'patience' must be an integer >= 0, got -1
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .errors import SharesearchError
-from .names import SAMPLINGS
+from ..errors import SharesearchError
+from ..names import SAMPLINGS
 
 __all__ = ["TrainConfig", "ConfigError", "OPTIMIZERS", "LR_SCHEDULES"]
 
