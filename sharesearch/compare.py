@@ -49,7 +49,7 @@ def reference_graph(name: str, data: MultiTaskData, widths: Sequence[int] | None
 
 
 def compare_topology(graph: SharingGraph, data: MultiTaskData, config: TrainConfig,
-                     seeds: Sequence[int] = (0,), split: str = "test") -> pd.DataFrame:
+                     seeds: Sequence[int] = (0,), split: str = "val") -> pd.DataFrame:
     """Per-task table: the topology's and the independent baselines' metric
     (mean over ``seeds``) on ``split`` and the relative difference (positive = better)."""
     base_graph = SharingGraph.independent(data.tasks, graph.backbone)
