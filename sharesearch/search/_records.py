@@ -42,6 +42,7 @@ _BASELINES = "baselines"  # study attribute: BaselineSet
 _VERDICT = "verdict"  # study attribute: the verdict dict (schema in sharesearch.report)
 _REFERENCES_ENQUEUED = "references_enqueued"  # study attribute: the references were enqueued
 _BASELINE_ENQUEUED = "enqueued"  # attribute of <study>.baselines: its default trial was enqueued
+_CONFIRM_ENQUEUED = "confirm_enqueued"  # attribute of <study>.baselines: its confirmation runs were enqueued
 
 
 def _drop_none(record: Any) -> dict[str, Any]:
@@ -171,6 +172,11 @@ class TrialRecord:
     val_deltas: dict[str, float] | None = None  # task -> validation Δ against its tuned baseline
     best_epoch: dict[str, int] | None = None  # task -> epoch of its best validation metric
     duration_s: float | None = None  # seconds from sampling to the result
+    best_step: dict[str, int] | None = None  # task -> optimizer steps at its best validation metric
+    steps_run: int | None = None  # optimizer steps the run took (< the cap: it stopped early)
+    control: bool | None = None  # True: this trial IS the control (the independent reference with each
+    # task's own baseline configuration, TaskBaseline.config); it is not trained in the search, its
+    # validation Δ is 0 by definition, and verdict runs retrain it per task as the baselines
 
     def to_attrs(self) -> dict[str, Any]:
         """The recorded fields as user attributes (JSON values)."""
@@ -215,6 +221,10 @@ class BaselineTrialRecord:
     graph: dict[str, Any]  # SharingGraph.to_dict() of the independent networks
     val_metrics: dict[str, dict[str, float]]  # task -> metric -> validation value at its best epoch
     status: str  # TrainResult.status: "ok" | "diverged"
+    seed: int | None = None  # training seed (None: the search's seed, a tuning trial)
+    confirms: int | None = None  # a confirmation run: the number of the tuning trial whose config it retrains
+    best_step: dict[str, int] | None = None  # task -> optimizer steps at its best validation metric
+    steps_run: int | None = None  # optimizer steps the run took
 
     def to_attrs(self) -> dict[str, Any]:
         """The fields as user attributes (JSON values)."""
@@ -242,6 +252,12 @@ class TaskBaseline:
     trial: int  # number of that trial in <study>.baselines
     metric: str  # name of the primary metric
     width_scale: float  # baseline_width_mult of that trial
+    tuning_val_metric: float | None = None  # the single-seed value the config was shortlisted on
+    seed_values: tuple[float, ...] = ()  # primary validation metric of each confirmation seed
+    seeds: tuple[int, ...] = ()  # the confirmation seeds, in the order of seed_values
+    val_sd: float | None = None  # sample sd of seed_values (seed-to-seed spread; None: < 2 seeds)
+    val_cv: float | None = None  # val_sd / |val_metric|: the relative spread (seeds_for_power's input)
+    best_steps: tuple[int, ...] = ()  # optimizer steps at the best evaluation of each confirmation seed
 
 
 @dataclass(frozen=True)
@@ -261,11 +277,20 @@ class BaselineSet:
         d = study.user_attrs.get(_BASELINES)
         if not d:
             return None
-        return cls(key=d["key"], tasks={t: TaskBaseline(**b) for t, b in d["tasks"].items()})
+        return cls(key=d["key"], tasks={t: _task_baseline(b) for t, b in d["tasks"].items()})
 
     def save(self, study: optuna.Study) -> None:
         """Store these baselines as the study's attribute."""
         study.set_user_attr(_BASELINES, self.to_attr())
+
+
+def _task_baseline(b: Mapping[str, Any]) -> TaskBaseline:
+    """A stored :class:`TaskBaseline` (JSON lists back to tuples)."""
+    b = dict(b)
+    for k in ("seed_values", "seeds", "best_steps"):
+        if k in b:
+            b[k] = tuple(b[k])
+    return TaskBaseline(**b)
 
 
 def baseline_default_enqueued(bstudy: optuna.Study) -> bool:
@@ -276,6 +301,16 @@ def baseline_default_enqueued(bstudy: optuna.Study) -> bool:
 def mark_baseline_default_enqueued(bstudy: optuna.Study) -> None:
     """Record that the baseline study's all-defaults trial was enqueued."""
     bstudy.set_user_attr(_BASELINE_ENQUEUED, True)
+
+
+def confirmations_enqueued(bstudy: optuna.Study) -> bool:
+    """Whether the baseline study's confirmation runs (more seeds of the top configurations) were enqueued."""
+    return bool(bstudy.user_attrs.get(_CONFIRM_ENQUEUED))
+
+
+def mark_confirmations_enqueued(bstudy: optuna.Study) -> None:
+    """Record that the baseline study's confirmation runs were enqueued."""
+    bstudy.set_user_attr(_CONFIRM_ENQUEUED, True)
 
 
 # ------------------------------------------------------- study-level flags
