@@ -303,6 +303,17 @@ def mark_baseline_default_enqueued(bstudy: optuna.Study) -> None:
     bstudy.set_user_attr(_BASELINE_ENQUEUED, True)
 
 
+def confirmation_attrs(seed: int, confirms: int) -> dict[str, Any]:
+    """User attributes to enqueue a confirmation run: tuning trial ``confirms`` retrained with ``seed``."""
+    return {"seed": seed, "confirms": confirms}
+
+
+def confirmation_of(trial: optuna.Trial | optuna.trial.FrozenTrial) -> tuple[int, int] | None:
+    """``(seed, tuning trial number)`` of a confirmation run, ``None`` for a tuning trial."""
+    a = trial.user_attrs
+    return None if a.get("confirms") is None else (int(a["seed"]), int(a["confirms"]))
+
+
 def confirmations_enqueued(bstudy: optuna.Study) -> bool:
     """Whether the baseline study's confirmation runs (more seeds of the top configurations) were enqueued."""
     return bool(bstudy.user_attrs.get(_CONFIRM_ENQUEUED))
