@@ -1,37 +1,60 @@
-"""The verdict's runs: retrain the chosen candidates with fresh seeds and test them once.
+"""The verdict: retrain the chosen arms and a matched control with the same seeds, and test them.
 
-After the search, the top-k candidates and the reference architectures are
-retrained with ``n_seeds`` fresh seeds, as are the tuned baselines, and
-evaluated **once** on the test split, which the search never saw: per-task
-Welch tests with Holm correction and a bootstrap interval on Δm
-(:func:`sharesearch.verdict.task_verdicts`). The statistics live in
-:mod:`sharesearch.verdict`; this module only trains and collects.
+After the search, the top-k candidates and the reference architectures (the
+*arms*) and the *control* -- the tuned independent single-task networks, each
+task with its own configuration -- are retrained with the same seeds and the
+same budget in optimizer steps (:data:`~._verdict_arms.BUDGET_FIELDS` come from
+the study's training configuration, or the largest step count any arm or
+baseline configuration would take), and evaluated on the test split, which
+the search never saw. The ``independent`` reference *is* the control trained
+again with a disjoint set of seeds: an A/A check whose Δm interval must
+contain 0.
+
+* **Seeds.** ``n_seeds`` given: that many. Otherwise the power rule
+  (:func:`~._protocol.plan_seeds`): enough seeds to detect a 10 % loss with
+  80 % power after Holm, at the control's largest seed-to-seed coefficient of
+  variation on validation (``TaskBaseline.cv`` when the baseline record has
+  it, else a pilot of the first 3 control seeds, which are then reused).
+* **Inference.** Each run keeps its per-row test predictions, so the Δm
+  interval adds the test-row sampling variance, rows paired across arms
+  (:class:`sharesearch.verdict.RowPredictions`). A diverged run is NaN for its
+  tasks and counted by the verdict; never a crash.
+* **Looks at the test split.** Each computation is kept (``history``, oldest
+  first; the top level is the current one); :class:`~._protocol.VerdictProtocol`
+  counts the distinct designs (seeds, arms, budget) evaluated on test, so a
+  recomputation with other seeds or top-k records ``test_looks = 2`` and
+  ``test_used_once = False``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
 from ..data import MultiTaskData
 from ..graph import SharingGraph
 from ..tasks import metric_direction
-from ..training import TrainConfig, TrainResult, train
-from ..verdict import task_verdicts
+from ..training import TrainConfig, step_budget
+from ..verdict import RowPredictions, task_verdicts
 from ._baselines import ensure_baselines
-from ._records import StudyContext, TaskBaseline, TrialRecord, write_verdict
+from ._config import SearchConfig
+from ._protocol import VerdictProtocol, count_looks, design_key, plan_seeds
+from ._records import StudyContext, TaskBaseline, TrialRecord, read_verdict, write_verdict
 from ._storage import load_study
+from ._verdict_arms import RowMetric, RunOutcome, arm_params, control_groups, train_control, train_run
 
-__all__ = ["compute_verdict", "run_verdict", "VERDICT_SEED_OFFSET"]
+__all__ = ["compute_verdict", "run_verdict", "VERDICT_SEED_OFFSET", "PILOT_SEEDS", "ROW_RESAMPLES"]
 
 VERDICT_SEED_OFFSET = 1000  # verdict seeds never coincide with the search seed
+PILOT_SEEDS = 3  # control runs that measure the spread when the baseline record has none
+ROW_RESAMPLES = 300  # test-row bootstrap resamples per Δm interval
 
 
 @dataclass(frozen=True)
@@ -61,111 +84,166 @@ def _top_candidates(study: optuna.Study, k: int, skip_keys: set[str]) -> list[_R
     return out
 
 
-def _reference_runs(study: optuna.Study) -> list[_Run]:
-    """The first trained trial of each reference architecture."""
+def _reference_runs(study: optuna.Study) -> dict[str, _Run]:
+    """The first trained trial of each reference architecture, by name."""
     out: dict[str, _Run] = {}
     for t in study.get_trials(deepcopy=False):
         rec = TrialRecord.from_trial(t)
         if rec.reference and rec.reference not in out and rec.trained:
             out[rec.reference] = _Run(rec.reference, t.number, rec.sharing_graph(), rec.train)
-    return list(out.values())
-
-
-def _baseline_test_metrics(data: MultiTaskData, baselines: Mapping[str, TaskBaseline], train_base: TrainConfig,
-                           seeds: Sequence[int], tick) -> dict[str, list[float]]:
-    """Each task's primary test metric per seed, its tuned baseline retrained (one run per shared config)."""
-    groups: dict[str, list[str]] = {}  # baseline configuration -> tasks using it
-    for t, b in baselines.items():
-        groups.setdefault(json.dumps({"graph": b.graph, "train": b.config}, sort_keys=True), []).append(t)
-    primary = {s.name: s.primary_metric for s in data.tasks}
-    out: dict[str, list[float]] = {t.name: [] for t in data.tasks}
-    for key, tasks in groups.items():
-        spec = json.loads(key)
-        g_full = SharingGraph.from_dict(spec["graph"])
-        g = SharingGraph.independent({t: g_full.g.nodes[g_full.head(t)]["out_dim"] for t in tasks},
-                                     g_full.backbone)
-        for seed in seeds:
-            test = train(g, data, train_base.updated(**spec["train"], seed=seed)).evaluate(data, "test")
-            for t in tasks:
-                out[t].append(test[t][primary[t]])
-            tick()
     return out
 
 
-def _candidate_verdict(run: _Run, data: MultiTaskData, base_test: Mapping[str, list[float]],
-                       train_base: TrainConfig, seeds: Sequence[int], alpha: float, tick) -> dict[str, Any]:
-    """Retrain ``run`` with each seed, test once, and compare with the baselines' test metrics."""
-    primary = {s.name: s.primary_metric for s in data.tasks}
-    test_metrics: dict[str, list[float]] = {t.name: [] for t in data.tasks}
-    gates, stitch = None, None
-    for seed in seeds:
-        res = train(run.graph, data, train_base.updated(**run.train, seed=seed))
-        test = res.evaluate(data, "test")
-        for t in data.tasks:
-            test_metrics[t.name].append(test[t.name][primary[t.name]])
-        if seed == seeds[0] and res.model is not None:
-            gates, stitch = _mechanism_values(res, data)
-        tick()
-    directions = {s.name: metric_direction(s.primary_metric) for s in data.tasks}
-    verdict = task_verdicts(test_metrics, base_test, directions, alpha=alpha,
-                            weights={t.name: t.weight for t in data.tasks})
-    return {"name": run.name, "trial": run.trial, "graph": run.graph.to_dict(), "train": run.train,
-            "verdict": verdict.to_dict(), "test_metrics": test_metrics, "gates": gates, "stitch": stitch}
+def _requested_seeds(n_seeds: int | None, search: SearchConfig) -> int | None:
+    """``n_seeds`` if given; else the config's value unless it is None/"auto" or the field's default (auto)."""
+    if n_seeds is not None:
+        return int(n_seeds)
+    value = search.n_seeds
+    if value is None or value == "auto" or value == SearchConfig.__dataclass_fields__["n_seeds"].default:
+        return None
+    return int(value)
+
+
+def _budget(base: TrainConfig, data: MultiTaskData, runs: Sequence[_Run],
+            baselines: dict[str, TaskBaseline]) -> dict[str, Any]:
+    """The budget every arm and the control share: the study's cap, else the largest any of them would take."""
+    fixed = {"eval_every": base.eval_every, "patience": base.patience, "min_delta": base.min_delta}
+    if base.max_steps is not None:
+        return {"max_steps": base.max_steps, **fixed}
+    params = [r.train for r in runs] + [spec["train"] for spec, _ in control_groups(baselines)]
+    return {"max_steps": max(step_budget(base.updated(**p), data) for p in params), **fixed}
+
+
+def _control_cv(baselines: dict[str, TaskBaseline], pilot: Sequence[RunOutcome]) -> tuple[dict[str, float], str]:
+    """Each task's seed-to-seed coefficient of variation of the control's validation metric, and its source."""
+    recorded = {t: getattr(b, "cv", None) for t, b in baselines.items()}
+    if all(c is not None and math.isfinite(c) for c in recorded.values()):
+        return {t: float(c) for t, c in recorded.items()}, "baseline record"
+    out = {}
+    for t in baselines:
+        v = np.array([r.val[t] for r in pilot], dtype=float)
+        v = v[np.isfinite(v)]
+        out[t] = float(np.std(v, ddof=1) / abs(np.mean(v))) if v.size >= 2 and np.mean(v) != 0 else math.nan
+    return out, f"pilot of {len(pilot)} control seeds"
+
+
+def _run_summary(outcomes: Sequence[RunOutcome]) -> dict[str, Any]:
+    """Seeds, diverged runs and still-learning runs of one arm (or the control)."""
+    tasks: dict[str, int] = {}
+    for o in outcomes:
+        for t in o.still_learning:
+            tasks[t] = tasks.get(t, 0) + 1
+    return {"seeds": [o.seed for o in outcomes], "n_runs": len(outcomes),
+            "n_diverged": sum(o.status != "ok" for o in outcomes),
+            "n_still_learning": sum(o.n_still_learning > 0 for o in outcomes), "still_learning_tasks": tasks}
+
+
+def _arm_entry(name: str, trial: int | None, graph: SharingGraph | None, params: dict[str, Any],
+               runs: Sequence[RunOutcome], control: Sequence[RunOutcome], data: MultiTaskData, alpha: float,
+               row_resamples: int) -> dict[str, Any]:
+    """One arm's verdict against the control, with its runs' summary."""
+    tasks = data.task_names
+    cand = {t: [o.test[t] for o in runs] for t in tasks}
+    base = {t: [o.test[t] for o in control] for t in tasks}
+    rows = None
+    if row_resamples > 0:
+        y = data.y[data.indices("test")].cpu().numpy()
+        rows = RowPredictions({t: y[:, i] for i, t in enumerate(tasks)}, {t: [o.preds[t] for o in runs] for t in tasks},
+                              {t: [o.preds[t] for o in control] for t in tasks},
+                              RowMetric({s.name: s for s in data.tasks}), row_resamples)
+    verdict = task_verdicts(cand, base, {s.name: metric_direction(s.primary_metric) for s in data.tasks},
+                            alpha=alpha, weights={s.name: s.weight for s in data.tasks}, rows=rows, arm=name)
+    return {"name": name, "trial": trial, "graph": graph.to_dict() if graph is not None else None, "train": params,
+            "verdict": verdict.to_dict(), "test_metrics": cand, "runs": _run_summary(runs),
+            "gates": runs[0].gates if runs else None, "stitch": runs[0].stitch if runs else None}
 
 
 def compute_verdict(study: optuna.Study, data: MultiTaskData | None = None, *, n_seeds: int | None = None,
-                    top_k: int | None = None, progress: bool = False) -> dict[str, Any]:
-    """Retrain the top candidates, the references and the baselines with fresh
-    seeds, evaluate each once on the test split, and store the verdict.
+                    top_k: int | None = None, progress: bool = False,
+                    row_resamples: int = ROW_RESAMPLES) -> dict[str, Any]:
+    """Retrain the top candidates, the references and the matched control with the same seeds, test them, and
+    store the verdict (the previous one kept in its ``history``).
 
-    ``n_seeds`` and ``top_k`` default to the study's search configuration;
-    ``data`` to the study's recorded source. Returns the verdict dict also
+    ``n_seeds`` None: the study's configured number, or the power rule when
+    that is auto (see the module docstring); ``top_k`` defaults to the
+    study's; ``data`` to its recorded source. Returns the verdict dict also
     stored in the study (schema in :mod:`sharesearch.report`).
     """
     from tqdm.auto import tqdm
 
     ctx = StudyContext.from_study(study)
-    n_seeds = n_seeds or ctx.search.n_seeds
     top_k = ctx.search.top_k if top_k is None else top_k
     if data is None:
         data = ctx.data.load(study.study_name)
     baselines = ensure_baselines(study, data, ctx.search_space(), ctx.train)
-    seeds = [VERDICT_SEED_OFFSET + i for i in range(n_seeds)]
-    runs = _reference_runs(study) + _top_candidates(study, top_k, set(ctx.references.values()))
-    n_groups = len({json.dumps({"graph": b.graph, "train": b.config}, sort_keys=True) for b in baselines.values()})
-    bar = tqdm(total=(len(runs) + n_groups) * n_seeds, desc="verdict", unit="run", disable=not progress,
+    refs = _reference_runs(study)
+    aa_ref = refs.pop("independent", None)
+    runs = list(refs.values()) + _top_candidates(study, top_k, set(ctx.references.values()))
+    budget = _budget(ctx.train, data, runs, baselines)
+    control: dict[int, RunOutcome] = {}
+
+    def control_run(seed: int) -> RunOutcome:
+        if seed not in control:
+            control[seed] = train_control(data, baselines, ctx.train, budget, seed)
+        return control[seed]
+
+    wanted = _requested_seeds(n_seeds, ctx.search)
+    if wanted is None:
+        cv, source = _control_cv(baselines, [])
+        if source != "baseline record":
+            cv, source = _control_cv(baselines, [control_run(VERDICT_SEED_OFFSET + i) for i in range(PILOT_SEEDS)])
+    else:
+        cv, source = {t: math.nan for t in baselines}, ""
+    plan = plan_seeds(wanted, cv, alpha=ctx.search.alpha, source=source)
+    seeds = [VERDICT_SEED_OFFSET + i for i in range(plan.n_seeds)]
+    aa_seeds = [VERDICT_SEED_OFFSET + plan.n_seeds + i for i in range(plan.n_seeds)]
+    bar = tqdm(total=(len(runs) + 2) * plan.n_seeds, desc="verdict", unit="run", disable=not progress,
                dynamic_ncols=True)
-    base_test = _baseline_test_metrics(data, baselines, ctx.train, seeds, bar.update)
-    candidates = [_candidate_verdict(run, data, base_test, ctx.train, seeds, ctx.search.alpha, bar.update)
-                  for run in runs]
+
+    def tick(outcome: RunOutcome) -> RunOutcome:
+        bar.update()
+        return outcome
+
+    base_runs = [tick(control_run(s)) for s in seeds]
+    aa_runs = [tick(train_control(data, baselines, ctx.train, budget, s)) for s in aa_seeds]
+    entries = [_arm_entry("independent", aa_ref.trial if aa_ref else None, aa_ref.graph if aa_ref else None,
+                          {"control": "the tuned baselines, per-task configurations"}, aa_runs, base_runs, data,
+                          ctx.search.alpha, row_resamples)]
+    for run in runs:
+        outs = [tick(train_run(run.graph, data, ctx.train.updated(**arm_params(run.train), **budget, seed=s),
+                               data.task_names, mechanisms=(s == seeds[0]))) for s in seeds]
+        entries.append(_arm_entry(run.name, run.trial, run.graph, run.train, outs, base_runs, data,
+                                  ctx.search.alpha, row_resamples))
     bar.close()
-    out = {
-        "protocol": {"selection": "validation", "test_used_once": True, "seeds": seeds, "alpha": ctx.search.alpha,
-                     "n_seeds": n_seeds, "top_k": top_k, "test": "Welch t-test per task, Holm across tasks",
-                     "delta_m_interval": "bootstrap over seeds",
-                     "metric": {s.name: s.primary_metric for s in data.tasks},
-                     "baselines": "independent networks tuned on validation, best configuration per task"},
-        "candidates": candidates,
-        "baseline_test_metrics": base_test,
-        "computed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
+    out = {"protocol": _protocol(study, plan, seeds, aa_seeds, entries, budget, top_k, ctx, data, row_resamples),
+           "candidates": entries, "control": _run_summary(base_runs),
+           "baseline_test_metrics": {t: [o.test[t] for o in base_runs] for t in data.task_names},
+           "computed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    out["history"] = _history(read_verdict(study))
     write_verdict(study, out)
     return out
+
+
+def _history(previous: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The verdicts before this one, oldest first (each without its own history)."""
+    if not previous:
+        return []
+    return list(previous.get("history") or []) + [{k: v for k, v in previous.items() if k != "history"}]
+
+
+def _protocol(study: optuna.Study, plan, seeds: list[int], aa_seeds: list[int], entries: list[dict], budget: dict,
+              top_k: int, ctx: StudyContext, data: MultiTaskData, row_resamples: int) -> dict[str, Any]:
+    """The :class:`VerdictProtocol` of this computation, its looks counted against the stored history."""
+    history = _history(read_verdict(study))
+    design = design_key(seeds, aa_seeds, [(e["name"], e["trial"]) for e in entries], budget)
+    return VerdictProtocol(
+        seeds=tuple(seeds), independent_seeds=tuple(aa_seeds), seed_plan=plan, top_k=top_k,
+        alpha=ctx.search.alpha, budget=dict(budget), metric={s.name: s.primary_metric for s in data.tasks},
+        design=design, test_looks=count_looks(history, design), computations=len(history) + 1,
+        row_resamples=row_resamples).to_dict()
 
 
 def run_verdict(storage: str | optuna.storages.BaseStorage, study_name: str, *, n_seeds: int | None = None,
                 top_k: int | None = None, progress: bool = False) -> dict[str, Any]:
     """Load ``study_name`` from ``storage`` (a URL or an open storage) and :func:`compute_verdict` it."""
     return compute_verdict(load_study(storage, study_name), n_seeds=n_seeds, top_k=top_k, progress=progress)
-
-
-def _mechanism_values(res: TrainResult, data: MultiTaskData) -> tuple[dict | None, dict | None]:
-    import torch
-
-    model = res.model
-    idx = data.indices("val")
-    with torch.no_grad():
-        model.eval()
-        gates = {k: v.float().cpu().tolist() for k, v in model.gate_values(data.x[idx[:2048]]).items()}
-        stitch = {k: v.float().cpu().tolist() for k, v in model.stitch_weights().items()}
-    return (gates or None), (stitch or None)
