@@ -312,3 +312,17 @@ def test_new_fields_are_validated_by_name():
         TrainConfig(min_delta=-0.1)
     old = {k: v for k, v in TrainConfig().to_dict().items() if k in ("epochs", "batch_size", "lr", "seed")}
     assert TrainConfig.from_dict(old).total_steps(5) == 10 * 5  # a stored pre-budget config still loads
+
+
+def test_predict_scores_exactly_as_evaluate(data):
+    """TrainResult.predict gives the per-task best-weight outputs that evaluate scores."""
+    from sharesearch.tasks import compute_metric
+
+    g = SharingGraph.shared_bottom(data.tasks, {"name": "mlp", "input_shape": list(data.input_shape), "widths": [16, 8]})
+    res = train(g, data, TrainConfig(epochs=3, batch_size=64, seed=1))
+    out = res.predict(data, "test")
+    y = data.y[data.indices("test")]
+    metrics = res.evaluate(data, "test")
+    for i, spec in enumerate(data.tasks):
+        assert out[spec.name].shape[0] == y.shape[0]
+        assert compute_metric(spec, spec.primary_metric, out[spec.name], y[:, i]) == metrics[spec.name][spec.primary_metric]

@@ -13,7 +13,7 @@ function on the package's front door.
 """
 
 from ._config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
-from ._loop import Progress, TrainResult, evaluate, resolve_device, step_budget, train
+from ._loop import Progress, TrainResult, evaluate, predict_split, resolve_device, step_budget, train
 from ._schedule import LrSchedule, make_optimizer
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "Progress",
     "train",
     "evaluate",
+    "predict_split",
     "resolve_device",
     "step_budget",
     "LrSchedule",

@@ -19,7 +19,7 @@ Example
 >>> TrainConfig(patience=-1)
 Traceback (most recent call last):
 ...
-sharesearch.training.ConfigError: train config: field 'patience' must be an integer >= 0, got -1
+sharesearch.training._config.ConfigError: train config: field 'patience' must be an integer >= 0, got -1
 """
 
 from __future__ import annotations

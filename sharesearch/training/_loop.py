@@ -56,7 +56,7 @@ from ._config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
 from ._schedule import LrSchedule, make_optimizer
 from ..weighting import make_weighting
 
-__all__ = ["TrainConfig", "TrainResult", "Progress", "train", "evaluate", "resolve_device", "step_budget",
+__all__ = ["TrainConfig", "TrainResult", "Progress", "train", "evaluate", "predict_split", "resolve_device", "step_budget",
            "ConfigError", "OPTIMIZERS", "LR_SCHEDULES"]
 
 
@@ -115,6 +115,14 @@ class TrainResult:
         """The tasks whose best evaluation is the last one."""
         return [t for t in self.best_evaluation if self.still_learning(t)]
 
+    def predict(self, data: MultiTaskData, split: str = "test") -> dict[str, torch.Tensor]:
+        """Raw outputs of every task on ``split`` with its own best weights (``{task: Tensor[N_split, out_dim]}``)."""
+        if self.model is None:
+            raise RuntimeError("this result kept no model (keep_model=False)")
+        cfg = self.config or TrainConfig()
+        return predict_split(self.model, data, split, best_state=self.best_state,
+                             batch_size=cfg.eval_batch_size, amp=cfg.amp)
+
     def evaluate(self, data: MultiTaskData, split: str = "test") -> dict[str, dict[str, float]]:
         """Metrics of every task on ``split`` with its own best weights (autocast as the run's ``amp``)."""
         if self.model is None:
@@ -168,32 +176,41 @@ def evaluate(model: MultiTaskNet, data: MultiTaskData, split: str = "val", *,
     >>> sorted(evaluate(net, d, "val")) == sorted(d.task_names)
     True
     """
-    idx = data.indices(split)
-    x, y = data.x[idx], data.y[idx]
+    out = predict_split(model, data, split, best_state=best_state, batch_size=batch_size, amp=amp)
+    y = data.y[data.indices(split)]
+    return {spec.name: {m: compute_metric(spec, m, out[spec.name], y[:, i]) for m in spec.metrics}
+            for i, spec in enumerate(data.tasks) if spec.name in out}
+
+
+def predict_split(model: MultiTaskNet, data: MultiTaskData, split: str = "val", *,
+                  best_state: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+                  batch_size: int = 8192, amp: bool = False) -> dict[str, torch.Tensor]:
+    """Raw outputs of every task of ``model`` on the rows of ``split`` (``{task: Tensor[N_split, out_dim]}``).
+
+    With ``best_state``, each task is predicted with its own best weights (the
+    model's current weights are restored afterwards); :func:`evaluate` scores these.
+    """
+    x = data.x[data.indices(split)]
     was_training = model.training
     model.eval()
-    res: dict[str, dict[str, float]] = {}
-    ours = [(i, spec) for i, spec in enumerate(data.tasks) if spec.name in model.graph.tasks]
+    names = [spec.name for spec in data.tasks if spec.name in model.graph.tasks]
     try:
         if not best_state:
-            out = _predict(model, x, [spec.name for _, spec in ours], batch_size, amp)
-            for i, spec in ours:
-                res[spec.name] = {m: compute_metric(spec, m, out[spec.name], y[:, i]) for m in spec.metrics}
-        else:
-            params = dict(model.named_parameters())
-            current = {k: v.detach().clone() for k, v in params.items()}
-            for i, spec in ours:
-                with torch.no_grad():
-                    for k, v in best_state.get(spec.name, {}).items():
-                        params[k].copy_(v)
-                out = _predict(model, x, [spec.name], batch_size, amp)
-                res[spec.name] = {m: compute_metric(spec, m, out[spec.name], y[:, i]) for m in spec.metrics}
+            return _predict(model, x, names, batch_size, amp)
+        params = dict(model.named_parameters())
+        current = {k: v.detach().clone() for k, v in params.items()}
+        out: dict[str, torch.Tensor] = {}
+        for name in names:
             with torch.no_grad():
-                for k, v in current.items():
+                for k, v in best_state.get(name, {}).items():
                     params[k].copy_(v)
+            out[name] = _predict(model, x, [name], batch_size, amp)[name]
+        with torch.no_grad():
+            for k, v in current.items():
+                params[k].copy_(v)
+        return out
     finally:
         model.train(was_training)
-    return res
 
 
 def _better(metric_dir: float, new: float, old: float | None) -> bool:
