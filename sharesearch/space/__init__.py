@@ -54,27 +54,34 @@ example (the shipped ``default.toml`` is the full one)::
     expert_dropout = {low = 0.0, high = 0.3, default = 0.0}    #  param: expert_dropout
 
     [train]                 # keys of the trainer's TrainConfig
-    lr = {low = 3e-4, high = 1e-2, log = true}                         # param: lr
+    lr = {low = 1e-4, high = 3e-2, log = true}                         # param: lr
     weight_decay = {low = 1e-6, high = 1e-3, log = true, off = true}   # weight_decay_on, weight_decay
-    epochs = {low = 8, high = 12, default = 10}                        # param: epochs
+    max_steps = 3000        # the budget, one for every run (fixed only): a cap in optimizer steps,
+    eval_every = 50         # validation every 50 steps, early stopping after 10 evaluations without
+    patience = 10           # improvement of any task; also min_delta, warmup_steps (fixed only)
+    lr_schedule = "plateau" # constant | cosine | plateau (fixed only)
     batch_size = {choices = [64, 128, 256], default = 128}             # param: batch_size
     weighting = ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad"]  # param: weighting
     sampling = ["uniform", "proportional"]                             # param: sampling
 
-    [baseline]              # the independent single-task baselines' own small tuning space
-    trials = 8              # tuning trials per baseline (fixed only)
-    lr = {low = 3e-4, high = 1e-2, log = true}       # param: baseline_lr
+    [baseline]              # the control: the independent single-task baselines' own tuning
+    trials = 12             # tuning trials, each training every task in one pass (fixed only)
+    confirm_seeds = 3       # each task's best configurations are retrained with this many seeds...
+    confirm_top = 2         # ...its best 2 by one seed; the task keeps the best mean over the seeds
+    lr = {low = 1e-4, high = 3e-2, log = true}       # param: baseline_lr
     width_mult = {low = 0.5, high = 1.0, default = 1.0}  # x the default widths  param: baseline_width_mult
     weight_decay = 0.0      # off-able                 params: baseline_weight_decay(_on)
-    budget = "max"          # epochs of a baseline: "max" (the candidates' largest) or "default"
+    batch_size = [64, 128, 256]                      # param: baseline_batch_size
+    budget = "max"          # only for spaces that give epochs: "max" (the candidates' largest) or "default"
 
 ``train.weighting`` accepts every registered weighting method
 (:func:`sharesearch.names.weighting_names`; a new one is registered with
 :func:`sharesearch.weighting.register_weighting`). Omitted ``[train]`` keys are left out of ``Candidate.train`` (the trainer's
 defaults apply); omitted mechanisms are fixed off (conditioning ``none``, no
 cross-stitch, λ 0, no MoE); an omitted ``branching.share`` is the range
-``0..max stages``; an omitted ``[baseline]`` field reuses the ``[train]`` field
-(lr, weight_decay; width_mult is then 1). Validation raises
+``0..max stages``; an omitted ``[baseline]`` field reuses the candidates' field
+(lr, weight_decay and batch_size of ``[train]``, width_mult of ``[backbone]``;
+else 1), and baselines always take the ``[train]`` budget keys. Validation raises
 :class:`SpaceError` with one line ``<file>: <dotted.key>: <problem with the
 value>`` (e.g. ``tiny.toml: train.lr: low 0.1 > high 0.01``); unknown names
 list the valid ones.
@@ -92,7 +99,9 @@ Conditional parameters are only suggested when they matter:
   the two would join the same pair of blocks); ``moe`` / ``moe_experts`` / ``moe_stages``
   / ``expert_dropout``;
 * ``lr``, ``weight_decay_on`` / ``weight_decay``, ``epochs``, ``batch_size``, ``weighting``,
-  ``sampling``; baselines: ``baseline_lr``, ``baseline_width_mult``, ``baseline_weight_decay(_on)``.
+  ``sampling``; baselines: ``baseline_lr``, ``baseline_width_mult``, ``baseline_weight_decay(_on)``,
+  ``baseline_batch_size``. The budget keys (``max_steps``, ``eval_every``, ``patience``,
+  ``min_delta``, ``lr_schedule``, ``warmup_steps``) are never parameters.
 
 **Pairwise encoding.** ``share[a~b]`` is an integer in ``0..max stages``: how
 many leading stages tasks ``a`` and ``b`` should share. An arbitrary matrix of
@@ -146,7 +155,7 @@ Example
 >>> cand.graph.partitions()[1]
 (('a', 'b', 'c'),)
 >>> sorted(cand.train)
-['batch_size', 'epochs', 'lr', 'sampling', 'weight_decay', 'weighting']
+['batch_size', 'eval_every', 'lr', 'lr_schedule', 'max_steps', 'patience', 'sampling', 'weight_decay', 'weighting']
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..graph import SharingGraph
 from ._fields import Field, SpaceError
 from ._projection import pair
-from ._schema import TRAIN_KEYS
+from ._schema import BUDGET_KEYS, TRAIN_KEYS
 from ._trial import default, task_names
 
 if TYPE_CHECKING:
@@ -112,21 +112,24 @@ def baseline(space: SearchSpace, pick: Pick, tasks: Mapping[str, int] | Sequence
     """The independent baselines' candidate whose baseline field values ``pick`` chooses.
 
     The budget matches the candidates' (see
-    :meth:`~sharesearch.space.SearchSpace.sample_baseline`).
+    :meth:`~sharesearch.space.SearchSpace.sample_baseline`): the same fixed
+    ``[train]`` budget keys (``max_steps``, ``patience``, ...) and the same
+    tuned settings (lr, weight decay, batch size, width multiplier).
     """
     f = space.fields
     mult = float(pick(f["baseline.width_mult"])) if "baseline.width_mult" in f else 1.0
-    bb = backbone(space, default, input_shape, mult)
+    # the backbone's own width_mult is what baseline_width_mult replaces, not a second factor
+    bb = backbone(space, lambda fl: 1.0 if fl.key == "backbone.width_mult" else default(fl), input_shape, mult)
     train: dict[str, Any] = {}
-    if "baseline.lr" in f:
-        train["lr"] = pick(f["baseline.lr"])
-    if "baseline.weight_decay" in f:
-        train["weight_decay"] = pick(f["baseline.weight_decay"])
+    for k in ("lr", "weight_decay", "batch_size"):
+        if f"baseline.{k}" in f:
+            train[k] = pick(f[f"baseline.{k}"])
     if "train.epochs" in f:
         ep = f["train.epochs"]
         train["epochs"] = ep.max if space.baseline_budget == "max" else ep.default
-    if "train.batch_size" in f:
-        train["batch_size"] = f["train.batch_size"].default
+    for k in BUDGET_KEYS:
+        if f"train.{k}" in f:
+            train[k] = f[f"train.{k}"].value
     if "train.weighting" in f:
         train["weighting"] = "equal"
     if "train.sampling" in f:

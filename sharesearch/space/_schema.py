@@ -32,6 +32,11 @@ BACKBONE_NAMES = ("auto", "mlp", "cnn")
 ENCODINGS = ("auto", "pairwise", "trunk")
 #: baseline epoch budgets
 BUDGETS = ("max", "default")
+#: learning-rate schedules of the trainer (sharesearch.training.LR_SCHEDULES; repeated here because the
+#: space layer sits below the trainer and must not import torch -- tests/test_space.py checks they agree)
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+#: ``[train]`` keys of the one budget every run shares (candidates, references, baselines): fixed values only
+BUDGET_KEYS = ("max_steps", "eval_every", "patience", "min_delta", "lr_schedule", "warmup_steps")
 
 _INT_POS = dict(kind="int", minimum=1)
 #: section -> key -> spec of every field that may be sampled (or fixed)
@@ -62,11 +67,19 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         "batch_size": Spec(param="batch_size", **_INT_POS),
         "weighting": Spec("str", "weighting", names=names.weighting_names),
         "sampling": Spec("str", "sampling", names=names.SAMPLINGS),
+        # the budget (BUDGET_KEYS): one value for every run, so never sampled
+        "max_steps": Spec("int", "max_steps", minimum=1, ranges=False, choices=False),
+        "eval_every": Spec("int", "eval_every", minimum=1, ranges=False, choices=False),
+        "patience": Spec("int", "patience", minimum=0, ranges=False, choices=False),
+        "min_delta": Spec("float", "min_delta", minimum=0.0, ranges=False, choices=False),
+        "lr_schedule": Spec("str", "lr_schedule", names=LR_SCHEDULES, ranges=False, choices=False),
+        "warmup_steps": Spec("int", "warmup_steps", minimum=0, ranges=False, choices=False),
     },
     "baseline": {
         "lr": Spec("float", "baseline_lr", minimum=0.0, min_open=True),
         "width_mult": Spec("float", "baseline_width_mult", minimum=0.0, min_open=True),
         "weight_decay": Spec("float", "baseline_weight_decay", minimum=0.0, off_param="baseline_weight_decay_on"),
+        "batch_size": Spec(param="baseline_batch_size", **_INT_POS),
     },
 }
 #: section -> keys that configure the section rather than sample a parameter
@@ -75,7 +88,7 @@ EXTRA_KEYS = {
     "branching": ("encoding", "max_pairwise_tasks", "linkage"),
     "mechanisms": (),
     "train": (),
-    "baseline": ("trials", "budget"),
+    "baseline": ("trials", "budget", "confirm_seeds", "confirm_top"),
 }
 #: keys of the top level
 TOP_KEYS = ("name", "description", "backbone", "branching", "mechanisms", "train", "baseline")
@@ -102,8 +115,10 @@ class ParsedSpace:
     encoding: str  # task-tree encoding: "auto" | "pairwise" | "trunk"
     max_pairwise_tasks: int  # above this many tasks "auto" uses the trunk encoding
     linkage: str  # how share requests become a tree: "average" | "single"
-    baseline_trials: int  # tuning trials of each independent baseline
-    baseline_budget: str  # epochs of a baseline: "max" | "default"
+    baseline_trials: int  # tuning trials of the independent baselines (one pass trains every task)
+    baseline_budget: str  # epochs of a baseline: "max" | "default" (spaces that still give epochs)
+    baseline_confirm_seeds: int  # more seeds each task's top configurations are retrained with
+    baseline_confirm_top: int  # configurations per task (best single-seed first) retrained with them
 
 
 def parse_space(data: Mapping[str, Any], source: str) -> ParsedSpace:
@@ -123,12 +138,13 @@ def parse_space(data: Mapping[str, Any], source: str) -> ParsedSpace:
     max_stages = int(fields["backbone.stages"].max)
     encoding, max_pairwise, linkage = _parse_branching(p, sec["branching"], fields, max_stages)
     _parse_mechanisms(p, fields, max_stages)
-    trials, budget = _parse_baseline(p, sec["baseline"], fields)
+    trials, budget, confirm_seeds, confirm_top = _parse_baseline(p, sec["baseline"], fields)
     return ParsedSpace(
         data=copy.deepcopy(top), name=top.get("name", Path(source).stem if source else "space"),
         description=top.get("description", ""), fields=fields, width_fields=widths, max_stages=max_stages,
         backbone_name=backbone_name, encoding=encoding, max_pairwise_tasks=max_pairwise, linkage=linkage,
-        baseline_trials=trials, baseline_budget=budget)
+        baseline_trials=trials, baseline_budget=budget, baseline_confirm_seeds=confirm_seeds,
+        baseline_confirm_top=confirm_top)
 
 
 def _parse_backbone(p: Parser, raw: dict, fields: dict[str, Field]) -> tuple[str, list[Field]]:
@@ -188,13 +204,27 @@ def _parse_mechanisms(p: Parser, fields: dict[str, Field], max_stages: int) -> N
         raise p.err("mechanisms.moe_stages", f"{ms.max} > the largest stage count {max_stages}")
 
 
-def _parse_baseline(p: Parser, raw: dict, fields: dict[str, Field]) -> tuple[int, str]:
-    """Trials and budget; an omitted baseline lr / weight decay reuses the ``[train]`` field."""
-    trials = p.scalar(raw.get("trials", 8), "baseline.trials", Spec("int", "", minimum=0))
+def _parse_baseline(p: Parser, raw: dict, fields: dict[str, Field]) -> tuple[int, str, int, int]:
+    """Trials, budget and confirmation; an omitted baseline field reuses the candidates' field.
+
+    The control searches the candidates' training settings (lr, weight decay,
+    batch size; width multiplier from ``backbone.width_mult``) with a
+    comparable number of trials (default 12), and each task's top
+    ``confirm_top`` configurations are retrained with ``confirm_seeds`` seeds.
+    """
+    trials = p.scalar(raw.get("trials", 12), "baseline.trials", Spec("int", "", minimum=0))
     budget = p.scalar(raw.get("budget", "max"), "baseline.budget", Spec("str", "", names=BUDGETS))
+    seeds = p.scalar(raw.get("confirm_seeds", 3), "baseline.confirm_seeds", Spec("int", "", minimum=0))
+    top = p.scalar(raw.get("confirm_top", 2), "baseline.confirm_top", Spec("int", "", minimum=1))
+    if "baseline.width_mult" not in fields and "backbone.width_mult" in fields:
+        spec, mult = SCHEMA["baseline"]["width_mult"], fields["backbone.width_mult"]
+        fields["baseline.width_mult"] = replace(mult, key="baseline.width_mult", param=spec.param)
+    if "baseline.batch_size" not in fields and "train.batch_size" in fields:
+        spec, bs = SCHEMA["baseline"]["batch_size"], fields["train.batch_size"]
+        fields["baseline.batch_size"] = replace(bs, key="baseline.batch_size", param=spec.param)
     for k in ("lr", "weight_decay"):
         if f"baseline.{k}" not in fields and f"train.{k}" in fields:
             spec, train = SCHEMA["baseline"][k], fields[f"train.{k}"]
             fields[f"baseline.{k}"] = replace(train, key=f"baseline.{k}", param=spec.param,
                                               off_param=spec.off_param if train.off_param else None)
-    return trials, budget
+    return trials, budget, seeds, top

@@ -54,7 +54,10 @@ class SearchSpace:
     baseline_trials : int
         Tuning trials of each independent baseline.
     baseline_budget : str
-        Epochs of a baseline: ``"max"`` or ``"default"``.
+        Epochs of a baseline: ``"max"`` or ``"default"`` (spaces that give epochs rather than ``max_steps``).
+    baseline_confirm_seeds, baseline_confirm_top : int
+        Each task's ``baseline_confirm_top`` best tuning configurations are retrained with
+        ``baseline_confirm_seeds`` more seeds and the task keeps the best mean.
     """
 
     def __init__(self, data: Mapping[str, Any], source: str = "<space>", text: str | None = None) -> None:
@@ -72,6 +75,8 @@ class SearchSpace:
         self.linkage = parsed.linkage
         self.baseline_trials = parsed.baseline_trials
         self.baseline_budget = parsed.baseline_budget
+        self.baseline_confirm_seeds = parsed.baseline_confirm_seeds
+        self.baseline_confirm_top = parsed.baseline_confirm_top
         self.text = text if text is not None else to_toml(self._data)
 
     # ------------------------------------------------------- constructors
@@ -189,8 +194,8 @@ class SearchSpace:
 
         >>> from sharesearch.space import load_space
         >>> p = load_space("tiny").reference_params("mmoe", {"a": 1, "b": 1})
-        >>> {k: p[k] for k in ("share[a~b]", "moe", "moe_experts", "cross_stitch", "l2_on", "epochs")}
-        {'share[a~b]': 1, 'moe': True, 'moe_experts': 2, 'cross_stitch': False, 'l2_on': False, 'epochs': 2}
+        >>> {k: p[k] for k in ("share[a~b]", "moe", "moe_experts", "cross_stitch", "l2_on", "batch_size")}
+        {'share[a~b]': 1, 'moe': True, 'moe_experts': 2, 'cross_stitch': False, 'l2_on': False, 'batch_size': 16}
         """
         return _references.reference_params(self, name, tasks)
 
@@ -215,18 +220,20 @@ class SearchSpace:
         """Sample a tuning trial of the independent single-task baselines.
 
         The graph is :meth:`SharingGraph.independent` on the default backbone
-        with its widths times ``baseline_width_mult``; ``baseline_lr`` and
-        ``baseline_weight_decay`` are sampled. The budget matches the
-        candidates': epochs are the ``[train]`` maximum (``budget = "max"``,
-        so a baseline never trains less than a candidate may) or default,
-        the batch size and task sampling are the ``[train]`` defaults, and
-        weighting is ``equal`` (the networks share nothing).
+        with its widths times ``baseline_width_mult``; ``baseline_lr``,
+        ``baseline_weight_decay`` and ``baseline_batch_size`` are sampled
+        (the candidates' own ranges unless ``[baseline]`` gives others). The
+        budget is the candidates': the ``[train]`` budget keys (``max_steps``,
+        ``eval_every``, ``patience``, ``lr_schedule``, ...) are copied, and a
+        space that gives epochs uses their maximum (``budget = "max"``) or
+        default. Task sampling is the ``[train]`` default and weighting is
+        ``equal`` (the networks share nothing).
 
         >>> from sharesearch.space import load_space
-        >>> t = ParamsTrial({"baseline_width_mult": 0.5, "baseline_lr": 1e-3})
+        >>> t = ParamsTrial({"baseline_width_mult": 0.5, "baseline_lr": 1e-3, "baseline_batch_size": 32})
         >>> c = load_space("tiny").sample_baseline(t, {"a": 1}, (4,))
-        >>> c.graph.backbone.widths, c.train["epochs"], c.train["lr"]
-        ((16, 16), 3, 0.001)
+        >>> c.graph.backbone.widths, c.train["max_steps"], c.train["patience"], c.train["batch_size"]
+        ((16, 16), 60, 3, 32)
         """
         return _sampling.baseline(self, Picker(trial), tasks, input_shape)
 
