@@ -29,6 +29,7 @@ from sharesearch.space import (
     shipped_spaces,
     space_text,
 )
+from sharesearch.space._schema import BUDGET_KEYS
 from sharesearch.tasks import TaskSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -114,7 +115,10 @@ def test_every_shipped_space_loads_and_round_trips(name, tmp_path):
 def test_default_space_budget_is_small():
     space = load_space("default")
     f = space.fields
-    assert f["train.epochs"].max <= 12
+    # one step budget with early stopping, the same for every run (fixed, never a parameter)
+    assert "train.epochs" not in f and f["train.max_steps"].value <= 3000 and f["train.patience"].value > 0
+    assert all(f[f"train.{k}"].mode == "fixed" for k in ("max_steps", "eval_every", "patience", "lr_schedule"))
+    assert f["train.lr"].low <= 1e-4 and f["train.lr"].high >= 3e-2  # tuned values sit inside the range
     assert space.max_stages <= 3
     assert max(w.max for w in space.width_fields) * f["backbone.width_mult"].max <= 64
     assert set(space.reference_names()) == set(REFERENCES)
@@ -243,6 +247,7 @@ def test_random_sampling_gives_valid_nested_graphs(name):
     shape = SHAPE[name]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     pair_names = space.branch_params(TASKS6)
+    budget = {k: space.fields[f"train.{k}"].value for k in BUDGET_KEYS if f"train.{k}" in space.fields}
     assert len(pair_names) == 15 and all(n.startswith("share[") for n in pair_names)
     seen = []
 
@@ -253,7 +258,9 @@ def test_random_sampling_gives_valid_nested_graphs(name):
         g.validate()
         assert _nested(g)
         assert g.tasks == tuple(t.name for t in TASKS6)
-        assert set(cand.train) <= {"lr", "weight_decay", "epochs", "batch_size", "weighting", "sampling"}
+        assert set(cand.train) <= {"lr", "weight_decay", "epochs", "batch_size", "weighting", "sampling",
+                                   *BUDGET_KEYS}
+        assert {k: cand.train[k] for k in BUDGET_KEYS if k in cand.train} == budget  # every trial: one budget
         assert set(pair_names) <= set(trial.params)  # every pair, every trial
         req = {tuple(n[6:-1].split("~")): trial.params[n] for n in pair_names}
         proj = project_share_depths(g.tasks, req, g.n_stages)  # the space's default linkage: average
@@ -366,15 +373,35 @@ def test_baseline_sampling_matches_candidate_budget():
     out = []
     study.optimize(lambda t: out.append(space.sample_baseline(t, TASKS6[:2], (12,))) or 0.0, n_trials=5)
     default_bb = space.default_backbone((12,))
+    budget = {k: space.fields[f"train.{k}"].value for k in BUDGET_KEYS if f"train.{k}" in space.fields}
+    assert budget["max_steps"] == 3000
     assert out[0].graph.key() == SharingGraph.independent(TASKS6[:2], default_bb).key()
     for cand, trial in zip(out, study.trials):
         assert set(trial.params) <= {"baseline_lr", "baseline_width_mult", "baseline_weight_decay_on",
-                                     "baseline_weight_decay"}
-        assert cand.train["epochs"] == 12 and cand.train["batch_size"] == 128
+                                     "baseline_weight_decay", "baseline_batch_size"}
+        # the candidates' budget, and their batch sizes (tuned, not fixed at the default)
+        assert {k: cand.train[k] for k in BUDGET_KEYS if k in cand.train} == budget and "epochs" not in cand.train
+        assert cand.train["batch_size"] == trial.params["baseline_batch_size"] in (64, 128, 256)
         assert cand.train["weighting"] == "equal" and cand.graph.partitions()[0] == (("ctr",), ("cvr",))
         m = trial.params["baseline_width_mult"]
         assert list(cand.graph.backbone.widths) == [max(1, int(w * m + 0.5)) for w in default_bb["widths"]]
-    assert space.baseline_trials == 8
+    assert len({t.params["baseline_batch_size"] for t in study.trials}) > 1
+    assert space.baseline_trials == 12 and space.baseline_confirm_seeds == 3
+
+
+def test_budget_keys_are_fixed_only_and_name_the_trainers_schedules():
+    from sharesearch.space._schema import LR_SCHEDULES
+    from sharesearch.training import LR_SCHEDULES as TRAINER_SCHEDULES
+
+    assert LR_SCHEDULES == TRAINER_SCHEDULES
+    with pytest.raises(SpaceError, match="x.toml: train.max_steps: a range is not allowed here"):
+        SearchSpace.from_dict({"backbone": {"widths": [8]}, "train": {"max_steps": {"low": 10, "high": 20}}},
+                              source="x.toml")
+    with pytest.raises(SpaceError, match="x.toml: train.lr_schedule: a choice list is not allowed here"):
+        SearchSpace.from_dict({"backbone": {"widths": [8]}, "train": {"lr_schedule": ["constant", "cosine"]}},
+                              source="x.toml")
+    with pytest.raises(SpaceError, match="x.toml: train.lr_schedule: unknown choice 'cosin'"):
+        SearchSpace.from_dict({"backbone": {"widths": [8]}, "train": {"lr_schedule": "cosin"}}, source="x.toml")
 
 
 def test_candidate_is_frozen():
