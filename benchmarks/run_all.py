@@ -22,6 +22,9 @@ and runs alone with the command shown):
 * ``scale``    -- time and peak memory per trial vs tasks (2, 8, 20) and stages
   (2, 4, 6); a 20-task 6-stage study vs a 24 GiB machine
   (``python benchmarks/bench_scale.py [--quick] [--device cuda]``)
+* ``verdict``  -- calibration (A/A on synthetic-null) and power (shared-bottom's negative
+  transfer on synthetic-planted) of the verdict; recovery of the planted clusters by a search
+  (``python benchmarks/bench_verdict.py --part calibration|power|recovery``)
 * ``gpu``      -- CUDA only: trials/hour with 1, 2, 4 workers on one GPU, bf16 vs
   fp32 step, torch.compile vs eager (``python benchmarks/bench_gpu.py [--quick]``);
   skipped without CUDA. ``benchmarks/gpu_check.sh`` runs everything on a GPU machine.
@@ -58,6 +61,7 @@ BENCHMARKS = {
     "sampler": "bench_sampler",
     "scale": "bench_scale",
     "gpu": "bench_gpu",
+    "verdict": "bench_verdict",
 }
 _LINE = re.compile(r"^(?P<what>.*): (?P<ours_label>.+?) (?P<ours>[-+0-9.e]+) ?(?P<ours_unit>\S*) vs "
                    r"(?P<theirs_label>.+?) (?P<theirs>[-+0-9.e]+) ?(?P<theirs_unit>\S*) -> (?P<ratio>[-+0-9.e]+|inf|nan)x$")

@@ -42,10 +42,14 @@ def _smallest(mod, monkeypatch):
                                            "study": (3, 3), "n_trials": 2, "rounds": 1})
     elif name == "bench_train":
         monkeypatch.setattr(mod, "EPOCHS", 1)
+    elif name == "bench_verdict":
+        monkeypatch.setattr(mod, "QUICK", {**mod.QUICK, "calibration_seeds": 1, "power_seeds": 1, "n": 200,
+                                           "row_resamples": 5})
+        monkeypatch.setattr(mod, "QUICK_PROTOCOL", mod.QUICK_PROTOCOL.updated(max_steps=4, eval_every=2))
 
 
 @pytest.mark.parametrize("name", ["bench_network", "bench_batching", "bench_train", "bench_e2e",
-                                  "bench_sampler", "bench_scale", "bench_gpu"])
+                                  "bench_sampler", "bench_scale", "bench_gpu", "bench_verdict"])
 def test_benchmark_prints_a_ratio(name, bench, monkeypatch, capsys):
     mod = bench(name)
     _smallest(mod, monkeypatch)

@@ -1,0 +1,213 @@
+"""Is the verdict right? Calibration, power and recovery on synthetic data where the truth is known.
+
+* ``calibration`` -- ``synthetic-null`` (no task shares signal with another), over many data
+  seeds: the control (independent networks) against the same networks retrained with a disjoint
+  set of seeds -- an A/A test. Prints how often the Δm interval covers 0 (nominal 1 - alpha) and the
+  per-task rate of "negative transfer" verdicts (nominal at most alpha).
+* ``power`` -- ``synthetic-planted`` (a cluster of 3, a cluster of 2, one unrelated task;
+  nonlinear targets; binary and regression mixed; 40% of labels missing): shared-bottom against the
+  control, seeds per arm from :func:`sharesearch.verdict.seeds_for_power` at the control's measured
+  spread. Prints how often the unrelated task's negative transfer is flagged (Holm over the tasks).
+* ``recovery`` -- the default search on ``synthetic-planted`` over data seeds: does the best
+  topology group exactly the planted clusters, and does it beat shared-bottom and independent on
+  test? Prints one row per data seed.
+
+Every arm is trained under one protocol (``PROTOCOL``: a budget in optimizer steps with early
+stopping on validation) and tested once; intervals include test-row sampling variance (rows
+resampled paired across arms). Lines read ``what: observed X vs target Y -> ratio x``.
+
+Commands::
+
+    python benchmarks/bench_verdict.py --part calibration      # 20 data seeds
+    python benchmarks/bench_verdict.py --part power            # 10 data seeds
+    python benchmarks/bench_verdict.py --part recovery         # 5 data seeds, a full search each
+    python benchmarks/bench_verdict.py --quick                 # every part, tiny (a smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import setup_threads  # noqa: E402
+
+from sharesearch.data import load_data  # noqa: E402
+from sharesearch.graph import SharingGraph  # noqa: E402
+from sharesearch.tasks import compute_metric, metric_direction  # noqa: E402
+from sharesearch.training import TrainConfig, train  # noqa: E402
+from sharesearch.verdict import RowPredictions, seeds_for_power, task_verdicts  # noqa: E402
+
+#: one training protocol for every arm: a step budget with early stopping on validation
+PROTOCOL = TrainConfig(batch_size=128, lr=3e-3, max_steps=3000, eval_every=50, patience=10,
+                       lr_schedule="plateau")
+FULL = {"calibration_seeds": 20, "power_seeds": 10, "recovery_seeds": 5, "calibration_runs": 6,
+        "n": 1500, "row_resamples": 200, "n_trials": 40}
+QUICK = {"calibration_seeds": 2, "power_seeds": 2, "recovery_seeds": 1, "calibration_runs": 2,
+         "n": 300, "row_resamples": 20, "n_trials": 6}
+QUICK_PROTOCOL = PROTOCOL.updated(max_steps=40, eval_every=10, patience=2)
+ALPHA = 0.05
+
+
+def _backbone(data) -> dict:
+    return {"name": "mlp", "input_shape": list(data.input_shape), "widths": [64, 64, 32]}
+
+
+def _arm(graph: SharingGraph, data, seeds, cfg: TrainConfig):
+    """Test metric per task per run, and each run's per-row test outputs (numpy)."""
+    metrics = {t.name: [] for t in data.tasks}
+    preds = {t.name: [] for t in data.tasks}
+    for seed in seeds:
+        res = train(graph, data, cfg.updated(seed=seed))
+        if res.status != "ok":
+            for t in data.tasks:
+                metrics[t.name].append(float("nan"))
+                preds[t.name].append(np.full((int((data.split == 2).sum()), t.out_dim), np.nan, np.float32))
+            continue
+        test = res.evaluate(data, "test")
+        out = res.predict(data, "test")
+        for t in data.tasks:
+            metrics[t.name].append(test[t.name][t.primary_metric])
+            preds[t.name].append(out[t.name].cpu().numpy())
+    return metrics, preds
+
+
+def _verdict(cand, base, data, resamples: int, arm: str):
+    """task_verdicts with the test rows resampled paired across the two arms."""
+    specs = {t.name: t for t in data.tasks}
+    y = data.y[data.indices("test")].numpy()
+
+    def metric(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        spec = specs[task]
+        return compute_metric(spec, spec.primary_metric, torch.from_numpy(y_pred), torch.from_numpy(y_true))
+
+    rows = RowPredictions(y_true={t.name: y[:, i] for i, t in enumerate(data.tasks)}, candidate=cand[1],
+                          baseline=base[1], metric=metric, n_resamples=resamples)
+    directions = {t.name: metric_direction(t.primary_metric) for t in data.tasks}
+    return task_verdicts(cand[0], base[0], directions, alpha=ALPHA, rows=rows, arm=arm,
+                         weights={t.name: t.weight for t in data.tasks})
+
+
+def calibration(p: dict, cfg: TrainConfig) -> list[str]:
+    covered, negatives, tests = 0, 0, 0
+    k = p["calibration_runs"]
+    for s in range(p["calibration_seeds"]):
+        data = load_data("synthetic-null", n=p["n"], seed=s)
+        g = SharingGraph.independent(data.tasks, _backbone(data))
+        control = _arm(g, data, range(k), cfg)
+        again = _arm(g, data, range(1000, 1000 + k), cfg)  # the same networks, disjoint seeds: A/A
+        v = _verdict(again, control, data, p["row_resamples"], "independent (A/A)")
+        lo, hi = v.delta_m_ci
+        covered += lo <= 0 <= hi
+        negatives += sum(tv.verdict == "negative transfer" for tv in v.tasks)
+        tests += len(v.tasks)
+        print(f"# calibration seed {s}: Δm {v.delta_m:+.4f} [{lo:+.4f}, {hi:+.4f}] "
+              f"labels {[tv.verdict for tv in v.tasks]}", flush=True)
+    n = p["calibration_seeds"]
+    cov, fp = covered / n, negatives / tests
+    return [_line(f"calibration (synthetic-null, {n} data seeds, {k} runs per arm): A/A Δm interval covers 0",
+                  cov, 1 - ALPHA),
+            _line(f"calibration (synthetic-null, {n} data seeds): per-task 'negative transfer' rate, A/A",
+                  fp, ALPHA)]
+
+
+def power(p: dict, cfg: TrainConfig) -> list[str]:
+    flagged, n = 0, p["power_seeds"]
+    k = None
+    for s in range(n):
+        data = load_data("synthetic-planted", n=p["n"], seed=s)
+        unrelated = data.meta["clusters"][-1][0]
+        ind = SharingGraph.independent(data.tasks, _backbone(data))
+        if k is None:  # seeds per arm from the control's measured spread (first data seed, 6 pilot runs)
+            pilot = _arm(ind, data, range(6 if p is FULL else 2), cfg)[0]
+            cv = max(float(np.std(v, ddof=1) / abs(np.mean(v))) for v in pilot.values())
+            k = min(max(seeds_for_power(cv, effect=0.10, n_tasks=len(data.tasks), alpha=ALPHA, power=0.80), 5), 20)
+            if p is not FULL:
+                k = 2
+            print(f"# power: control cv {cv:.3f} -> {k} seeds per arm", flush=True)
+        control = _arm(ind, data, range(k), cfg)
+        sb = _arm(SharingGraph.shared_bottom(data.tasks, _backbone(data)), data, range(k), cfg)
+        v = _verdict(sb, control, data, p["row_resamples"], "shared-bottom")
+        tv = v.get(unrelated)
+        flagged += tv.verdict == "negative transfer"
+        print(f"# power seed {s}: {unrelated} Δ {tv.delta:+.4f} [{tv.delta_ci[0]:+.4f}, {tv.delta_ci[1]:+.4f}] "
+              f"p_holm {tv.p_holm:.4g} -> {tv.verdict}", flush=True)
+    return [_line(f"power (synthetic-planted, {n} data seeds, {k} seeds per arm): shared-bottom's negative "
+                  "transfer on the unrelated task flagged", flagged / n, 0.80)]
+
+
+def recovery(p: dict, cfg: TrainConfig) -> list[str]:
+    from sharesearch.search import SearchConfig, run_search, study_results
+    from sharesearch.space import load_space
+
+    hits, n = 0, p["recovery_seeds"]
+    for s in range(n):
+        data = load_data("synthetic-planted", n=p["n"], seed=s)
+        planted = sorted(sorted(c) for c in data.meta["clusters"])
+        with tempfile.TemporaryDirectory() as runs:
+            study = run_search(data, {"source": "synthetic-planted", "options": {"n": p["n"], "seed": s}},
+                               load_space("default"), runs_dir=runs,
+                               config=SearchConfig(n_trials=p["n_trials"], seed=s), progress=False)
+            results = study_results(study)
+        best = _best_candidate(results)
+        groups = sorted(sorted(g) for g in best["partition"]) if best else None
+        ok = groups == planted and best["beats"]
+        hits += ok
+        print(f"# recovery seed {s}: best first-stage groups {groups} (planted {planted}); "
+              f"test Δm {best['delta_m'] if best else float('nan'):+.4f}; beats shared-bottom and "
+              f"independent: {best['beats'] if best else False} -> {'yes' if ok else 'no'}", flush=True)
+    return [_line(f"recovery (synthetic-planted, {n} data seeds, {p['n_trials']} trials): best topology groups "
+                  "exactly the planted clusters and beats shared-bottom and independent on test", hits / n, 0.8)]
+
+
+def _best_candidate(results: dict) -> dict | None:
+    """The verdict's best searched candidate: its first-stage partition, test Δm, and whether it beats both references."""
+    verdict = results.get("verdict") or {}
+    cands = verdict.get("candidates", [])
+    by_name = {c["name"]: c for c in cands}
+    searched = [c for c in cands if c.get("name", "").startswith("trial")]
+    if not searched:
+        return None
+    best = searched[0]
+    graph = SharingGraph.from_dict(best["graph"])
+    dm = best["verdict"]["delta_m"]
+    refs = [by_name[r]["verdict"]["delta_m"] for r in ("shared-bottom", "independent") if r in by_name]
+    return {"partition": graph.partitions()[1], "delta_m": dm, "beats": all(dm > r for r in refs)}
+
+
+def _line(what: str, observed: float, target: float) -> str:
+    ratio = observed / target if target else float("nan")
+    line = f"{what}: observed {observed:.3f} share vs target {target:.3f} share -> {ratio:.2f}x"
+    print(line, flush=True)
+    return line
+
+
+PARTS = {"calibration": calibration, "power": power, "recovery": recovery}
+
+
+def main(quick: bool = False, device: str = "cpu", parts=("calibration", "power")) -> list[str]:
+    setup_threads()
+    p = QUICK if quick else FULL
+    cfg = (QUICK_PROTOCOL if quick else PROTOCOL).updated(device=device)
+    lines: list[str] = []
+    for part in parts:
+        t0 = time.perf_counter()
+        lines += PARTS[part](p, cfg)
+        print(f"# {part}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return lines
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--part", action="append", choices=sorted(PARTS), default=None)
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args()
+    main(quick=a.quick, device=a.device, parts=a.part or ("calibration", "power", "recovery") if a.quick
+         else a.part or ("calibration", "power"))
