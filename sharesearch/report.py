@@ -46,13 +46,20 @@ Results schema (``schema_version`` 1)
      "importances": {param: float},
      "baselines": {task: {"val_metric": float, "config": {...}}},
      "verdict": None | {
-         "protocol": {"selection": "validation", "test_used_once": true, "seeds": [...], "alpha": float, ...},
+         "protocol": VerdictProtocol.to_dict() (sharesearch.search._protocol): {"seeds": [...],
+                      "independent_seeds": [...], "n_seeds": int, "seeds_why": str, "seed_plan": {...},
+                      "test_looks": int, "test_used_once": bool, "computations": int, "budget": {...},
+                      "alpha": float, "selection": "validation", ...},
          "candidates": [{"name": str, "trial": int | None, "graph": SharingGraph.to_dict(),
                          "verdict": Verdict.to_dict(),   # tasks[], delta_m, delta_m_ci, alpha
                          "test_metrics": {task: [per seed]},
+                         "runs": {"seeds": [...], "n_runs": int, "n_diverged": int,      # optional
+                                  "n_still_learning": int, "still_learning_tasks": {task: int}},
                          "gates": {moe node: [[per expert] per task]} | None,
                          "stitch": {"stage<l>:<tasks>": [[...]]} | None}],
-         "baseline_test_metrics": {task: [per seed]}},
+         "baseline_test_metrics": {task: [per seed]},
+         "control": {"seeds": [...], "n_runs": int, ...},        # the control's runs, as "runs" above
+         "history": [older verdict dicts, oldest first]},        # earlier looks at the test split
      "reproducibility": {"versions": {pkg: version}, "seeds": [...] | {...},
                          "data_fingerprint": str, "selection_protocol": str,
                          "search_space_file": str},
@@ -421,6 +428,49 @@ def _control_warning(candidates: list[Mapping]) -> str:
     return ""
 
 
+def _looks(verdict: Mapping) -> int:
+    """How many verdict designs have looked at the test split (1 for verdicts that did not count)."""
+    proto = verdict.get("protocol") or {}
+    return int(proto.get("test_looks") or (1 if proto.get("test_used_once", True) else 2))
+
+
+def _looks_warning(verdict: Mapping) -> str:
+    """A warning when the test split was looked at more than once (a recomputed verdict)."""
+    n = _looks(verdict)
+    if n <= 1:
+        return ""
+    return (f"Warning: this study has looked at the test split {n} times (verdicts recomputed with other seeds "
+            "or top-k), so the test split is no longer an untouched hold-out: a verdict chosen after seeing an "
+            "earlier one is optimistic. The earlier verdicts are kept under verdict.history in report.json.")
+
+
+def _runs_note(c: Mapping) -> str:
+    """An arm's runs in words: seeds, diverged runs and runs still improving at the budget's end."""
+    runs = c.get("runs") or {}
+    if not runs:
+        return ""
+    n = runs.get("n_runs", 0)
+    parts = [f"{n} runs (seeds {runs.get('seeds', [])})"]
+    if runs.get("n_diverged"):
+        parts.append(f"{runs['n_diverged']} of {n} runs diverged (counted, left out of the statistics)")
+    if runs.get("n_still_learning"):
+        tasks = ", ".join(f"{t} ×{k}" for t, k in (runs.get("still_learning_tasks") or {}).items())
+        parts.append(f"{runs['n_still_learning']} of {n} runs still improving at the budget's end: raise "
+                     f"max_steps (best evaluation was the last one: {tasks})")
+    return "; ".join(parts) + "."
+
+
+def _protocol_line(verdict: Mapping) -> str:
+    """The verdict protocol in one sentence: looks at test, seeds and why, α."""
+    proto = verdict.get("protocol") or {}
+    n = _looks(verdict)
+    looks = "Test split used once" if n == 1 else f"Test split looked at {n} times"
+    why = proto.get("seeds_why") or f"seeds {proto.get('seeds', '')}"
+    return (f"{looks}, after selection on {proto.get('selection', 'validation')}; {why}; "
+            f"α = {proto.get('alpha', '')}; every arm and the control (the tuned independent networks) trained "
+            f"with the same seeds and budget {jsonable(proto.get('budget', {}))}.")
+
+
 def _kv_table(d: Mapping, cls: str = "kv") -> str:
     rows = "".join(f"<tr><th>{_h(k)}</th><td>{_h(v if isinstance(v, str) else json.dumps(jsonable(v)))}</td></tr>"
                    for k, v in d.items())
@@ -503,22 +553,25 @@ def report_html(results: Mapping) -> str:
     best_c, best_t = best_candidate(results)
     if verdict.get("candidates"):
         proto = verdict.get("protocol") or {}
-        warning = _control_warning(verdict["candidates"])
-        if warning:
-            parts.append(f'<p class="warning">{_h(warning)}</p>')
-        parts.append(f'<p class="muted">Test split used once, after selection on '
-                     f'{_h(proto.get("selection", "validation"))}; seeds {_h(proto.get("seeds", ""))}; '
-                     f'α = {_h(proto.get("alpha", ""))}. Δ<sub>t</sub> is the relative change against the '
+        for warning in (_looks_warning(verdict), _control_warning(verdict["candidates"])):
+            if warning:
+                parts.append(f'<p class="warning">{_h(warning)}</p>')
+        parts.append(f'<p class="muted">{_h(_protocol_line(verdict))} Δ<sub>t</sub> is the relative change against the '
                      f'independent single-task baseline (positive: sharing helped). Red: negative transfer, '
                      f'green: positive transfer (Holm-corrected), blue: equivalent within the margin (TOST), '
                      f'grey: inconclusive (see its minimum detectable effect) or untestable. '
                      f'“No significant difference” is not “no negative transfer”: only “equivalent” says that.</p>')
+        if _runs_note({"runs": verdict.get("control")}):
+            parts.append(f'<p class="muted">Control: {_h(_runs_note({"runs": verdict.get("control")}))}</p>')
         ordered = [best_c] + [c for c in verdict["candidates"] if c is not best_c]
         for c in ordered:
             tag = " (best on validation)" if c is best_c else ""
             trial = (f", trial {_h(c['trial'])}" if c.get("trial") is not None
                      and c.get("name") != f"trial {c['trial']}" else "")
             parts.append(f'<h3 class="candidate">{_h(c.get("name", ""))}{trial}{tag}</h3>')
+            if _runs_note(c):
+                cls = "warning" if (c.get("runs") or {}).get("n_still_learning") else "muted"
+                parts.append(f'<p class="{cls}">{_h(_runs_note(c))}</p>')
             parts.append(_verdict_table(c.get("verdict") or {}))
     else:
         parts.append('<p>No verdict yet: run <code>sharesearch verdict</code> to retrain the best candidates '
@@ -638,11 +691,15 @@ def _markdown_verdict(best_c: Mapping, results: Mapping) -> list[str]:
     """The summary's verdict section for the best candidate: Δm, the per-task table, the methods."""
     proto = (results.get("verdict") or {}).get("protocol") or {}
     v = _verdict_record(best_c.get("verdict"))
+    verdict = results.get("verdict") or {}
     lines = [f"## Verdict: {_md(best_c.get('name', ''))} (best on validation; test, seeds "
              f"{proto.get('seeds', '?')}, α = {v.alpha if v else proto.get('alpha', '?')})", ""]
-    warning = _control_warning((results.get("verdict") or {}).get("candidates") or [])
-    if warning:
-        lines += [f"> {warning}", ""]
+    for warning in (_looks_warning(verdict), _control_warning(verdict.get("candidates") or [])):
+        if warning:
+            lines += [f"> {warning}", ""]
+    lines += [_protocol_line(verdict), ""]
+    if _runs_note(best_c):
+        lines += [f"Runs: {_runs_note(best_c)}", ""]
     if v is None:
         return lines + ["The verdict could not be read."]
     lines += [f"**Δm = {fmt.delta(v.delta_m)}** {fmt.interval(*v.delta_m_ci, fmt.delta)}", "",
@@ -681,6 +738,9 @@ def markdown_summary(results: Mapping, files: Mapping[str, Path | str] | None = 
             lines.append("Other verified architectures (test Δm): " + "; ".join(
                 f"{_md(c.get('name', ''))} {fmt.delta((c.get('verdict') or {}).get('delta_m'))} "
                 f"{_ci((c.get('verdict') or {}).get('delta_m_ci'), fmt.delta)}" for c in others))
+            notes = [f"- {_md(c.get('name', ''))}: {_runs_note(c)}" for c in others if _runs_note(c)]
+            if notes:
+                lines += ["", "Runs of each arm:", ""] + notes
     else:
         lines.append("## No verdict yet")
         lines.append("")

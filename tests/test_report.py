@@ -327,3 +327,25 @@ def test_config_values_and_old_verdicts_render():
             t.pop(k)
     md = markdown_summary(old)
     assert "**negative transfer**" in md and "**positive transfer**" in md and "**inconclusive (MDE –)**" in md
+
+
+def test_second_look_at_test_and_still_learning_arms_are_flagged(tmp_path):
+    results = make_results()
+    v = results["verdict"]
+    assert not _looks_flagged(results)  # the fixture's verdict: one look, no run summaries
+    v["protocol"].update(test_looks=2, test_used_once=False, seeds_why="5 seeds per arm: seeds_for_power(...)")
+    v["candidates"][0]["runs"] = {"seeds": [1000, 1001], "n_runs": 2, "n_diverged": 1, "n_still_learning": 2,
+                                  "still_learning_tasks": {"price": 2}}
+    v["history"] = [{"protocol": {"test_looks": 1}, "candidates": []}]
+    paths = write_report(results, tmp_path / "out")
+    for text in (paths["html"].read_text(encoding="utf-8"), paths["markdown"].read_text(encoding="utf-8")):
+        assert "looked at the test split 2 times" in text and "Test split looked at 2 times" in text
+        assert "still improving at the budget&#x27;s end: raise max_steps" in text or \
+            "still improving at the budget's end: raise max_steps" in text
+        assert "1 of 2 runs diverged" in text and "seeds_for_power" in text
+    assert "Test split used once" not in paths["html"].read_text(encoding="utf-8")
+    assert json.loads(paths["json"].read_text())["verdict"]["history"][0]["protocol"]["test_looks"] == 1
+
+
+def _looks_flagged(results) -> bool:
+    return "looked at the test split" in markdown_summary(results)

@@ -90,7 +90,18 @@ def _reproducibility(ctx: StudyContext, verdict: dict[str, Any] | None) -> dict[
         "seeds": {"search": ctx.search.seed, "split": ctx.data.split_seed,
                   "verdict": (verdict or {}).get("protocol", {}).get("seeds", [])},
         "data_fingerprint": ctx.data.fingerprint,
-        "selection_protocol": ("models selected on the validation split; the test split is used once, by the "
-                               "verdict, after the search; baselines tuned on validation with the same budget"),
+        "selection_protocol": _selection_protocol(verdict),
         "search_space_file": ctx.space_text,
     }
+
+
+def _selection_protocol(verdict: dict[str, Any] | None) -> str:
+    """The selection protocol in words, with the number of looks at the test split the verdicts recorded."""
+    text = "models selected on the validation split; baselines tuned on validation"
+    if not verdict:
+        return text + "; the test split not used yet (no verdict)"
+    proto = verdict.get("protocol") or {}
+    looks = int(proto.get("test_looks") or 1)
+    used = "used once, by the verdict" if looks == 1 else f"looked at {looks} times (verdicts recomputed)"
+    return (f"{text}; the test split {used}, after the search; every arm and the control trained with the same "
+            f"seeds and budget; {proto.get('seeds_why', '')}").rstrip("; ")

@@ -1,0 +1,123 @@
+"""The verdict's runs: seeds by power, matched seeds, test looks, diverged and still-learning runs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sharesearch.data import load_data
+from sharesearch.report import markdown_summary, report_html
+from sharesearch.search import SearchConfig, compute_verdict, load_results, run_search
+from sharesearch.search import _verdict_arms, _verdict_runs
+from sharesearch.search._protocol import SEED_RANGE, VerdictProtocol, plan_seeds
+from sharesearch.space import load_space
+from sharesearch.training import TrainConfig
+from sharesearch.verdict import seeds_for_power
+
+SOURCE = {"source": "synthetic-mmoe", "options": {"n": 300, "d": 6, "seed": 2, "clusters": [[0, 1], [2]]}}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data("synthetic-mmoe", n=300, d=6, seed=2, clusters=[[0, 1], [2]])
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, data):
+    tmp_path = tmp_path_factory.mktemp("verdict")
+    cfg = SearchConfig(n_trials=3, n_seeds=2, top_k=1, references=("independent", "shared-bottom"))
+    return run_search(data, SOURCE, load_space("tiny"), storage=f"sqlite:///{tmp_path / 'v.db'}", study_name="v",
+                      config=cfg, train_base=TrainConfig(device="cpu", max_steps=4, eval_every=2), progress=False)
+
+
+@pytest.mark.parametrize("cv", [0.02, 0.07, 0.3])
+def test_seed_count_follows_seeds_for_power_from_the_spread(cv):
+    plan = plan_seeds(None, {"a": cv / 2, "b": cv, "c": math.nan}, alpha=0.05, source="pilot")
+    need = seeds_for_power(cv, 0.10, n_tasks=3, alpha=0.05, power=0.80)
+    assert (plan.rule, plan.cv, plan.cv_task, plan.n_required) == ("power", cv, "b", need)
+    assert plan.n_seeds == min(max(need, SEED_RANGE[0]), SEED_RANGE[1])
+    assert str(plan.n_seeds) in plan.describe() and "effect=10%" in plan.describe()
+    assert plan_seeds(7, {"a": cv}, alpha=0.05).n_seeds == 7
+
+
+def test_auto_seeds_come_from_a_pilot_of_the_control(study, data, monkeypatch):
+    v = compute_verdict(study, data, row_resamples=0, top_k=0)  # SearchConfig(n_seeds=2): explicit
+    assert v["protocol"]["seed_plan"]["rule"] == "explicit" and v["protocol"]["n_seeds"] == 2
+    monkeypatch.setattr(_verdict_runs, "plan_seeds",  # a small clip range keeps the test fast
+                        lambda n, cv, **kw: plan_seeds(n, cv, seed_range=(2, 3), **kw))
+    ctx = study.user_attrs["sharesearch"]
+    study.set_user_attr("sharesearch", {**ctx, "search": {**ctx["search"], "n_seeds": 3}})  # the default: auto
+    try:
+        v = compute_verdict(study, data, row_resamples=0, top_k=0)
+    finally:
+        study.set_user_attr("sharesearch", ctx)
+    plan = v["protocol"]["seed_plan"]
+    assert plan["rule"] == "power" and plan["cv_source"] == "pilot of 3 control seeds"
+    need = seeds_for_power(plan["cv"], 0.10, n_tasks=len(data.tasks), alpha=0.05, power=0.80)
+    assert plan["n_required"] == need and v["protocol"]["n_seeds"] == min(max(need, 2), 3)
+    assert plan["cv"] == max(c for c in plan["cv_by_task"].values() if c is not None and math.isfinite(c))
+
+
+def test_arms_and_control_share_seeds_and_the_aa_arm_gets_disjoint_ones(study, data, monkeypatch):
+    seen: list[tuple[str, int, int | None]] = []
+    real = _verdict_arms.train
+
+    def spy(graph, d, config, **kw):
+        seen.append((graph.key(), config.seed, config.max_steps))
+        return real(graph, d, config, **kw)
+
+    monkeypatch.setattr(_verdict_arms, "train", spy)
+    v = compute_verdict(study, data, n_seeds=2, row_resamples=20)
+    proto = VerdictProtocol.from_dict(v["protocol"])
+    assert set(proto.seeds).isdisjoint(proto.independent_seeds) and len(proto.independent_seeds) == 2
+    runs = {c["name"]: c["runs"]["seeds"] for c in v["candidates"]}
+    assert runs.pop("independent") == list(proto.independent_seeds)
+    assert runs and all(s == list(proto.seeds) for s in runs.values())
+    assert v["control"]["seeds"] == list(proto.seeds)
+    assert {s for _, s, _ in seen} == set(proto.seeds) | set(proto.independent_seeds)
+    assert {m for _, _, m in seen} == {proto.budget["max_steps"]} == {4}  # one budget for every training
+    for c in v["candidates"]:
+        assert "test-row bootstrap" in c["verdict"]["delta_m_method"]
+        assert all(tv["n_candidate"] == 2 and tv["n_baseline"] == 2 for tv in c["verdict"]["tasks"])
+
+
+def test_a_second_verdict_is_a_second_look_and_keeps_the_first(study, data):
+    study.set_user_attr("verdict", None)  # forget the other tests' verdicts
+    first = compute_verdict(study, data, n_seeds=2, row_resamples=0, top_k=0)
+    assert first["protocol"]["test_used_once"] and first["protocol"]["test_looks"] == 1 and not first["history"]
+    same = compute_verdict(study, data, n_seeds=2, row_resamples=0, top_k=0)  # same design: same look
+    assert same["protocol"]["test_looks"] == 1 and same["protocol"]["computations"] == 2
+    second = compute_verdict(study, data, n_seeds=3, row_resamples=0, top_k=0)
+    assert second["protocol"]["test_looks"] == 2 and second["protocol"]["test_used_once"] is False
+    assert [h["protocol"]["n_seeds"] for h in second["history"]] == [2, 2]
+    assert second["history"][0]["candidates"] == first["candidates"]
+    results = load_results(study._storage, "v")
+    assert "looked at the test split 2 times" in markdown_summary(results)
+    assert "looked at the test split 2 times" in report_html(results)
+
+
+def test_a_diverged_arm_is_reported_with_its_count(study, data, monkeypatch):
+    real = _verdict_arms.train
+
+    def diverge_shared_bottom(graph, d, config, **kw):
+        res = real(graph, d, config, **kw)
+        first = graph.partitions()[0]
+        if len(first) == 1 and len(first[0]) > 1 and config.seed == 1000:  # shared-bottom, first seed
+            res.status = "diverged"
+        return res
+
+    monkeypatch.setattr(_verdict_arms, "train", diverge_shared_bottom)
+    v = compute_verdict(study, data, n_seeds=3, row_resamples=20, top_k=0)
+    sb = next(c for c in v["candidates"] if c["name"] == "shared-bottom")
+    assert sb["runs"]["n_diverged"] == 1 and sb["verdict"]["n_diverged_candidate"] == 1
+    assert all(math.isnan(x) for x in (sb["test_metrics"][t][0] for t in data.task_names))
+    assert "diverged" in markdown_summary(load_results(study._storage, "v"))
+
+
+def test_still_learning_runs_are_flagged_when_the_budget_is_cut_short(study, data):
+    v = compute_verdict(study, data, n_seeds=2, row_resamples=0, top_k=0)  # 4 steps: nothing converges
+    flagged = [c for c in v["candidates"] if c["runs"]["n_still_learning"]]
+    assert flagged and all(set(c["runs"]["still_learning_tasks"]) <= set(data.task_names) for c in flagged)
+    html = report_html(load_results(study._storage, "v"))
+    assert "still improving at the budget's end: raise max_steps" in html
