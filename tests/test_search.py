@@ -18,6 +18,8 @@ from optuna.trial import TrialState
 from sharesearch.data import load_data
 from sharesearch.search import (
     SearchConfig,
+    enqueue_references,
+    make_pruner,
     SearchError,
     TrialRecord,
     baseline_study_name,
@@ -32,8 +34,14 @@ from sharesearch.search import (
     run_worker,
     study_results,
 )
-from sharesearch.space import load_space
+from sharesearch.search._baselines import confirmation_seeds
+from sharesearch.search._records import BaselineTrialRecord, confirmation_of
+from sharesearch.search._study import step_cap
+from sharesearch.space import SearchSpace, load_space
+from sharesearch.space._schema import BUDGET_KEYS
+from sharesearch.tasks import sign
 from sharesearch.training import TrainConfig
+from sharesearch.verdict import VERDICTS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +74,7 @@ def test_search_enqueues_references_first_and_stores_a_verdict(tmp_path, data):
     assert {"independent", "shared-bottom", "mmoe", "cross-stitch"} <= set(names)
     for cand in verdict["candidates"]:
         for tv in cand["verdict"]["tasks"]:
-            assert tv["verdict"] in ("negative transfer", "gain", "no significant difference")
+            assert tv["verdict"] in VERDICTS
             assert tv["n_candidate"] == 2 and tv["n_baseline"] == 2
     results = load_results(study._storage, "s")
     assert results["verdict"] == verdict and len(results["trials"]) == len(trials)
@@ -268,3 +276,105 @@ def test_best_trials_carry_their_topology_for_optuna_dashboard(tmp_path, data):
     assert any(f"topology-trial-{best.number}" in k for k in attrs), sorted(attrs)[:10]
     notes = [v for k, v in attrs.items() if "note" in k and isinstance(v, str)]
     assert any(f"Trial {best.number}" in v for v in notes)
+
+
+# ------------------------------------------------- matched control, budget, pruning
+class _PruneAll(optuna.pruners.BasePruner):
+    """The most aggressive pruner: every trial that reported anything is pruned."""
+
+    def prune(self, study, trial) -> bool:
+        return bool(trial.intermediate_values)
+
+
+def _confirming_space() -> SearchSpace:
+    d = load_space("tiny").to_dict()
+    d["baseline"].update(trials=3, confirm_seeds=2, confirm_top=2)
+    return SearchSpace.from_dict(d, source="confirm.toml")
+
+
+@pytest.fixture(scope="module")
+def pruned_study(data):
+    """References first, then sampled candidates, all under a pruner that prunes at the first report."""
+    space = _confirming_space()
+    cfg, tb = SearchConfig(n_trials=7), TrainConfig(device="cpu")
+    study = prepare_study(optuna.storages.InMemoryStorage(), "p", data, SOURCE, space, cfg, tb)
+    baselines = ensure_baselines(study, data, space, tb)
+    enqueue_references(study, data, space, baselines)
+    study.pruner = _PruneAll()
+    study.optimize(make_objective(study, data, space, cfg, tb, baselines), n_trials=7)
+    return study, space, baselines
+
+
+def test_references_are_never_pruned_and_the_independent_one_is_the_control(pruned_study):
+    study, _, baselines = pruned_study
+    trials = study.get_trials(deepcopy=False)
+    refs = [t for t in trials if t.user_attrs.get("reference")]
+    assert {t.user_attrs["reference"] for t in refs} == {"independent", "shared-bottom", "mmoe", "cross-stitch"}
+    assert all(t.state == TrialState.COMPLETE for t in refs)
+    trained = [t for t in refs if not t.user_attrs.get("control")]
+    assert trained and all(len(t.intermediate_values) >= 2 for t in trained)  # reported, yet not pruned
+    control = [t for t in refs if t.user_attrs.get("control")]
+    assert [t.user_attrs["reference"] for t in control] == ["independent"]
+    assert control[0].value == 0.0 and set(control[0].user_attrs["val_deltas"].values()) == {0.0}
+    assert control[0].user_attrs["val_metrics"] == {k: b.val_metric for k, b in baselines.items()}
+    others = [t for t in trials if not t.user_attrs.get("reference")]
+    assert others and all(t.state == TrialState.PRUNED for t in others)
+    assert all(t.user_attrs["status"] == "pruned at step 10" for t in others)
+
+
+def test_intermediate_values_are_keyed_by_optimizer_steps(pruned_study, data):
+    study, space, _ = pruned_study
+    cap, every = space.fields["train.max_steps"].value, space.fields["train.eval_every"].value
+    reported = [t for t in study.get_trials(deepcopy=False) if t.intermediate_values]
+    assert reported
+    for t in reported:
+        steps = sorted(t.intermediate_values)
+        assert all(s % every == 0 and s <= cap for s in steps), steps
+        if t.state == TrialState.COMPLETE:  # early stopping or the cap ends it where the record says
+            assert steps[-1] == t.user_attrs["steps_run"]
+    pruner = make_pruner(SearchConfig(), space, TrainConfig())
+    assert (pruner._min_resource, pruner._max_resource) == (cap // 4, cap) == (15, step_cap(space, TrainConfig()))
+    median = make_pruner(SearchConfig(pruner="median"), space, TrainConfig())
+    assert median._n_warmup_steps == cap // 4 - 1
+
+
+def test_every_candidate_reference_and_baseline_run_has_one_budget(pruned_study, data):
+    study, space, _ = pruned_study
+    budget = {k: space.fields[f"train.{k}"].value for k in BUDGET_KEYS if f"train.{k}" in space.fields}
+    assert budget["max_steps"] == 60 and budget["patience"] == 3
+    runs = [t.user_attrs["train"] for t in study.get_trials(deepcopy=False)]
+    bstudy = optuna.load_study(study_name=baseline_study_name("p"), storage=study._storage)
+    runs += [BaselineTrialRecord.from_trial(t).train for t in bstudy.get_trials(deepcopy=False)]
+    assert len(runs) >= 7 + 3
+    for train in runs:
+        assert {k: train.get(k) for k in budget} == budget
+
+
+def test_baselines_choose_per_task_on_the_mean_of_confirmation_seeds(pruned_study, data):
+    study, space, baselines = pruned_study
+    bstudy = optuna.load_study(study_name=baseline_study_name("p"), storage=study._storage)
+    tuning = [t for t in bstudy.trials if confirmation_of(t) is None]
+    confirm = [t for t in bstudy.trials if confirmation_of(t) is not None]
+    assert len(tuning) == 3 and confirm and all(t.state == TrialState.COMPLETE for t in confirm)
+    seeds = tuple(confirmation_seeds(2))
+    means = {}  # (tuning trial, task) -> mean over the confirmation seeds
+    for spec in data.tasks:
+        for number in {confirmation_of(t)[1] for t in confirm}:
+            vals = [t.user_attrs["val_metrics"][spec.name][spec.primary_metric] for t in confirm
+                    if confirmation_of(t)[1] == number]
+            assert len(vals) == len(seeds)
+            means[number, spec.name] = sum(vals) / len(vals)
+    for spec in data.tasks:
+        b = baselines[spec.name]
+        assert b.seeds == seeds and len(b.seed_values) == 2
+        assert b.val_metric == pytest.approx(means[b.trial, spec.name])
+        assert b.val_sd == pytest.approx(abs(b.seed_values[0] - b.seed_values[1]) / math.sqrt(2))
+        assert b.val_cv == pytest.approx(b.val_sd / abs(b.val_metric))
+        assert b.tuning_val_metric == bstudy.trials[b.trial].user_attrs["val_metrics"][spec.name][spec.primary_metric]
+        assert b.width_scale == bstudy.trials[b.trial].params.get("baseline_width_mult", 1.0)
+        # the task's two best single-seed configurations were confirmed; it keeps the better mean
+        better = sign(spec.primary_metric)  # +1: higher is better
+        ranked = sorted((t for t in tuning if t.state == TrialState.COMPLETE),
+                        key=lambda t: -better * t.user_attrs["val_metrics"][spec.name][spec.primary_metric])[:2]
+        best_mean = max((means[t.number, spec.name] for t in ranked), key=lambda m: better * m)
+        assert b.trial in {t.number for t in ranked} and b.val_metric == pytest.approx(best_mean)

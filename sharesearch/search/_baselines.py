@@ -1,22 +1,39 @@
-"""The tuned single-task baselines every Δ is measured against.
+"""The control: tuned single-task baselines, chosen per task on the mean of several seeds.
 
-The independent single-task networks get their own small tuning (learning
-rate, width, weight decay) on the validation split in a companion study
-``<study>.baselines`` of the same storage, so parallel workers share it.
-Each baseline trial trains all tasks in one pass (the independent graph) and
-each task keeps its own best trial. The result is stored in the main study
-(:class:`BaselineSet`), keyed by data fingerprint, space, budget and seed,
-and every worker reuses it.
+The independent single-task networks are tuned over the candidates' own
+training settings (learning rate, weight decay, batch size, width multiplier)
+under the same step budget and early stopping (the space's fixed ``[train]``
+budget keys), in a companion study ``<study>.baselines`` of the same storage
+so parallel workers share it. Each tuning trial trains all tasks in one pass
+(the independent graph) with the search's seed.
+
+One seed per configuration would pick each task's luckiest run (the winner's
+curse), so each task's ``confirm_top`` best tuning configurations are
+retrained with ``confirm_seeds`` more seeds (one pass per configuration and
+seed, enqueued in the same study) and the task keeps the configuration with
+the best **mean over the confirmation seeds** -- the selection seed is left
+out of the mean, which would otherwise be biased upwards. The chosen mean is
+the denominator of the task's Δ; the seeds' spread (``val_sd``, ``val_cv``) is
+recorded for sizing the verdict. The result is stored in the main study
+(:class:`BaselineSet`), keyed by data, space, budget and seed.
+
+Example
+-------
+>>> confirmation_seeds(3)
+[500, 501, 502]
 """
 
 from __future__ import annotations
 
 import json
 import math
+import statistics
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from ..data import MultiTaskData
 from ..space import SearchSpace
@@ -29,11 +46,18 @@ from ._records import (
     StudyContext,
     TaskBaseline,
     baseline_default_enqueued,
+    confirmation_attrs,
+    confirmation_of,
+    confirmations_enqueued,
     mark_baseline_default_enqueued,
+    mark_confirmations_enqueued,
 )
-from ._study import FINISHED, finished_count
 
-__all__ = ["ensure_baselines", "baseline_study_name"]
+__all__ = ["ensure_baselines", "baseline_study_name", "confirmation_seeds", "CONFIRM_SEED_OFFSET"]
+
+#: confirmation seeds are CONFIRM_SEED_OFFSET + i: never the search's seed, never a verdict seed (1000 + i)
+CONFIRM_SEED_OFFSET = 500
+_WAIT_S = 1800.0  # longest wait for another worker's running baseline trial (a dead worker's never ends)
 
 
 def baseline_study_name(study_name: str) -> str:
@@ -43,6 +67,11 @@ def baseline_study_name(study_name: str) -> str:
     's.baselines'
     """
     return f"{study_name}.baselines"
+
+
+def confirmation_seeds(n: int) -> list[int]:
+    """The ``n`` seeds each shortlisted configuration is retrained with."""
+    return [CONFIRM_SEED_OFFSET + i for i in range(n)]
 
 
 def _baseline_key(data: MultiTaskData, space: SearchSpace, budget: Mapping[str, Any], seed: int) -> str:
@@ -58,9 +87,44 @@ def _width_scale(space: SearchSpace, params: Mapping[str, Any]) -> float:
     return float(params.get(f.param, f.default))
 
 
+def _make_objective(data: MultiTaskData, space: SearchSpace, train_base: TrainConfig):
+    """The baseline study's objective: a tuning trial (search seed) or a confirmation run (its own seed)."""
+
+    def objective(trial: optuna.Trial) -> float:
+        confirm = confirmation_of(trial)
+        seed, confirms = confirm if confirm is not None else (train_base.seed, None)
+        cand = space.sample_baseline(trial, data.tasks, data.input_shape)
+        res = train(cand.graph, data, train_base.updated(**cand.train, seed=seed), keep_model=False)
+        BaselineTrialRecord(train=cand.train, width_scale=_width_scale(space, trial.params),
+                            graph=cand.graph.to_dict(), val_metrics=res.val_metrics, status=res.status,
+                            seed=seed if confirms is not None else None, confirms=confirms,
+                            best_step=res.best_step, steps_run=res.steps_run).write(trial)
+        if res.status != "ok":
+            return float("nan")
+        # the trial value only guides the sampler: the mean signed primary metric
+        signed = [sign(t.primary_metric) * v if math.isfinite(v := res.val_metrics[t.name][t.primary_metric])
+                  else 0.0 for t in data.tasks]
+        return float(sum(signed) / len(signed))
+
+    return objective
+
+
+def _trials(bstudy: optuna.Study, confirmations: bool, states=None) -> list[optuna.trial.FrozenTrial]:
+    """The tuning trials (``confirmations=False``) or the confirmation runs of ``bstudy``."""
+    return [t for t in bstudy.get_trials(deepcopy=False, states=states)
+            if (confirmation_of(t) is not None) == confirmations]
+
+
+def _wait_running(bstudy: optuna.Study) -> None:
+    """Wait until no trial of ``bstudy`` runs (other workers finish theirs first)."""
+    t0 = time.monotonic()
+    while bstudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) and time.monotonic() - t0 < _WAIT_S:
+        time.sleep(1.0)
+
+
 def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpace, train_base: TrainConfig
                      ) -> dict[str, TaskBaseline]:
-    """Tune (once) and return each task's best single-task baseline on validation.
+    """Tune (once) and return each task's baseline, chosen on the mean of the confirmation seeds.
 
     Returns ``{task: TaskBaseline}``; raises :class:`SearchError` when some
     task got no finite validation metric from any baseline trial.
@@ -68,7 +132,9 @@ def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpac
     StudyContext.from_study(study)  # a sharesearch study, or a clear error
     cand0 = space.sample_baseline(optuna.trial.FixedTrial(space.baseline_default_params()), data.tasks,
                                   data.input_shape)
-    budget = {k: cand0.train.get(k) for k in ("epochs", "batch_size")}
+    budget = {k: v for k, v in cand0.train.items() if k not in ("lr", "weight_decay", "batch_size")}
+    budget.update(trials=space.baseline_trials, confirm_seeds=space.baseline_confirm_seeds,
+                  confirm_top=space.baseline_confirm_top)
     key = _baseline_key(data, space, budget, train_base.seed)
     stored = BaselineSet.from_study(study)
     if stored is not None and stored.key == key:
@@ -79,44 +145,87 @@ def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpac
     if not baseline_default_enqueued(bstudy):
         bstudy.enqueue_trial(space.baseline_default_params())
         mark_baseline_default_enqueued(bstudy)
-
-    def objective(trial: optuna.Trial) -> float:
-        cand = space.sample_baseline(trial, data.tasks, data.input_shape)
-        res = train(cand.graph, data, train_base.updated(**cand.train), keep_model=False)
-        BaselineTrialRecord(train=cand.train, width_scale=_width_scale(space, trial.params),
-                            graph=cand.graph.to_dict(), val_metrics=res.val_metrics, status=res.status).write(trial)
-        if res.status != "ok":
-            return float("nan")
-        # the trial value only guides the sampler: the mean signed primary metric
-        signed = [sign(t.primary_metric) * v if math.isfinite(v := res.val_metrics[t.name][t.primary_metric])
-                  else 0.0 for t in data.tasks]
-        return float(sum(signed) / len(signed))
-
+    objective = _make_objective(data, space, train_base)
     n = space.baseline_trials
-    done = finished_count(bstudy)
-    if done < n:
-        bstudy.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(n, states=FINISHED)],
-                        n_trials=n - done, show_progress_bar=False)
-    best = _best_per_task(bstudy, data)
+    done = len(_trials(bstudy, False, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+    if done < n and not confirmations_enqueued(bstudy):
+        bstudy.optimize(objective, n_trials=n - done, show_progress_bar=False)
+    _wait_running(bstudy)
+    seeds = confirmation_seeds(space.baseline_confirm_seeds)
+    if seeds and not confirmations_enqueued(bstudy):
+        for number in sorted({m for ms in _shortlist(bstudy, data, space.baseline_confirm_top).values()
+                              for m in ms}):
+            params = bstudy.trials[number].params
+            for s in seeds:
+                bstudy.enqueue_trial(params, user_attrs=confirmation_attrs(s, number))
+        mark_confirmations_enqueued(bstudy)
+    while bstudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        bstudy.optimize(objective, n_trials=1, show_progress_bar=False)
+    _wait_running(bstudy)
+    stored = BaselineSet.from_study(study)  # another worker may have chosen meanwhile: all use one choice
+    if stored is not None and stored.key == key:
+        return stored.tasks
+    best = _choose(bstudy, data, space.baseline_confirm_top)
     BaselineSet(key=key, tasks=best).save(study)
     return best
 
 
-def _best_per_task(bstudy: optuna.Study, data: MultiTaskData) -> dict[str, TaskBaseline]:
-    """Each task's best completed baseline trial by its primary validation metric."""
+def _primary(rec: BaselineTrialRecord, spec) -> float:
+    return rec.val_metrics.get(spec.name, {}).get(spec.primary_metric, float("nan"))
+
+
+def _shortlist(bstudy: optuna.Study, data: MultiTaskData, top: int) -> dict[str, list[int]]:
+    """Each task's ``top`` completed tuning trials, best single-seed primary validation metric first."""
+    recs = [(t.number, BaselineTrialRecord.from_trial(t))
+            for t in _trials(bstudy, False, (TrialState.COMPLETE,))]
+    out = {}
+    for spec in data.tasks:
+        ok = [(n, v) for n, r in recs if math.isfinite(v := _primary(r, spec))]
+        ok.sort(key=lambda nv: (-sign(spec.primary_metric) * nv[1], nv[0]))
+        out[spec.name] = [n for n, _ in ok[:top]]
+    return out
+
+
+def _choose(bstudy: optuna.Study, data: MultiTaskData, top: int) -> dict[str, TaskBaseline]:
+    """Each task's shortlisted configuration with the best mean over its confirmation seeds.
+
+    Without confirmation runs (``confirm_seeds = 0``) the best single-seed
+    tuning trial is kept, as one value with no spread.
+    """
+    tuning = {t.number: BaselineTrialRecord.from_trial(t) for t in _trials(bstudy, False, (TrialState.COMPLETE,))}
+    runs: dict[int, dict[int, BaselineTrialRecord]] = {}  # tuning trial -> seed -> run (duplicates dropped)
+    for t in sorted(_trials(bstudy, True, (TrialState.COMPLETE,)), key=lambda t: t.number):
+        seed, number = confirmation_of(t)
+        runs.setdefault(number, {}).setdefault(seed, BaselineTrialRecord.from_trial(t))
+    shortlist = _shortlist(bstudy, data, top)
     best: dict[str, TaskBaseline] = {}
-    for tr in bstudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        rec = BaselineTrialRecord.from_trial(tr)
-        for spec in data.tasks:
-            v = rec.val_metrics[spec.name][spec.primary_metric]
-            if not math.isfinite(v):
-                continue
+    for spec in data.tasks:
+        for number in shortlist[spec.name]:
+            by_seed = runs.get(number) or {None: tuning[number]}
+            cand = _task_baseline(spec, number, tuning[number], by_seed)
             cur = best.get(spec.name)
-            if cur is None or sign(spec.primary_metric) * (v - cur.val_metric) > 0:
-                best[spec.name] = TaskBaseline(val_metric=v, val_metrics=rec.val_metrics[spec.name],
-                                               config=rec.train, graph=rec.graph, trial=tr.number,
-                                               metric=spec.primary_metric, width_scale=rec.width_scale)
+            if cand is not None and (cur is None or sign(spec.primary_metric) * (cand.val_metric - cur.val_metric) > 0):
+                best[spec.name] = cand
     missing = [t.name for t in data.tasks if t.name not in best]
     if missing:
         raise SearchError(f"baseline tuning produced no finite validation metric for task(s) {missing}")
     return best
+
+
+def _task_baseline(spec, number: int, rec: BaselineTrialRecord, by_seed: Mapping[int | None, BaselineTrialRecord]
+                   ) -> TaskBaseline | None:
+    """The task's baseline from one configuration's runs (``None`` if a seed gave no finite metric)."""
+    seeds = sorted(by_seed, key=lambda s: -1 if s is None else s)
+    values = [_primary(by_seed[s], spec) for s in seeds]
+    if not values or not all(math.isfinite(v) for v in values):
+        return None
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else None
+    metrics = {m: statistics.fmean(by_seed[s].val_metrics[spec.name][m] for s in seeds)
+               for m in by_seed[seeds[0]].val_metrics[spec.name]}
+    return TaskBaseline(val_metric=mean, val_metrics=metrics, config=rec.train, graph=rec.graph, trial=number,
+                        metric=spec.primary_metric, width_scale=rec.width_scale,
+                        tuning_val_metric=_primary(rec, spec), seed_values=tuple(values),
+                        seeds=tuple(s for s in seeds if s is not None), val_sd=sd,
+                        val_cv=sd / abs(mean) if sd is not None and mean != 0 else None,
+                        best_steps=tuple(int((by_seed[s].best_step or {}).get(spec.name, -1)) for s in seeds))

@@ -5,9 +5,14 @@ of the signed relative difference to the tuned baseline; positive is better
 than independent. Multi-objective mode adds parameter count, FLOPs and/or the
 worst task's Δ and yields a Pareto front. Budgets (``max_params`` /
 ``max_flops``) are constraints (``trial.set_constraint``) checked before any
-training. Single-objective studies report Δm every epoch so the pruner can
-stop a trial. A candidate whose canonical graph and training parameters were
-already trained reuses that result instead of training again.
+training. Single-objective studies report Δm at every evaluation with the
+optimizer steps done as Optuna's step (the pruner's resource, so batch sizes
+are compared at equal updates); reference architectures report but are never
+pruned. A candidate whose canonical graph and training parameters were
+already trained reuses that result instead of training again. The enqueued
+``independent`` reference is the control itself (each task's own tuned
+baseline configuration): it is recorded with ``control=True`` and Δ = 0 per
+task, not trained here (one network cannot hold per-task batch sizes).
 
 Example
 -------
@@ -36,7 +41,7 @@ from optuna.trial import TrialState
 from ..data import MultiTaskData
 from ..space import Candidate, SearchSpace
 from ..tasks import metric_direction
-from ..training import TrainConfig, train
+from ..training import Progress, TrainConfig, train
 from ..verdict import relative_delta
 from ._config import SearchConfig
 from ._records import StudyContext, TaskBaseline, TrialRecord
@@ -95,9 +100,21 @@ def _over_budget(trial: optuna.Trial, rec: TrialRecord, cfg: SearchConfig) -> st
 def _trained_before(study: optuna.Study, cache_key: str) -> tuple[optuna.trial.FrozenTrial, TrialRecord] | None:
     for prev in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         rec = TrialRecord.from_trial(prev)
-        if rec.cache_key == cache_key:
+        if rec.cache_key == cache_key and not rec.control:  # the control was not trained with these settings
             return prev, rec
     return None
+
+
+def _control(trial: optuna.Trial, rec: TrialRecord, data: MultiTaskData, cfg: SearchConfig,
+             baselines: Mapping[str, TaskBaseline], t0: float) -> float | list[float]:
+    """Record the ``independent`` reference as the control: the baselines' means, Δ = 0 for every task."""
+    primary = {t: b.val_metric for t, b in baselines.items()}
+    deltas = task_deltas(data, primary, baselines)
+    replace(rec, control=True, val_metrics=primary, val_deltas=deltas,
+            best_step={t: int(max(b.best_steps, default=-1)) for t, b in baselines.items()},
+            status="control", duration_s=time.perf_counter() - t0).write(trial, since=rec)
+    vals = objective_values(cfg, weighted_mean(data, deltas), deltas, rec.n_params, rec.flops)
+    return vals if cfg.multi_objective else vals[0]
 
 
 def make_objective(study: optuna.Study, data: MultiTaskData, space: SearchSpace, cfg: SearchConfig,
@@ -122,24 +139,26 @@ def make_objective(study: optuna.Study, data: MultiTaskData, space: SearchSpace,
         if over:
             replace(rec, status=over).write(trial, since=rec)
             raise optuna.TrialPruned(over)
+        if TrialRecord.from_attrs(trial.user_attrs).reference == "independent" and rec.reference == "independent":
+            return _control(trial, rec, data, cfg, baselines, t0)
         hit = _trained_before(study, rec.cache_key)
         if hit is not None:
             prev, prec = hit
             replace(rec, val_metrics=prec.val_metrics, val_deltas=prec.val_deltas, best_epoch=prec.best_epoch,
-                    reused_from=prev.number, status="reused",
+                    best_step=prec.best_step, steps_run=prec.steps_run, reused_from=prev.number, status="reused",
                     duration_s=time.perf_counter() - t0).write(trial, since=rec)
             return prev.values if cfg.multi_objective else prev.value
 
-        def report(epoch: int, primary: dict[str, float]) -> None:
+        def report(epoch: int, primary: dict[str, float], progress: Progress) -> None:
             if cfg.multi_objective:
                 return
             dm = weighted_mean(data, task_deltas(data, primary, baselines))
             if math.isfinite(dm):
-                trial.report(dm, epoch)
-                if trial.should_prune():
-                    replace(rec, status=f"pruned at epoch {epoch}",
+                trial.report(dm, progress.step)  # the resource is optimizer steps, not epochs
+                if rec.reference is None and trial.should_prune():  # a reference is never pruned
+                    replace(rec, status=f"pruned at step {progress.step}", steps_run=progress.step,
                             duration_s=time.perf_counter() - t0).write(trial, since=rec)
-                    raise optuna.TrialPruned(f"pruned at epoch {epoch} with Δm {dm:.4f}")
+                    raise optuna.TrialPruned(f"pruned at step {progress.step} with Δm {dm:.4f}")
 
         res = train(rec.sharing_graph(), data, train_base.updated(**rec.train, seed=cfg.seed), callback=report,
                     keep_model=False)
@@ -149,7 +168,8 @@ def make_objective(study: optuna.Study, data: MultiTaskData, space: SearchSpace,
             raise optuna.TrialPruned(f"{res.status}: {res.message}")
         primary = res.primary(data.tasks)
         deltas = task_deltas(data, primary, baselines)
-        replace(done, val_metrics=primary, val_deltas=deltas, best_epoch=res.best_epoch).write(trial, since=rec)
+        replace(done, val_metrics=primary, val_deltas=deltas, best_epoch=res.best_epoch, best_step=res.best_step,
+                steps_run=res.steps_run).write(trial, since=rec)
         vals = objective_values(cfg, weighted_mean(data, deltas), deltas, rec.n_params, rec.flops)
         return vals if cfg.multi_objective else vals[0]
 

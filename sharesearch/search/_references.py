@@ -3,8 +3,12 @@
 A new study enqueues the field's reference architectures (the names of
 :data:`sharesearch.names.REFERENCES` the search config asks for and the space
 can express) before anything is sampled, trained with the baselines' tuned
-configuration (lr, weight decay, epochs, batch size) so that they are
-compared like with like.
+configuration (lr, weight decay, batch size) under the space's one step budget,
+so that they are compared like with like. They are never pruned.
+
+The ``independent`` reference is the control itself, not a network trained
+with one shared configuration: the objective records it (``control=True``)
+with each task's own baseline configuration and mean validation metric.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ __all__ = ["enqueue_references", "reference_training"]
 def reference_training(space: SearchSpace, baselines: Mapping[str, TaskBaseline]) -> dict[str, Any]:
     """Trial parameters giving the reference architectures the baselines' tuned training.
 
-    The most common tuned baseline configuration (lr, weight decay, epochs,
-    batch size), clipped into the candidates' ranges: a reference is then
-    compared with baselines trained the same way, not with defaults.
+    The most common tuned baseline configuration (lr, weight decay, batch
+    size), clipped into the candidates' ranges: a reference is then compared
+    with baselines trained the same way, not with defaults. The step budget
+    (``max_steps``, ``patience``, ...) is the space's fixed value for every run.
     """
     configs = Counter(json.dumps(b.config, sort_keys=True) for b in baselines.values())
     config = json.loads(configs.most_common(1)[0][0])

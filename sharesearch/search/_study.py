@@ -24,12 +24,12 @@ from optuna.trial import TrialState
 
 from ..data import MultiTaskData
 from ..space import SearchSpace
-from ..training import TrainConfig
+from ..training import TrainConfig, step_budget
 from ._config import SearchConfig, SearchError
 from ._records import StudyContext, StudyData
 from ._storage import study_names
 
-__all__ = ["prepare_study", "default_study_name", "load_study_data", "make_sampler", "make_pruner",
+__all__ = ["prepare_study", "default_study_name", "load_study_data", "make_sampler", "make_pruner", "step_cap",
            "finished_count", "FINISHED"]
 
 #: trial states that count towards a study's target number of trials
@@ -55,15 +55,58 @@ def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=cfg.seed)
 
 
-def make_pruner(cfg: SearchConfig, space: SearchSpace, train_base: TrainConfig) -> optuna.pruners.BasePruner:
-    """The pruner ``cfg`` names; none for multi-objective studies, which Optuna cannot prune."""
+#: share of the step cap a trial runs before its first pruning decision
+FIRST_RUNG_SHARE = 0.25
+
+
+def step_cap(space: SearchSpace, train_base: TrainConfig, data: MultiTaskData | None = None) -> int:
+    """The largest number of optimizer steps a trial may take: the pruners' resource.
+
+    The space's fixed ``max_steps`` (or the base config's); a space that still
+    gives ``epochs`` needs ``data``: its largest epochs at its smallest batch size.
+
+    >>> from sharesearch.space import load_space
+    >>> step_cap(load_space("default"), TrainConfig())
+    3000
+    """
+    f = space.fields.get("train.max_steps")
+    if f is not None:
+        return int(f.value)
+    if train_base.max_steps is not None:
+        return train_base.max_steps
+    if data is None:
+        raise SearchError(f"{space.source}: train.max_steps: the space gives no step budget; set it "
+                          "(or pass the data to count epochs in steps)")
+    ep, bs = space.fields.get("train.epochs"), space.fields.get("train.batch_size")
+    return step_budget(train_base.updated(epochs=int(ep.max) if ep else train_base.epochs, max_steps=None,
+                                          batch_size=int(bs.min) if bs else train_base.batch_size), data)
+
+
+def make_pruner(cfg: SearchConfig, space: SearchSpace, train_base: TrainConfig,
+                data: MultiTaskData | None = None) -> optuna.pruners.BasePruner:
+    """The pruner ``cfg`` names; none for multi-objective studies, which Optuna cannot prune.
+
+    Its resource is optimizer steps (the objective reports Δm at each
+    evaluation under the step count), its maximum the step cap, and no trial
+    is judged before :data:`FIRST_RUNG_SHARE` of the cap: with early stopping
+    the trials that matter converge in the second half of the budget (on
+    ``synthetic-planted`` the slowest task's best step was 40-75% of the cap
+    of 3000), and a rung after 2 of 12 epochs cut slow starters such as MMoE.
+    Hyperband with ``reduction_factor=3`` from 1/4 of the cap has rungs at
+    1/4 and 3/4 of the cap.
+
+    >>> from sharesearch.space import load_space
+    >>> p = make_pruner(SearchConfig(), load_space("default"), TrainConfig())
+    >>> p._min_resource, p._max_resource
+    (750, 3000)
+    """
     if cfg.multi_objective or cfg.pruner == "none":
         return optuna.pruners.NopPruner()
+    cap = step_cap(space, train_base, data)
+    first = max(1, int(cap * FIRST_RUNG_SHARE))
     if cfg.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    f = space.fields.get("train.epochs")
-    max_epochs = int(f.max) if f is not None else train_base.epochs
-    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(max_epochs, 2), reduction_factor=3)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=first - 1)
+    return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=max(cap, first + 1), reduction_factor=3)
 
 
 def prepare_study(storage, study_name: str, data: MultiTaskData, data_source: Mapping[str, Any],

@@ -84,7 +84,7 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
     sweep_dead_trials(study)
     baselines = ensure_baselines(study, data, space, train_base)
     enqueue_references(study, data, space, baselines)
-    study.pruner = make_pruner(cfg, space, train_base)
+    study.pruner = make_pruner(cfg, space, train_base, data)
     target = n_trials if n_trials is not None else cfg.n_trials
     remaining = target - finished_count(study)
     if remaining <= 0:
