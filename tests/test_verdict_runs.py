@@ -120,4 +120,4 @@ def test_still_learning_runs_are_flagged_when_the_budget_is_cut_short(study, dat
     flagged = [c for c in v["candidates"] if c["runs"]["n_still_learning"]]
     assert flagged and all(set(c["runs"]["still_learning_tasks"]) <= set(data.task_names) for c in flagged)
     html = report_html(load_results(study._storage, "v"))
-    assert "still improving at the budget's end: raise max_steps" in html
+    assert "still improving at the budget&#x27;s end: raise max_steps" in html  # html-escaped apostrophe
