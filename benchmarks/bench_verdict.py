@@ -49,7 +49,7 @@ PROTOCOL = TrainConfig(batch_size=128, lr=3e-3, max_steps=3000, eval_every=50, p
                        lr_schedule="plateau")
 FULL = {"calibration_seeds": 20, "power_seeds": 10, "recovery_seeds": 5, "calibration_runs": 6,
         "n": 1500, "row_resamples": 200, "n_trials": 40}
-QUICK = {"calibration_seeds": 2, "power_seeds": 2, "recovery_seeds": 1, "calibration_runs": 2,
+QUICK = {"calibration_seeds": 2, "power_seeds": 2, "recovery_seeds": 1, "calibration_runs": 2, "power_runs": 2,
          "n": 300, "row_resamples": 20, "n_trials": 6}
 QUICK_PROTOCOL = PROTOCOL.updated(max_steps=40, eval_every=10, patience=2)
 ALPHA = 0.05
@@ -127,10 +127,9 @@ def power(p: dict, cfg: TrainConfig) -> list[str]:
         if k is None:  # seeds per arm from the control's measured spread (first data seed, 6 pilot runs)
             pilot = _arm(ind, data, range(6 if p is FULL else 2), cfg)[0]
             cv = max(float(np.std(v, ddof=1) / abs(np.mean(v))) for v in pilot.values())
-            k = min(max(seeds_for_power(cv, effect=0.10, n_tasks=len(data.tasks), alpha=ALPHA, power=0.80), 5), 20)
-            if p is not FULL:
-                k = 2
-            print(f"# power: control cv {cv:.3f} -> {k} seeds per arm", flush=True)
+            needed = seeds_for_power(cv, effect=0.10, n_tasks=len(data.tasks), alpha=ALPHA, power=0.80)
+            k = p.get("power_runs") or min(max(needed, 5), 20)
+            print(f"# power: control cv {cv:.3f} -> seeds_for_power says {needed}; {k} seeds per arm", flush=True)
         control = _arm(ind, data, range(k), cfg)
         sb = _arm(SharingGraph.shared_bottom(data.tasks, _backbone(data)), data, range(k), cfg)
         v = _verdict(sb, control, data, p["row_resamples"], "shared-bottom")
@@ -208,6 +207,13 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--part", action="append", choices=sorted(PARTS), default=None)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--data-seeds", type=int, default=None, help="data seeds of each part (default: FULL's)")
+    ap.add_argument("--runs", type=int, default=None,
+                    help="runs per arm (calibration; power: instead of seeds_for_power's count)")
     a = ap.parse_args()
+    if a.data_seeds is not None:
+        FULL.update(calibration_seeds=a.data_seeds, power_seeds=a.data_seeds, recovery_seeds=a.data_seeds)
+    if a.runs is not None:
+        FULL.update(calibration_runs=a.runs, power_runs=a.runs)
     main(quick=a.quick, device=a.device, parts=a.part or ("calibration", "power", "recovery") if a.quick
          else a.part or ("calibration", "power"))
