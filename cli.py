@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pruner", default="hyperband", choices=["hyperband", "median", "none"])
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--top-k", type=int, default=3, help="candidates retrained for the verdict")
-    s.add_argument("--seeds", type=int, default=3, help="seeds of the verdict's retraining")
+    s.add_argument("--seeds", type=int, default=None, help="seeds of the verdict's retraining (default: as many as detect a 10%% loss with 80%% power after Holm at the control's measured spread, 5 to 20)")
     s.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU with GPUs)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     s.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (off by default: it slowed small models on an H200)")

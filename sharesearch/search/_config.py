@@ -47,7 +47,7 @@ class SearchConfig:
     pruner: str = "hyperband"  # hyperband | median | none
     seed: int = 0  # sampler seed and the search's training seed
     top_k: int = 3  # candidates retrained for the verdict
-    n_seeds: int = 3  # seeds of the verdict's retraining
+    n_seeds: int | None = None  # seeds of the verdict's retraining; None: the power rule (see _verdict_runs)
     alpha: float = 0.05  # significance level of the verdict
     references: tuple[str, ...] = DEFAULT_REFERENCES  # reference architectures enqueued first
 
@@ -68,7 +68,7 @@ class SearchConfig:
                               f"valid: {list(SAMPLERS)}")
         if self.pruner not in PRUNERS:
             raise SearchError(f"search config: field 'pruner': unknown pruner {self.pruner!r}; valid: {list(PRUNERS)}")
-        if self.n_trials < 1 or self.n_seeds < 1 or self.top_k < 0:
+        if self.n_trials < 1 or (self.n_seeds is not None and self.n_seeds < 1) or self.top_k < 0:
             raise SearchError(f"search config: n_trials ({self.n_trials}) and n_seeds ({self.n_seeds}) must be "
                               f">= 1, top_k ({self.top_k}) >= 0")
 

@@ -95,11 +95,11 @@ def _reference_runs(study: optuna.Study) -> dict[str, _Run]:
 
 
 def _requested_seeds(n_seeds: int | None, search: SearchConfig) -> int | None:
-    """``n_seeds`` if given; else the config's value unless it is None/"auto" or the field's default (auto)."""
+    """``n_seeds`` if given; else the study's configured value; None (or "auto") means the power rule."""
     if n_seeds is not None:
         return int(n_seeds)
     value = search.n_seeds
-    if value is None or value == "auto" or value == SearchConfig.__dataclass_fields__["n_seeds"].default:
+    if value is None or value == "auto":
         return None
     return int(value)
 
