@@ -1,6 +1,6 @@
 """Sampler quality: trials the default sampler needs to come within a margin of the best topology.
 
-The default sampler is sharesearch's (``sharesearch.search._sampler``: TPE,
+The default sampler is sharesearch's (``sharesearch.search.make_sampler``: TPE,
 multivariate, 8 start-up trials); the comparison is Optuna's ``RandomSampler``.
 Both sample the real parameters of ``search_spaces/branching.toml`` through
 ``SearchSpace.sample`` (15 pairwise ``share[a~b]`` in 0..3 projected onto a
@@ -48,7 +48,7 @@ import optuna
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report  # noqa: E402
 
-from sharesearch.search import SearchConfig, _sampler  # noqa: E402
+from sharesearch.search import SearchConfig, make_sampler  # noqa: E402
 from sharesearch.space import SearchSpace, load_space  # noqa: E402
 
 TASKS = {f"t{i}": 1 for i in range(6)}
@@ -109,7 +109,7 @@ def main(quick: bool = False, device: str = "cpu") -> list[str]:
     seeds, cap = range(sizes["seeds"]), sizes["cap"]
     tpe, rnd = [], []
     for s in seeds:  # interleaved per seed
-        tpe.append(trials_to_margin(_sampler(SearchConfig(seed=s)), space, cap))
+        tpe.append(trials_to_margin(make_sampler(SearchConfig(seed=s)), space, cap))
         rnd.append(trials_to_margin(optuna.samplers.RandomSampler(seed=s), space, cap))
     mt, mr = statistics.median(tpe), statistics.median(rnd)
     capped = f"; capped at {cap}: TPE {tpe.count(cap)}, random {rnd.count(cap)} of {len(tpe)}" \

@@ -50,6 +50,7 @@ PROTOCOL = TrainConfig(batch_size=128, lr=3e-3, max_steps=3000, eval_every=50, p
 FULL = {"calibration_seeds": 20, "power_seeds": 10, "recovery_seeds": 5, "calibration_runs": 6,
         "n": 1500, "row_resamples": 200, "n_trials": 40}
 QUICK = {"calibration_seeds": 2, "power_seeds": 2, "recovery_seeds": 1, "calibration_runs": 2, "power_runs": 2,
+         "top_k": 1,
          "n": 300, "row_resamples": 20, "n_trials": 6}
 QUICK_PROTOCOL = PROTOCOL.updated(max_steps=40, eval_every=10, patience=2)
 ALPHA = 0.05
@@ -152,7 +153,9 @@ def recovery(p: dict, cfg: TrainConfig) -> list[str]:
         with tempfile.TemporaryDirectory() as runs:
             study = run_search(data, {"source": "synthetic-planted", "options": {"n": p["n"], "seed": s}},
                                load_space("default"), runs_dir=runs,
-                               config=SearchConfig(n_trials=p["n_trials"], seed=s), progress=False)
+                               config=SearchConfig(n_trials=p["n_trials"], seed=s, top_k=p.get("top_k", 3),
+                                                   n_seeds=p.get("power_runs")),
+                               progress=False)
             results = study_results(study)
         best = _best_candidate(results)
         groups = sorted(sorted(g) for g in best["partition"]) if best else None
@@ -208,6 +211,8 @@ if __name__ == "__main__":
     ap.add_argument("--part", action="append", choices=sorted(PARTS), default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data-seeds", type=int, default=None, help="data seeds of each part (default: FULL's)")
+    ap.add_argument("--trials", type=int, default=None, help="recovery: finished trials per search")
+    ap.add_argument("--top-k", type=int, default=None, help="recovery: candidates the verdict retrains")
     ap.add_argument("--runs", type=int, default=None,
                     help="runs per arm (calibration; power: instead of seeds_for_power's count)")
     a = ap.parse_args()
@@ -215,5 +220,9 @@ if __name__ == "__main__":
         FULL.update(calibration_seeds=a.data_seeds, power_seeds=a.data_seeds, recovery_seeds=a.data_seeds)
     if a.runs is not None:
         FULL.update(calibration_runs=a.runs, power_runs=a.runs)
+    if a.trials is not None:
+        FULL.update(n_trials=a.trials)
+    if a.top_k is not None:
+        FULL.update(top_k=a.top_k)
     main(quick=a.quick, device=a.device, parts=a.part or ("calibration", "power", "recovery") if a.quick
          else a.part or ("calibration", "power"))

@@ -52,7 +52,6 @@ from ._study import default_study_name, load_study_data, make_pruner, make_sampl
 from ._verdict_runs import compute_verdict, run_verdict  # noqa: E402
 from ._workers import run_search, run_worker, sweep_dead_trials  # noqa: E402
 
-_sampler = make_sampler  # old private name, imported by benchmarks/bench_sampler.py until it uses make_sampler
 
 __all__ = [
     "SearchConfig",
