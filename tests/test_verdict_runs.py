@@ -8,7 +8,7 @@ import pytest
 
 from sharesearch.data import load_data
 from sharesearch.report import markdown_summary, report_html
-from sharesearch.search import SearchConfig, compute_verdict, load_results, run_search
+from sharesearch.search import BaselineSet, SearchConfig, compute_verdict, load_results, run_search
 from sharesearch.search import _verdict_arms, _verdict_runs
 from sharesearch.search._protocol import SEED_RANGE, VerdictProtocol, plan_seeds
 from sharesearch.space import load_space
@@ -47,11 +47,16 @@ def test_auto_seeds_come_from_a_pilot_of_the_control(study, data, monkeypatch):
     monkeypatch.setattr(_verdict_runs, "plan_seeds",  # a small clip range keeps the test fast
                         lambda n, cv, **kw: plan_seeds(n, cv, seed_range=(2, 3), **kw))
     ctx = study.user_attrs["sharesearch"]
-    study.set_user_attr("sharesearch", {**ctx, "search": {**ctx["search"], "n_seeds": 3}})  # the default: auto
+    study.set_user_attr("sharesearch", {**ctx, "search": {**ctx["search"], "n_seeds": None}})  # the default: power rule
     try:
+        recorded = compute_verdict(study, data, row_resamples=0, top_k=0)["protocol"]["seed_plan"]
+        monkeypatch.setattr(_verdict_runs, "_recorded_cv", lambda baselines: {})  # a control without confirmations
         v = compute_verdict(study, data, row_resamples=0, top_k=0)
     finally:
         study.set_user_attr("sharesearch", ctx)
+    baselines = BaselineSet.from_study(study).tasks
+    assert recorded["rule"] == "power" and recorded["cv_source"] == "baseline record"
+    assert recorded["cv"] == max(b.val_cv for b in baselines.values())
     plan = v["protocol"]["seed_plan"]
     assert plan["rule"] == "power" and plan["cv_source"] == "pilot of 3 control seeds"
     need = seeds_for_power(plan["cv"], 0.10, n_tasks=len(data.tasks), alpha=0.05, power=0.80)

@@ -13,7 +13,7 @@ contain 0.
 * **Seeds.** ``n_seeds`` given: that many. Otherwise the power rule
   (:func:`~._protocol.plan_seeds`): enough seeds to detect a 10 % loss with
   80 % power after Holm, at the control's largest seed-to-seed coefficient of
-  variation on validation (``TaskBaseline.cv`` when the baseline record has
+  variation on validation (``TaskBaseline.val_cv`` when the baseline record has
   it, else a pilot of the first 3 control seeds, which are then reused).
 * **Inference.** Each run keeps its per-row test predictions, so the Δm
   interval adds the test-row sampling variance, rows paired across arms
@@ -114,10 +114,15 @@ def _budget(base: TrainConfig, data: MultiTaskData, runs: Sequence[_Run],
     return {"max_steps": max(step_budget(base.updated(**p), data) for p in params), **fixed}
 
 
+def _recorded_cv(baselines: dict[str, TaskBaseline]) -> dict[str, float | None]:
+    """Each task's coefficient of variation over the control's confirmation seeds (None where not measured)."""
+    return {t: b.val_cv for t, b in baselines.items()}
+
+
 def _control_cv(baselines: dict[str, TaskBaseline], pilot: Sequence[RunOutcome]) -> tuple[dict[str, float], str]:
     """Each task's seed-to-seed coefficient of variation of the control's validation metric, and its source."""
-    recorded = {t: getattr(b, "cv", None) for t, b in baselines.items()}
-    if all(c is not None and math.isfinite(c) for c in recorded.values()):
+    recorded = _recorded_cv(baselines)
+    if recorded and all(c is not None and math.isfinite(c) for c in recorded.values()):
         return {t: float(c) for t, c in recorded.items()}, "baseline record"
     out = {}
     for t in baselines:
