@@ -147,7 +147,7 @@ def recovery(p: dict, cfg: TrainConfig) -> list[str]:
     from sharesearch.space import load_space
 
     hits, n = 0, p["recovery_seeds"]
-    for s in range(n):
+    for s in range(p.get("first_seed", 0), p.get("first_seed", 0) + n):
         data = load_data("synthetic-planted", n=p["n"], seed=s)
         planted = sorted(sorted(c) for c in data.meta["clusters"])
         with tempfile.TemporaryDirectory() as runs:
@@ -212,6 +212,7 @@ if __name__ == "__main__":
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--data-seeds", type=int, default=None, help="data seeds of each part (default: FULL's)")
     ap.add_argument("--trials", type=int, default=None, help="recovery: finished trials per search")
+    ap.add_argument("--first-seed", type=int, default=0, help="recovery: the first data seed (to resume a series)")
     ap.add_argument("--top-k", type=int, default=None, help="recovery: candidates the verdict retrains")
     ap.add_argument("--runs", type=int, default=None,
                     help="runs per arm (calibration; power: instead of seeds_for_power's count)")
@@ -222,6 +223,7 @@ if __name__ == "__main__":
         FULL.update(calibration_runs=a.runs, power_runs=a.runs)
     if a.trials is not None:
         FULL.update(n_trials=a.trials)
+    FULL.update(first_seed=a.first_seed)
     if a.top_k is not None:
         FULL.update(top_k=a.top_k)
     main(quick=a.quick, device=a.device, parts=a.part or ("calibration", "power", "recovery") if a.quick
