@@ -141,7 +141,8 @@ def cmd_train(args) -> int:
     widths = [int(w) for w in args.widths.split(",")] if args.widths else None
     graph = _graph_from_arg(args.graph, data, widths)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weighting=args.weighting,
-                      device=args.device, amp=args.amp)
+                      device=args.device, amp=args.amp, max_steps=args.max_steps, eval_every=args.eval_every,
+                      patience=args.patience, lr_schedule=args.lr_schedule)
     print(graph.describe())
     table = compare_topology(graph, data, cfg, seeds=list(range(args.seeds)), split=args.split)
     print(f"split: {args.split}" + ("" if args.split == "test" else " (pass --split test for the final figure: "
@@ -283,7 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "l2-soft | path/to/graph.json")
     t.add_argument("--widths", default=None, help="stage widths for a named architecture, e.g. 64,64,32")
     t.add_argument("--seeds", type=int, default=1)
-    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--epochs", type=int, default=10, help="passes over the training split (the cap without --max-steps)")
+    t.add_argument("--max-steps", type=int, default=None, help="the budget in optimizer steps (overrides --epochs)")
+    t.add_argument("--eval-every", type=int, default=None, help="validate every N steps (default: every epoch)")
+    t.add_argument("--patience", type=int, default=0,
+                   help="stop after N evaluations without improvement of any task (default 0: never early)")
+    t.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine", "plateau"])
     t.add_argument("--batch-size", type=int, default=256)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--weighting", default="equal")

@@ -31,6 +31,24 @@ def test_train_prints_a_per_task_table_against_independent(capsys):
     assert all(r[4].endswith("%") for r in rows)
 
 
+def test_train_takes_the_step_budget_and_early_stopping(monkeypatch, capsys):
+    import sharesearch.compare as compare
+
+    seen = []
+    real = compare.train
+    monkeypatch.setattr(compare, "train", lambda g, d, cfg, **kw: seen.append(cfg) or real(g, d, cfg, **kw))
+    rc = cli.main(["train", *DATA, "--graph", "shared-bottom", "--widths", "16,8", "--max-steps", "12",
+                   "--eval-every", "4", "--patience", "1", "--lr-schedule", "cosine"])
+    assert rc == 0 and "relative_diff" in capsys.readouterr().out
+    assert seen and all((c.max_steps, c.eval_every, c.patience, c.lr_schedule) == (12, 4, 1, "cosine") for c in seen)
+
+
+def test_bad_step_budget_is_one_line_and_exit_2(capsys):
+    rc = cli.main(["train", *DATA, "--graph", "shared-bottom", "--max-steps", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "max_steps" in err[0]
+
+
 def test_unknown_architecture_is_one_line_and_exit_2(capsys):
     rc = cli.main(["train", *DATA, "--graph", "shared-botom"])
     err = capsys.readouterr().err.strip().splitlines()
