@@ -8,6 +8,8 @@
   nonlinear targets; binary and regression mixed; 40% of labels missing): shared-bottom against the
   control, seeds per arm from :func:`sharesearch.verdict.seeds_for_power` at the control's measured
   spread. Prints how often the unrelated task's negative transfer is flagged (Holm over the tasks).
+* ``regret`` -- every pruned trial of a default search on ``synthetic-planted`` trained to the
+  end: the share that would have beaten the best trial the search kept (validation Δm).
 * ``recovery`` -- the default search on ``synthetic-planted`` over data seeds: does the best
   topology group exactly the planted clusters, and does it beat shared-bottom and independent on
   test? Prints one row per data seed.
@@ -168,6 +170,42 @@ def recovery(p: dict, cfg: TrainConfig) -> list[str]:
                   "exactly the planted clusters and beats shared-bottom and independent on test", hits / n, 0.8)]
 
 
+def regret(p: dict, cfg: TrainConfig) -> list[str]:
+    """Train every pruned trial of a default search to the end: would any have beaten the best kept trial?"""
+    import optuna
+
+    from sharesearch.search import BaselineSet, SearchConfig, StudyContext, TrialRecord, run_search
+    from sharesearch.search._objective import task_deltas, weighted_mean
+    from sharesearch.space import load_space
+
+    pruned_n, winners = 0, 0
+    for s in range(p.get("first_seed", 0), p.get("first_seed", 0) + p["recovery_seeds"]):
+        data = load_data("synthetic-planted", n=p["n"], seed=s)
+        with tempfile.TemporaryDirectory() as runs:
+            study = run_search(data, {"source": "synthetic-planted", "options": {"n": p["n"], "seed": s}},
+                               load_space("default"), runs_dir=runs, verdict=False, progress=False,
+                               config=SearchConfig(n_trials=p["n_trials"], seed=s))
+            ctx, baselines = StudyContext.from_study(study), BaselineSet.from_study(study).tasks
+            kept = [t.value for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+                    if not TrialRecord.from_trial(t).reference]
+            best_kept = max(kept)
+            pruned = [TrialRecord.from_trial(t) for t in study.get_trials(states=(optuna.trial.TrialState.PRUNED,))]
+            pruned = [r for r in pruned if (r.status or "").startswith("pruned")]
+            for rec in pruned:
+                res = train(rec.sharing_graph(), data, ctx.train.updated(**rec.train, seed=ctx.search.seed),
+                            keep_model=False)
+                dm = weighted_mean(data, task_deltas(data, res.primary(data.tasks), baselines))
+                winners += dm > best_kept
+                print(f"# regret seed {s}: pruned trial finished at Δm {dm:+.4f} vs best kept {best_kept:+.4f}",
+                      flush=True)
+            pruned_n += len(pruned)
+            print(f"# regret seed {s}: {len(pruned)} pruned of {len(study.trials)} trials", flush=True)
+    share = winners / pruned_n if pruned_n else 0.0
+    return [_line(f"pruned-trial regret (synthetic-planted, {p['recovery_seeds']} data seeds, {p['n_trials']} "
+                  f"trials, {pruned_n} pruned): pruned trials that would have beaten the best kept one",
+                  share, 0.05)]
+
+
 def _best_candidate(results: dict) -> dict | None:
     """The verdict's best searched candidate: its first-stage partition, test Δm, and whether it beats both references."""
     verdict = results.get("verdict") or {}
@@ -190,7 +228,7 @@ def _line(what: str, observed: float, target: float) -> str:
     return line
 
 
-PARTS = {"calibration": calibration, "power": power, "recovery": recovery}
+PARTS = {"calibration": calibration, "power": power, "recovery": recovery, "regret": regret}
 
 
 def main(quick: bool = False, device: str = "cpu", parts=("calibration", "power")) -> list[str]:
