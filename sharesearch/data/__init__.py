@@ -31,6 +31,7 @@ from typing import Any
 
 from sharesearch.data._base import SPLITS, MultiTaskData, make_split
 from sharesearch.data._batching import SAMPLINGS, IndexBatcher
+from sharesearch.data._rows import MIN_SEARCH_ROWS, RowSample, check_search_rows
 from sharesearch.data.multifashion import make_multifashion
 from sharesearch.data.synthetic import make_synthetic_mmoe, make_synthetic_null, make_synthetic_planted
 from sharesearch.data.tabular import SPEC_SUFFIXES, DataFileNotFoundError, DataSpecError, load_spec_file, read_spec
@@ -39,6 +40,8 @@ __all__ = [
     "MultiTaskData",
     "make_split",
     "SPLITS",
+    "RowSample",
+    "MIN_SEARCH_ROWS",
     "load_data",
     "SOURCES",
     "register_source",
@@ -86,6 +89,9 @@ def load_data(source: "str | os.PathLike[str]", **options: Any) -> MultiTaskData
         Passed to the source (e.g. ``n``, ``seed`` for ``synthetic-mmoe``;
         ``root``, ``n_train`` for ``multifashion``; ``split_seed``/``split``
         for a spec file). An unknown option is a ``TypeError`` naming it.
+        ``search_rows`` (every source) sets the search phase's rows: a count
+        (int >= 100) or fraction (float in (0, 1]) of the training rows, see
+        :meth:`MultiTaskData.search_view`; a spec file may also set it itself.
 
     Raises
     ------
@@ -104,6 +110,7 @@ def load_data(source: "str | os.PathLike[str]", **options: Any) -> MultiTaskData
     sharesearch.errors.SharesearchError: unknown data source 'no-such-data'; valid names: multifashion, synthetic-mmoe, synthetic-null, synthetic-planted, or a path to a .toml/.yaml/.yml data-spec file
     """
     if isinstance(source, str) and source in SOURCES:
+        search_rows = check_search_rows(options.pop("search_rows", None), f"load_data({source!r}): search_rows")
         builder = SOURCES[source]
         params = inspect.signature(builder).parameters
         valid = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
@@ -112,7 +119,9 @@ def load_data(source: "str | os.PathLike[str]", **options: Any) -> MultiTaskData
             raise SharesearchError(f"load_data({source!r}): unknown option {unknown[0]!r}; "
                                    f"valid options: {', '.join(valid)}")
         try:
-            return builder(**options)
+            data = builder(**options)
+            data.search_rows = search_rows
+            return data
         except TypeError as e:  # a builder taking **options (a preset) names the bad one itself
             if "unexpected keyword argument" in str(e):
                 raise SharesearchError(f"load_data({source!r}): {e}") from None

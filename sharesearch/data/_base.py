@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sharesearch.data._rows import RowSample, check_search_rows, sample_rows
 from sharesearch.tasks import TaskSpec
 
 __all__ = ["MultiTaskData", "make_split", "SPLITS"]
@@ -124,6 +125,10 @@ class MultiTaskData:
         Seed the split was drawn with (recorded for reproducibility).
     meta : dict
         JSON-serialisable provenance: source, options, column names, ...
+    search_rows : int, float or None
+        The search phase's rows (:mod:`sharesearch.data._rows`): at most this
+        many training rows (int), this fraction of them (float), or all (None).
+        Not part of the fingerprint: it says how the data is used, not what it is.
     """
 
     name: str
@@ -133,10 +138,12 @@ class MultiTaskData:
     split: torch.Tensor
     split_seed: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    search_rows: int | float | None = None
 
     def __post_init__(self) -> None:
         self.tasks = list(self.tasks)
         self._validate(min_tasks=2)
+        self.search_rows = check_search_rows(self.search_rows, f"data {self.name!r}: search_rows")
 
     # ------------------------------------------------------------------ checks
     def _validate(self, min_tasks: int) -> None:
@@ -200,6 +207,7 @@ class MultiTaskData:
             "split": self.split,
             "split_seed": self.split_seed,
             "meta": self.meta,
+            "search_rows": self.search_rows,
         }
 
     # -------------------------------------------------------------- properties
@@ -273,6 +281,31 @@ class MultiTaskData:
         out = MultiTaskData._unchecked(**f)
         out._validate(min_tasks=1)
         return out
+
+    def sample_rows(self, search_rows: int | float | None) -> "tuple[MultiTaskData, RowSample]":
+        """A seeded sample of the train/val rows (no test row) and its :class:`RowSample` record.
+
+        ``search_rows``: at most this many training rows (int >= 100) or this
+        fraction of them (float in (0, 1]); validation rows in proportion.
+        The rows keep the full data's encoding (scalers fitted on the whole
+        training split); ``self`` itself when the sample is every row.
+
+        >>> from sharesearch.data import load_data
+        >>> view, rows = load_data("synthetic-mmoe", n=1000).sample_rows(0.5)
+        >>> view.labelled_counts("train")["t0"], rows.train_total, view.indices("test").numel()
+        (350, 700, 0)
+        """
+        return sample_rows(self, search_rows)
+
+    def search_view(self) -> "tuple[MultiTaskData, RowSample]":
+        """The rows the search phase uses, by this data's own ``search_rows`` (see :meth:`sample_rows`).
+
+        >>> from sharesearch.data import load_data
+        >>> d = load_data("synthetic-mmoe", n=1000)
+        >>> d.search_view()[0] is d, d.search_view()[1].summary()
+        (True, 'search and verdict: all 700 training rows')
+        """
+        return sample_rows(self, self.search_rows)
 
     def to(self, device: "torch.device | str") -> "MultiTaskData":
         """The same data with every tensor on ``device`` (a new container).

@@ -9,6 +9,8 @@ are the prediction tasks. TOML is read with :mod:`tomllib`, YAML with
     categorical = ["country"]      # optional; default: non-numeric feature columns
     split_seed = 0                 # optional (default 0)
     split = [0.7, 0.15, 0.15]      # optional train/val/test fractions
+    search_rows = 50000            # optional: search on at most 50,000 training rows (or a fraction
+                                   # such as 0.2); the verdict uses every row (sharesearch.data._rows)
     name = "videos"                # optional data set name; default: the spec file's stem
 
     [[targets]]
@@ -100,6 +102,7 @@ import torch
 import yaml
 
 from sharesearch.data._base import MultiTaskData, make_split
+from sharesearch.data._rows import check_search_rows
 from sharesearch.tasks import TASK_KINDS, TaskSpec
 
 __all__ = [
@@ -114,9 +117,9 @@ __all__ = [
 SPEC_SUFFIXES = (".toml", ".yaml", ".yml")
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 MAX_CATEGORIES = 1000
-_TOP_KEYS = ("path", "features", "categorical", "split_seed", "split", "targets", "name")
+_TOP_KEYS = ("path", "features", "categorical", "split_seed", "split", "search_rows", "targets", "name")
 _TARGET_KEYS = ("column", "kind", "classes", "weight", "metrics", "name")
-_OPTION_KEYS = ("split_seed", "split")
+_OPTION_KEYS = ("split_seed", "split", "search_rows")
 
 
 class DataSpecError(SharesearchError):
@@ -155,7 +158,8 @@ def read_spec(path: "str | Path") -> dict[str, Any]:
 
     Returns the spec with defaults filled in: ``path`` (absolute
     :class:`~pathlib.Path`), ``features``/``categorical`` (list or None),
-    ``split_seed``, ``split``, ``name`` and ``targets`` (list of dicts).
+    ``split_seed``, ``split``, ``search_rows`` (None: every row), ``name``
+    and ``targets`` (list of dicts).
 
     Examples
     --------
@@ -218,6 +222,7 @@ def read_spec(path: "str | Path") -> dict[str, Any]:
         spec[key] = None if v is None else list(v)
     spec["split_seed"] = _check_seed(raw.get("split_seed", 0), f"{f}: split_seed")
     spec["split"] = _check_fractions(raw.get("split", [0.7, 0.15, 0.15]), f"{f}: split")
+    spec["search_rows"] = check_search_rows(raw.get("search_rows"), f"{f}: search_rows", DataSpecError)
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not name:
         raise DataSpecError(f"{f}: name: expected a non-empty string, got {name!r}")
@@ -397,7 +402,7 @@ def load_spec_file(path: "str | Path", **options: Any) -> MultiTaskData:
     path : str or Path
         The ``.toml`` / ``.yaml`` / ``.yml`` spec file.
     **options
-        ``split_seed`` and/or ``split`` override the spec file's values.
+        ``split_seed``, ``split`` and/or ``search_rows`` override the spec file's values.
 
     Raises
     ------
@@ -422,6 +427,8 @@ def load_spec_file(path: "str | Path", **options: Any) -> MultiTaskData:
         spec["split_seed"] = _check_seed(options["split_seed"], "option split_seed")
     if "split" in options:
         spec["split"] = _check_fractions(list(options["split"]), "option split")
+    if "search_rows" in options:
+        spec["search_rows"] = check_search_rows(options["search_rows"], f"{sf}: option search_rows", DataSpecError)
     df = _read_table(spec["path"])
     df_name = spec["path"].name
     columns = list(df.columns)
@@ -523,7 +530,8 @@ def load_spec_file(path: "str | Path", **options: Any) -> MultiTaskData:
         "source": str(spec["spec_path"]),
         "format": "csv" if spec["path"].suffix.lower() == ".csv" else "parquet",
         "data_file": str(spec["path"]),
-        "options": {"split_seed": spec["split_seed"], "split": spec["split"]},
+        "options": {"split_seed": spec["split_seed"], "split": spec["split"],
+                    **({"search_rows": spec["search_rows"]} if spec["search_rows"] is not None else {})},
         "n_rows": n,
         "feature_columns": list(features),
         "categorical": sorted(categories),
@@ -540,6 +548,7 @@ def load_spec_file(path: "str | Path", **options: Any) -> MultiTaskData:
         split=split,
         split_seed=spec["split_seed"],
         meta=meta,
+        search_rows=spec["search_rows"],
     )
 
 
