@@ -378,3 +378,34 @@ def test_baselines_choose_per_task_on_the_mean_of_confirmation_seeds(pruned_stud
                         key=lambda t: -better * t.user_attrs["val_metrics"][spec.name][spec.primary_metric])[:2]
         best_mean = max((means[t.number, spec.name] for t in ranked), key=lambda m: better * m)
         assert b.trial in {t.number for t in ranked} and b.val_metric == pytest.approx(best_mean)
+
+
+# ------------------------------------------------- the baseline phase's progress bar
+def _bar_counts(err: str) -> list[tuple[int, int]]:
+    """Every ``done/total`` a ``baselines`` tqdm bar printed (carriage returns split its updates)."""
+    import re
+
+    return [(int(n), int(t)) for n, t in re.findall(r"baselines:[^\r\n]*?(\d+)/(\d+) \[", err)]
+
+
+def test_baseline_phase_bar_counts_every_planned_run_to_its_end(data, capsys):
+    space, tb = _confirming_space(), TrainConfig(device="cpu")  # 3 tuning trials, 2 seeds x top 2 to confirm
+    study = prepare_study(optuna.storages.InMemoryStorage(), "bar", data, SOURCE, space,
+                          SearchConfig(n_trials=1, references=()), tb)
+    ensure_baselines(study, data, space, tb, progress=True)
+    counts = _bar_counts(capsys.readouterr().err)
+    bstudy = optuna.load_study(study_name=baseline_study_name("bar"), storage=study._storage)
+    planned = len(bstudy.trials)  # tuning trials + the confirmation runs enqueued
+    assert planned > space.baseline_trials and len(counts) >= 2
+    assert counts[-1] == (planned, planned)
+    assert counts[0][0] == 0 and all(a[0] <= b[0] for a, b in zip(counts, counts[1:]))  # counts up from 0
+    assert all(t >= planned for _, t in counts)  # before the shortlist, the plan's upper bound
+
+
+def test_baseline_phase_bar_is_hidden_off_a_terminal_unless_asked(data, capsys):
+    space, tb = load_space("tiny"), TrainConfig(device="cpu")
+    for name, progress in (("quiet", None), ("off", False)):
+        study = prepare_study(optuna.storages.InMemoryStorage(), name, data, SOURCE, space,
+                              SearchConfig(n_trials=1, references=()), tb)
+        assert set(ensure_baselines(study, data, space, tb, progress=progress)) == set(data.task_names)
+        assert "baselines" not in capsys.readouterr().err  # captured stderr is not a terminal

@@ -52,6 +52,7 @@ from ._records import (
     mark_baseline_default_enqueued,
     mark_confirmations_enqueued,
 )
+from ._study import FINISHED
 
 __all__ = ["ensure_baselines", "baseline_study_name", "confirmation_seeds", "CONFIRM_SEED_OFFSET"]
 
@@ -115,19 +116,60 @@ def _trials(bstudy: optuna.Study, confirmations: bool, states=None) -> list[optu
             if (confirmation_of(t) is not None) == confirmations]
 
 
-def _wait_running(bstudy: optuna.Study) -> None:
-    """Wait until no trial of ``bstudy`` runs (other workers finish theirs first)."""
+class _Bar:
+    """The baseline phase's tqdm bar: finished tuning trials, then confirmation runs, with an ETA.
+
+    It polls the baseline study (other workers' runs count too). Its total is
+    the tuning trials plus the confirmation runs planned: at most
+    ``min(trials, confirm_top * tasks) * confirm_seeds`` until the shortlist
+    is known, then exactly the runs enqueued. ``enabled=None`` shows it only
+    when stderr is a terminal (tqdm's ``disable=None``).
+    """
+
+    def __init__(self, bstudy: optuna.Study, space: SearchSpace, n_tasks: int, enabled: bool | None) -> None:
+        from tqdm.auto import tqdm
+
+        self.bstudy = bstudy
+        most = min(space.baseline_trials, space.baseline_confirm_top * n_tasks) * space.baseline_confirm_seeds
+        self.bar = tqdm(total=space.baseline_trials + most, desc="baselines", unit="run", dynamic_ncols=True,
+                        disable=None if enabled is None else not enabled)
+        self()
+
+    def __call__(self, study: Any = None, trial: Any = None) -> None:
+        """Count the finished runs (an Optuna callback: ``(study, trial)``, both ignored)."""
+        if self.bar.disable:
+            return
+        tuning = len(_trials(self.bstudy, False, FINISHED))
+        confirming = len(_trials(self.bstudy, True, FINISHED))
+        if confirmations_enqueued(self.bstudy):
+            self.bar.total = tuning + len(_trials(self.bstudy, True))
+        self.bar.set_postfix_str("confirming seeds" if confirmations_enqueued(self.bstudy) else "tuning",
+                                 refresh=False)
+        self.bar.update(tuning + confirming - self.bar.n)
+
+    def close(self) -> None:
+        self()
+        self.bar.close()
+
+
+def _wait_running(bstudy: optuna.Study, tick=None) -> None:
+    """Wait until no trial of ``bstudy`` runs (other workers finish theirs first); ``tick()`` each second."""
     t0 = time.monotonic()
     while bstudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) and time.monotonic() - t0 < _WAIT_S:
         time.sleep(1.0)
+        if tick is not None:
+            tick()
 
 
-def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpace, train_base: TrainConfig
-                     ) -> dict[str, TaskBaseline]:
+def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpace, train_base: TrainConfig,
+                     *, progress: bool | None = None) -> dict[str, TaskBaseline]:
     """Tune (once) and return each task's baseline, chosen on the mean of the confirmation seeds.
 
     Returns ``{task: TaskBaseline}``; raises :class:`SearchError` when some
-    task got no finite validation metric from any baseline trial.
+    task got no finite validation metric from any baseline trial. While it
+    tunes, a ``baselines`` progress bar counts the tuning trials, then the
+    confirmation runs, with an ETA on stderr: ``progress=None`` shows it only
+    when stderr is a terminal, ``True`` always, ``False`` never.
     """
     StudyContext.from_study(study)  # a sharesearch study, or a clear error
     cand0 = space.sample_baseline(optuna.trial.FixedTrial(space.baseline_default_params()), data.tasks,
@@ -145,12 +187,26 @@ def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpac
     if not baseline_default_enqueued(bstudy):
         bstudy.enqueue_trial(space.baseline_default_params())
         mark_baseline_default_enqueued(bstudy)
-    objective = _make_objective(data, space, train_base)
+    bar = _Bar(bstudy, space, len(data.tasks), progress)
+    try:
+        _run(bstudy, data, space, _make_objective(data, space, train_base), bar)
+    finally:
+        bar.close()
+    stored = BaselineSet.from_study(study)  # another worker may have chosen meanwhile: all use one choice
+    if stored is not None and stored.key == key:
+        return stored.tasks
+    best = _choose(bstudy, data, space.baseline_confirm_top)
+    BaselineSet(key=key, tasks=best).save(study)
+    return best
+
+
+def _run(bstudy: optuna.Study, data: MultiTaskData, space: SearchSpace, objective, bar: _Bar) -> None:
+    """Run the tuning trials still due, enqueue the confirmation runs (once), run those still waiting."""
     n = space.baseline_trials
-    done = len(_trials(bstudy, False, (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+    done = len(_trials(bstudy, False, FINISHED))
     if done < n and not confirmations_enqueued(bstudy):
-        bstudy.optimize(objective, n_trials=n - done, show_progress_bar=False)
-    _wait_running(bstudy)
+        bstudy.optimize(objective, n_trials=n - done, show_progress_bar=False, callbacks=[bar])
+    _wait_running(bstudy, bar)
     seeds = confirmation_seeds(space.baseline_confirm_seeds)
     if seeds and not confirmations_enqueued(bstudy):
         for number in sorted({m for ms in _shortlist(bstudy, data, space.baseline_confirm_top).values()
@@ -159,15 +215,10 @@ def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpac
             for s in seeds:
                 bstudy.enqueue_trial(params, user_attrs=confirmation_attrs(s, number))
         mark_confirmations_enqueued(bstudy)
+        bar()
     while bstudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        bstudy.optimize(objective, n_trials=1, show_progress_bar=False)
-    _wait_running(bstudy)
-    stored = BaselineSet.from_study(study)  # another worker may have chosen meanwhile: all use one choice
-    if stored is not None and stored.key == key:
-        return stored.tasks
-    best = _choose(bstudy, data, space.baseline_confirm_top)
-    BaselineSet(key=key, tasks=best).save(study)
-    return best
+        bstudy.optimize(objective, n_trials=1, show_progress_bar=False, callbacks=[bar])
+    _wait_running(bstudy, bar)
 
 
 def _primary(rec: BaselineTrialRecord, spec) -> float:
