@@ -25,6 +25,10 @@ and runs alone with the command shown):
 * ``verdict``  -- calibration (A/A on synthetic-null) and power (shared-bottom's negative
   transfer on synthetic-planted) of the verdict; recovery of the planted clusters by a search
   (``python benchmarks/bench_verdict.py --part calibration|power|recovery``)
+* ``overhead`` -- where one trial's time goes in a small real search (n=1500, 6 tasks, default space,
+  6 trials): data to device, compile, training steps, validation, storage writes, sampler; the share
+  outside training steps (goal <= 10%) and the baseline phase vs the trials
+  (``python benchmarks/bench_overhead.py [--quick]``)
 * ``gpu``      -- CUDA only: trials/hour with 1, 2, 4 workers on one GPU, bf16 vs
   fp32 step, torch.compile vs eager (``python benchmarks/bench_gpu.py [--quick]``);
   skipped without CUDA. ``benchmarks/gpu_check.sh`` runs everything on a GPU machine.
@@ -62,6 +66,7 @@ BENCHMARKS = {
     "scale": "bench_scale",
     "gpu": "bench_gpu",
     "verdict": "bench_verdict",
+    "overhead": "bench_overhead",
 }
 _LINE = re.compile(r"^(?P<what>.*): (?P<ours_label>.+?) (?P<ours>[-+0-9.e]+) ?(?P<ours_unit>\S*) vs "
                    r"(?P<theirs_label>.+?) (?P<theirs>[-+0-9.e]+) ?(?P<theirs_unit>\S*) -> (?P<ratio>[-+0-9.e]+|inf|nan)x$")
