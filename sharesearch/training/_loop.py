@@ -82,7 +82,7 @@ class TrainResult:
     every task at every evaluation, taken after ``history_steps`` steps.
     """
 
-    status: str  # "ok" | "diverged"
+    status: str  # "ok" | "diverged" | "stopped" (a train_population callback raised, see interrupted)
     val_metrics: dict[str, dict[str, float]]  # task -> metric -> value at the task's best evaluation
     best_epoch: dict[str, int]  # task -> 0-based epoch of its best evaluation (-1: none finite)
     history: list[dict[str, float]]  # one {task: primary metric} per evaluation
@@ -101,6 +101,8 @@ class TrainResult:
     stopped_early: bool = False  # patience ended the run before the cap
     final_lr: float = float("nan")  # the learning rate when the run ended
     config: TrainConfig | None = None  # the configuration it was trained with
+    interrupted: Exception | None = field(default=None, repr=False)  # what a train_population callback raised
+    # to stop this run (e.g. optuna.TrialPruned); status is then "stopped"
 
     def primary(self, tasks: Sequence[TaskSpec]) -> dict[str, float]:
         """The primary validation metric of each task."""

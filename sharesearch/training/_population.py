@@ -1,0 +1,380 @@
+"""Train a population: P seeds or configurations of one sharing graph as one stacked network.
+
+A verdict trains every arm with ten or more seeds, and a baseline is tuned
+over learning rates and weight decays of one network. Small networks leave a
+CPU or GPU mostly idle, so :func:`train_population` compiles the ``P``
+members (one :func:`~sharesearch.network.compile_graph` each, with the
+member's own seed, so each starts where its separate run starts), stacks
+their weights into tensors ``[P, *shape]`` (:func:`torch.func.stack_module_state`)
+and runs the network once per step under :func:`torch.func.vmap`: the member
+axis is one more batch dimension of every matmul, convolution and loss. One
+backward and one :class:`~sharesearch.training._member_optim.MemberOptimizer`
+step update every member.
+
+Each member keeps everything a separate run has: its own batches (a batcher
+seeded by its seed), learning rate and schedule, weight decay, per-task model
+selection, early stopping, divergence and callback. A member that stops
+(patience, divergence, or its callback raising -- e.g. ``optuna.TrialPruned``)
+leaves the population: its slice is removed from the stacked weights and the
+optimizer state, so the rest runs at the smaller size. Member *i*'s result
+equals a separate :func:`~sharesearch.training.train` run with ``configs[i]``
+up to float rounding (``tests/test_population.py`` checks it).
+
+Which configurations can share a population
+-------------------------------------------
+Members may differ in ``seed``, ``lr``, ``weight_decay``, the schedule
+(``lr_schedule``, ``warmup_steps``, ``plateau_patience``) and early stopping
+(``patience``, ``min_delta``); every other field (batch size, budget,
+evaluation cadence, sampling, device, optimizer family) must be equal, and
+the weighting must be ``"equal"`` -- the other methods look at per-task
+gradients or learn their own weights and are trained one run at a time.
+:func:`train_population` groups the configurations itself and trains the rest
+one by one, so a caller can always hand it everything. Dropout (MMoE's expert
+dropout) draws differently from a separate run.
+
+Example
+-------
+>>> from sharesearch.data import load_data
+>>> from sharesearch.graph import SharingGraph
+>>> data = load_data("synthetic-mmoe", n=300, d=8, seed=0)
+>>> g = SharingGraph.shared_bottom(data.tasks, {"name": "mlp", "input_shape": [8], "widths": [16]})
+>>> cfgs = [TrainConfig(max_steps=12, eval_every=4, batch_size=64, seed=s) for s in range(3)]
+>>> [(r.status, r.steps_run, r.config.seed) for r in train_population(g, data, cfgs)]
+[('ok', 12, 0), ('ok', 12, 1), ('ok', 12, 2)]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from ..data import IndexBatcher, MultiTaskData
+from ..graph import SharingGraph
+from ..network import MultiTaskNet, compile_graph
+from ..tasks import TaskSpec, compute_metric, task_loss
+from ._config import ConfigError, TrainConfig
+from ._loop import Progress, TrainResult, _autocast, _non_finite, _Selection, _task_batcher, resolve_device, train
+from ._member_optim import MemberOptimizer
+from ._schedule import LrSchedule
+
+__all__ = ["train_population", "population_groups", "MEMBER_FIELDS"]
+
+#: TrainConfig fields in which the members of one population may differ
+MEMBER_FIELDS = ("seed", "lr", "weight_decay", "lr_schedule", "warmup_steps", "plateau_patience", "patience",
+                 "min_delta")
+#: callback(epoch, primary validation metrics, progress) of one member; raising stops that member
+MemberCallback = Callable[[int, dict, Progress], None]
+
+
+def _population_key(cfg: TrainConfig) -> tuple:
+    """What members of one population must share; ``None`` when ``cfg`` trains alone."""
+    if cfg.weighting != "equal" or cfg.weighting_options:
+        return (None, id(cfg))
+    d = {k: v for k, v in cfg.to_dict().items() if k not in MEMBER_FIELDS}
+    d["optimizer"] = "sgd" if cfg.optimizer == "sgd" else "adam"  # adam with decay is AdamW, as make_optimizer
+    return tuple(sorted((k, repr(v)) for k, v in d.items()))
+
+
+def population_groups(configs: Sequence[TrainConfig]) -> list[list[int]]:
+    """Indices of ``configs`` grouped into populations (a group of one trains alone), in first-seen order.
+
+    >>> a, b = TrainConfig(seed=0), TrainConfig(seed=1, lr=0.01)
+    >>> population_groups([a, TrainConfig(batch_size=64), b, TrainConfig(weighting="pcgrad")])
+    [[0, 2], [1], [3]]
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, cfg in enumerate(configs):
+        groups.setdefault(_population_key(cfg), []).append(i)
+    return list(groups.values())
+
+
+def train_population(graph: SharingGraph, data: MultiTaskData, configs: Sequence[TrainConfig], *,
+                     callbacks: Sequence[MemberCallback | None] | None = None,
+                     keep_model: bool = True) -> list[TrainResult]:
+    """Train ``graph`` once per configuration, the compatible ones as one population.
+
+    Parameters
+    ----------
+    graph : the sharing graph every member trains.
+    data : the data (moved to the training device).
+    configs : one configuration per member (see the module docstring for what may differ).
+    callbacks : one per member (or ``None``), called after each of its evaluations as
+        ``callback(epoch, primary_val_metrics, progress)``; an exception it raises stops
+        that member only: its result has ``status="stopped"`` and ``interrupted`` set.
+    keep_model : keep each member's model and per-task best weights.
+
+    Returns
+    -------
+    list of TrainResult, in the order of ``configs``.
+    """
+    if not configs:
+        raise ConfigError("train_population needs at least one configuration")
+    cbs = list(callbacks) if callbacks is not None else [None] * len(configs)
+    if len(cbs) != len(configs):
+        raise ConfigError(f"train_population: {len(cbs)} callbacks for {len(configs)} configurations")
+    results: list[TrainResult | None] = [None] * len(configs)
+    for group in population_groups(configs):
+        if len(group) == 1:
+            results[group[0]] = _train_alone(graph, data, configs[group[0]], cbs[group[0]], keep_model)
+        else:
+            outs = _Population(graph, data, [configs[i] for i in group], [cbs[i] for i in group], keep_model).run()
+            for i, r in zip(group, outs):
+                results[i] = r
+    return results  # type: ignore[return-value]
+
+
+class _Stop(Exception):
+    """Carries the exception a member's callback raised out of :func:`train`."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+def _train_alone(graph: SharingGraph, data: MultiTaskData, cfg: TrainConfig, cb: MemberCallback | None,
+                 keep_model: bool) -> TrainResult:
+    def relay(epoch: int, primary: dict, progress: Progress) -> None:
+        try:
+            cb(epoch, primary, progress)
+        except Exception as exc:
+            raise _Stop(exc) from exc
+
+    t0 = time.perf_counter()
+    try:
+        return train(graph, data, cfg, callback=relay if cb is not None else None, keep_model=keep_model)
+    except _Stop as stop:
+        return TrainResult(status="stopped", val_metrics={}, best_epoch={}, history=[], epochs_run=0,
+                           seconds=time.perf_counter() - t0, interrupted=stop.exc, config=cfg)
+
+
+class _StepModule(nn.Module):
+    """One member's training step as a module, so that :func:`functional_call` can swap its weights."""
+
+    def __init__(self, net: MultiTaskNet, specs: Sequence[TaskSpec], cols: Sequence[int], dense: bool,
+                 penalty: bool) -> None:
+        super().__init__()
+        self.net, self.specs, self.cols, self.dense, self.penalty = net, list(specs), list(cols), dense, penalty
+        self.names = [s.name for s in specs]
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(x, tasks=self.names)  # {task: [B, out_dim]}
+        losses = torch.stack([task_loss(s, out[s.name], y[:, c], self.dense)
+                              for s, c in zip(self.specs, self.cols)])  # [T]
+        pen = self.net.penalty() if self.penalty else losses.new_zeros(())
+        return losses, pen
+
+
+class _MemberView:
+    """Member ``j``'s slice of the stacked weights, as :class:`_Selection` reads a model."""
+
+    def __init__(self, params: dict[str, torch.Tensor], j: int) -> None:
+        self.params, self.j = params, j
+
+    def named_parameters(self):
+        return ((k, v[self.j]) for k, v in self.params.items())
+
+
+@dataclass
+class _Member:
+    """One member's own state; ``slot`` is its row in the stacked weights."""
+
+    index: int  # position in the caller's configs
+    config: TrainConfig
+    callback: MemberCallback | None
+    batcher: IndexBatcher
+    sched: LrSchedule  # over a one-weight stand-in optimizer: the schedule logic of a separate run
+    stand_in: torch.optim.Optimizer
+    sel: _Selection
+    slot: int
+    result: TrainResult | None = None
+    batches: list[torch.Tensor] = field(default_factory=list)
+
+
+class _Population:
+    """The stacked training loop (the order of step, schedule, evaluation and callback is :func:`train`'s)."""
+
+    def __init__(self, graph: SharingGraph, data: MultiTaskData, configs: Sequence[TrainConfig],
+                 callbacks: Sequence[MemberCallback | None], keep_model: bool) -> None:
+        self.t0 = time.perf_counter()
+        first = configs[0]
+        self.device = resolve_device(first.device)
+        missing = [t for t in graph.tasks if t not in data.task_names]
+        if missing:
+            raise ConfigError(f"graph task {missing[0]!r} is not in the data's tasks {data.task_names}")
+        self.graph, self.data, self.keep_model, self.cfg = graph, data.to(self.device), keep_model, first
+        self.specs = [s for s in self.data.tasks if s.name in graph.tasks]
+        self.cols = [self.data.task_names.index(s.name) for s in self.specs]
+        self.names = [s.name for s in self.specs]
+        torch.manual_seed(first.seed)  # dropout draws from the global generator
+        self.nets = [compile_graph(graph, seed=c.seed).to(self.device) for c in configs]
+        params, buffers = stack_module_state(self.nets)  # name -> [P, *shape]
+        self.params, self.buffers = dict(params), dict(buffers)
+        self.dense = not bool(torch.isnan(self.data.y[self.data.indices("train")][:, self.cols]).any())
+        self.step_module = _StepModule(self.nets[0], self.specs, self.cols, self.dense,
+                                       any(True for _ in graph.soft_edges("l2")))
+        self.prio = torch.tensor([s.weight for s in self.specs], device=self.device)  # [T]
+        keep = None
+        if keep_model:
+            owned = {t: {id(q) for q in self.nets[0].task_parameters(t)} for t in self.names}
+            named = list(self.nets[0].named_parameters())
+            keep = {t: {k for k, p in named if id(p) in owned[t]} for t in self.names}
+        self.members = []
+        for j, (cfg, cb) in enumerate(zip(configs, callbacks)):
+            stand_in = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
+            batcher = _task_batcher(self.data, cfg, self.names)
+            self.members.append(_Member(j, cfg, cb, batcher, None, stand_in,  # type: ignore[arg-type]
+                                        _Selection(self.specs, keep, cfg.min_delta, None), j))
+        self.total = first.total_steps(len(self.members[0].batcher))
+        for m in self.members:
+            m.sched = LrSchedule(m.stand_in, m.config, self.total)
+        self.opt = MemberOptimizer(list(self.params.values()), first.optimizer, [m.sched.lr for m in self.members],
+                                   [c.weight_decay for c in configs])
+        self.dynamic_lr = any(c.lr_schedule == "cosine" or c.warmup_steps > 0 for c in configs)
+        self.done: list[_Member] = []
+
+    # ------------------------------------------------------------- stepping
+    def _losses(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``xb [P, B, *in]``, ``yb [P, B, T_data]`` -> per-member task losses ``[P, T]`` and penalties ``[P]``."""
+        named = {f"net.{k}": v for k, v in self.params.items()}
+        bufs = {f"net.{k}": v for k, v in self.buffers.items()}
+
+        def one(p, b, x, y):
+            return functional_call(self.step_module, (p, b), (x, y))
+
+        with _autocast(self.device, self.cfg.amp):
+            return vmap(one, randomness="different")(named, bufs, xb, yb)
+
+    @torch.no_grad()
+    def _evaluate(self) -> list[dict[str, dict[str, float]]]:
+        """Every metric of every task on the validation split, one dict per member."""
+        idx = self.data.indices("val")
+        x, y = self.data.x[idx], self.data.y[idx]
+        net, names, bs = self.nets[0], self.names, self.cfg.eval_batch_size
+        net.eval()
+
+        def one(p, b, xc):
+            return functional_call(net, (p, b), (xc,), {"tasks": names})
+
+        try:
+            parts = []
+            for i in range(0, x.shape[0], bs):
+                with _autocast(self.device, self.cfg.amp):
+                    parts.append(vmap(one, in_dims=(0, 0, None))(self.params, self.buffers, x[i:i + bs]))
+        finally:
+            net.train()
+        out = {t: torch.cat([o[t].float() for o in parts], dim=1) for t in names}  # {task: [P, N_val, out_dim]}
+        return [{s.name: {m: compute_metric(s, m, out[s.name][mem.slot], y[:, c]) for m in s.metrics}
+                 for s, c in zip(self.specs, self.cols)} for mem in self.members]
+
+    def run(self) -> list[TrainResult]:
+        data, epoch, step, examples = self.data, -1, 0, 0
+        while self.members and step < self.total:
+            epoch += 1
+            for m in self.members:
+                m.batches = list(m.batcher)
+            n_batches = len(self.members[0].batches)
+            loss_sum = torch.zeros(len(self.members), len(self.names), device=self.device)  # [P, T]
+            for i in range(n_batches):
+                idx = torch.stack([m.batches[i] for m in self.members])  # [P, B]
+                losses, pen = self._losses(data.x[idx], data.y[idx])  # [P, T], [P]
+                # as EqualWeighting: a NaN loss contributes nothing (zero gradient), priorities multiply
+                kept = torch.where(torch.isnan(losses), torch.zeros_like(losses), losses)
+                self.opt.zero_grad()
+                ((kept * self.prio).sum() + pen.sum()).backward()
+                self.opt.step()
+                for m in self.members:
+                    m.stand_in.step()
+                    m.sched.after_step()
+                if self.dynamic_lr:
+                    self.opt.set_lr([m.sched.lr for m in self.members])
+                loss_sum += losses.detach().float()
+                step, examples = step + 1, examples + idx.shape[1]
+                end_of_epoch, at_cap = i == n_batches - 1, step >= self.total
+                every = self.cfg.eval_every
+                due = at_cap or (end_of_epoch if every is None else step % every == 0)
+                leaving: dict[int, tuple[str, str]] = {}  # slot -> (status, message)
+                if end_of_epoch or due:
+                    sums = loss_sum.tolist()
+                    for m in self.members:
+                        bad = _non_finite(torch.tensor(sums[m.slot]), self.names)
+                        if bad:
+                            leaving[m.slot] = ("diverged",
+                                               f"epoch {epoch} (step {step}): non-finite training loss for task(s) {bad}")
+                if due:
+                    self._after_evaluation(epoch, step, examples, leaving)
+                if at_cap:
+                    leaving.update({m.slot: ("ok", "") for m in self.members if m.slot not in leaving})
+                if leaving:
+                    loss_sum = self._leave(leaving, epoch, step, examples, loss_sum)
+                if not self.members:
+                    break
+        return [m.result for m in sorted(self.done, key=lambda m: m.index)]  # type: ignore[misc]
+
+    def _after_evaluation(self, epoch: int, step: int, examples: int, leaving: dict[int, tuple[str, str]]) -> None:
+        vals = self._evaluate()
+        changed = False
+        for m, val in zip(self.members, vals):
+            if m.slot in leaving:
+                continue
+            before = m.sched.lr
+            m.sched.after_evaluation(m.sel.update(_MemberView(self.params, m.slot), val, epoch, step))
+            changed |= m.sched.lr != before
+            if m.callback is not None:
+                progress = Progress(epoch, step, examples, len(m.sel.history) - 1, m.sched.lr, self.total)
+                try:
+                    m.callback(epoch, m.sel.history[-1], progress)
+                except Exception as exc:  # the member's own stop (e.g. pruned): it leaves, the others go on
+                    leaving[m.slot] = ("stopped", str(exc))
+                    m.result = TrainResult(status="stopped", val_metrics={}, best_epoch={}, history=[],
+                                           epochs_run=0, seconds=0.0, interrupted=exc, config=m.config)
+                    continue
+            if m.config.patience > 0 and m.sel.stale >= m.config.patience:
+                leaving[m.slot] = ("ok", "")
+        if changed:
+            self.opt.set_lr([m.sched.lr for m in self.members])
+
+    def _leave(self, leaving: dict[int, tuple[str, str]], epoch: int, step: int, examples: int,
+               loss_sum: torch.Tensor) -> torch.Tensor:
+        """Finish the members in ``leaving`` and remove their slices; returns the kept rows of ``loss_sum``."""
+        for m in [m for m in self.members if m.slot in leaving]:
+            status, message = leaving[m.slot]
+            self._finish(m, status, message, epoch, step, examples)
+            self.done.append(m)
+        stay = [m for m in self.members if m.slot not in leaving]
+        rows = torch.tensor([m.slot for m in stay], dtype=torch.long, device=self.device)
+        self.params = {k: v.detach()[rows].requires_grad_() for k, v in self.params.items()}
+        self.buffers = {k: v[rows] for k, v in self.buffers.items()}
+        self.opt.keep(rows, list(self.params.values()))
+        for new, m in enumerate(stay):
+            m.slot = new
+        self.members = stay
+        return loss_sum[rows]
+
+    def _finish(self, m: _Member, status: str, message: str, epoch: int, step: int, examples: int) -> None:
+        if m.result is not None and m.result.status == "stopped":
+            m.result.epochs_run, m.result.seconds = epoch + 1, time.perf_counter() - self.t0
+            m.result.steps_run, m.result.examples_seen, m.result.total_steps = step, examples, self.total
+            m.result.history, m.result.history_steps = m.sel.history, m.sel.history_steps
+            return
+        sel = m.sel
+        for s in self.specs:  # a task that never produced a finite metric keeps NaN values
+            if s.name not in sel.metrics:
+                sel.metrics[s.name] = {k: float("nan") for k in s.metrics}
+        model = None
+        if self.keep_model:
+            model = self.nets[m.index]
+            with torch.no_grad():
+                for k, p in model.named_parameters():
+                    p.copy_(self.params[k][m.slot])
+        m.result = TrainResult(status=status, val_metrics=sel.metrics, best_epoch=sel.best_epoch,
+                               history=sel.history, epochs_run=epoch + 1, seconds=time.perf_counter() - self.t0,
+                               model=model, best_state=sel.state if self.keep_model else {}, message=message,
+                               best_step=sel.best_step, best_evaluation=sel.best_eval,
+                               history_steps=sel.history_steps, steps_run=step, examples_seen=examples,
+                               total_steps=self.total, stopped_early=status == "ok" and step < self.total,
+                               final_lr=m.sched.lr, config=m.config)

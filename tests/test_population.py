@@ -1,0 +1,118 @@
+"""Population training: each member equals a separate run with its configuration.
+
+The data is the planted set (mixed binary and regression tasks, 40% of labels
+missing), so masking, per-task model selection and both loss kinds are on the
+path; members differ in seed, learning rate, weight decay, schedule and
+patience.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sharesearch.data import load_data
+from sharesearch.graph import SharingGraph
+from sharesearch.training import TrainConfig, population_groups, train, train_population
+
+TOL = 2e-5  # float rounding: a stacked matmul and a broadcast learning rate round differently from torch.optim
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data("synthetic-planted", n=400, seed=1)
+
+
+def _bb(data, widths=(16, 16)):
+    return {"name": "mlp", "input_shape": list(data.input_shape), "widths": list(widths)}
+
+
+def _configs(n: int, **common) -> list[TrainConfig]:
+    base = dict(max_steps=60, eval_every=10, batch_size=32, device="cpu") | common
+    return [TrainConfig(seed=s, lr=1e-3 * (1 + s), weight_decay=0.02 * (s % 2),
+                        lr_schedule=("plateau", "cosine", "constant")[s % 3], warmup_steps=5 * (s % 2),
+                        plateau_patience=1, patience=2 * (s % 2), **base) for s in range(n)]
+
+
+def _assert_same(pop, alone, data):
+    assert pop.status == alone.status
+    assert pop.steps_run == alone.steps_run and pop.history_steps == alone.history_steps
+    assert pop.best_evaluation == alone.best_evaluation
+    assert pop.stopped_early == alone.stopped_early
+    assert math.isclose(pop.final_lr, alone.final_lr, rel_tol=1e-6)
+    for t, metrics in alone.val_metrics.items():
+        for m, v in metrics.items():
+            assert pop.val_metrics[t][m] == pytest.approx(v, rel=TOL, abs=TOL), (t, m)
+    a, b = pop.predict(data, "test"), alone.predict(data, "test")
+    for t in b:
+        torch.testing.assert_close(a[t], b[t], rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("make", [
+    lambda d, bb: SharingGraph.shared_bottom(d.tasks, bb),
+    lambda d, bb: SharingGraph.mmoe(d.tasks, bb, experts=3),
+    lambda d, bb: SharingGraph.l2_soft(d.tasks, bb, lam=1e-2),
+    lambda d, bb: SharingGraph.cross_stitch(d.tasks, bb),
+    lambda d, bb: SharingGraph.branched(d.tasks, bb, [[["t0", "t1", "t2"], ["t3", "t4"], ["t5"]]]),
+], ids=["shared_bottom", "mmoe", "l2_soft", "cross_stitch", "branched"])
+def test_each_member_equals_its_separate_run(data, make):
+    g = make(data, _bb(data))
+    cfgs = _configs(4)
+    assert population_groups(cfgs) == [[0, 1, 2, 3]]  # they do train as one population
+    for pop, cfg in zip(train_population(g, data, cfgs), cfgs):
+        assert pop.config == cfg
+        _assert_same(pop, train(g, data, cfg), data)
+
+
+def test_sgd_population_equals_separate_runs(data):
+    g = SharingGraph.shared_bottom(data.tasks, _bb(data))
+    cfgs = _configs(3, optimizer="sgd")
+    for pop, cfg in zip(train_population(g, data, cfgs), cfgs):
+        _assert_same(pop, train(g, data, cfg), data)
+
+
+def test_a_stopped_or_diverged_member_leaves_and_the_others_are_untouched(data):
+    g = SharingGraph.shared_bottom(data.tasks, _bb(data))
+    cfgs = _configs(3)
+    cfgs[2] = cfgs[2].updated(lr=1e6)  # diverges
+
+    class Pruned(Exception):
+        pass
+
+    def prune_at_second(epoch, primary, progress):
+        if progress.evaluation == 1:
+            raise Pruned(f"pruned at step {progress.step}")
+
+    seen = []
+    out = train_population(g, data, cfgs, callbacks=[lambda e, p, pr: seen.append(pr.step), prune_at_second, None])
+    assert seen == list(range(10, 61, 10))[: len(seen)] and seen[-1] == out[0].steps_run
+    assert out[1].status == "stopped" and isinstance(out[1].interrupted, Pruned)
+    assert str(out[1].interrupted) == "pruned at step 20" and out[1].steps_run == 20
+    assert out[2].status == "diverged" and "non-finite" in out[2].message
+    _assert_same(out[0], train(g, data, cfgs[0]), data)
+
+
+def test_configurations_that_cannot_share_train_alone_in_order(data):
+    g = SharingGraph.shared_bottom(data.tasks, _bb(data))
+    cfgs = [TrainConfig(max_steps=20, eval_every=10, batch_size=32, seed=0, device="cpu"),
+            TrainConfig(max_steps=20, eval_every=10, batch_size=64, seed=1, device="cpu"),
+            TrainConfig(max_steps=20, eval_every=10, batch_size=32, seed=2, device="cpu", weighting="pcgrad"),
+            TrainConfig(max_steps=20, eval_every=10, batch_size=32, seed=3, device="cpu")]
+    assert population_groups(cfgs) == [[0, 3], [1], [2]]
+    out = train_population(g, data, cfgs)
+    assert [r.config.seed for r in out] == [0, 1, 2, 3]
+    for pop, cfg in zip(out, cfgs):
+        _assert_same(pop, train(g, data, cfg), data)
+
+
+def test_a_callback_of_a_lone_run_stops_only_that_run(data):
+    g = SharingGraph.shared_bottom(data.tasks, _bb(data))
+
+    def stop(epoch, primary, progress):
+        raise KeyError("stop")
+
+    cfg = TrainConfig(max_steps=20, eval_every=10, batch_size=32, device="cpu", weighting="pcgrad")
+    (res,) = train_population(g, data, [cfg], callbacks=[stop])
+    assert res.status == "stopped" and isinstance(res.interrupted, KeyError)
