@@ -375,6 +375,13 @@ def _multiples(results: Mapping, top_k: int = 3) -> go.Figure | None:
 
 
 # ------------------------------------------------------------------- tables
+def _rows_line(data: Mapping) -> str:
+    """The rows each phase used (``sharesearch.data.RowSample`` stored with the data source), or ``""``."""
+    source = (data.get("meta") or {}).get("source")  # {"source": ..., "options": ..., "rows": {...}} from a study
+    rows = source.get("rows") if isinstance(source, Mapping) else None
+    return str(rows.get("summary", "")) if isinstance(rows, Mapping) else ""
+
+
 def _n_runs(tv: TaskVerdict) -> str:
     """``base / cand`` run counts, with the diverged runs that were left out."""
     text = f"{tv.n_baseline} / {tv.n_candidate}"
@@ -542,6 +549,8 @@ def report_html(results: Mapping) -> str:
     parts.append(f'<p class="muted">data <b>{_h(data.get("name", ""))}</b> (fingerprint '
                  f'<code>{_h(data.get("fingerprint", ""))}</code>), {len(tasks)} tasks, {n_trials} trials; '
                  f'objectives: {_h(", ".join(f"{n} ({d})" for n, d in zip(results.get("objective_names") or [], results.get("directions") or [])))}</p>')
+    if _rows_line(data):
+        parts.append(f'<p class="muted">{_h(_rows_line(data))}</p>')
     parts.append('<nav><a href="#verdict">verdict</a><a href="#topology">best topology</a>'
                  '<a href="#history">history</a><a href="#importances">importances</a>'
                  + ('<a href="#pareto">Pareto front</a>' if len(results.get("directions") or []) >= 2 else "")
@@ -728,6 +737,7 @@ def markdown_summary(results: Mapping, files: Mapping[str, Path | str] | None = 
     lines.append(f"data {_md(data.get('name', ''))} (fingerprint {_md(data.get('fingerprint', ''))}), "
                  f"{len(results.get('tasks') or [])} tasks, {len(results.get('trials') or [])} trials "
                  f"({n_complete} complete)")
+    lines += [_rows_line(data)] if _rows_line(data) else []
     lines.append("")
     best_c, best_t = best_candidate(results)
     if best_c:

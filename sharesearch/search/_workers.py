@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ..data import MultiTaskData
+from ..data import MultiTaskData, RowSample
 from ..space import SearchSpace
 from ..training import TrainConfig, resolve_device
 from ._baselines import ensure_baselines
@@ -67,7 +67,9 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
     """Join a study and run trials until it has ``n_trials`` finished trials.
 
     Everything else (space, data, budgets) comes from the study itself;
-    ``data``, when given, must match the study's fingerprint.
+    ``data``, when given, must match the study's fingerprint. Baselines and
+    trials train on the rows the study records for its search phase
+    (:class:`~sharesearch.data.RowSample`; every row when none is recorded).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = load_study(storage, study_name)
@@ -79,6 +81,7 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
         data = ctx.data.load(study_name)
     else:
         ctx.data.check(data, study_name)
+    data = _search_rows(ctx.data.source, data, study_name)  # the search phase's sample; the verdict uses all rows
     train_base = ctx.train if device is None else ctx.train.updated(device=device)
     data = data.to(resolve_device(train_base.device))
     sweep_dead_trials(study)
@@ -93,6 +96,21 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
     study.optimize(objective, n_trials=remaining, timeout=cfg.timeout, catch=(),
                    callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED), *callbacks],
                    gc_after_trial=False)
+
+
+def _search_rows(source: Mapping[str, Any], data: MultiTaskData, study_name: str,
+                 asked: RowSample | None = None) -> MultiTaskData:
+    """The rows of ``data`` the study's search phase uses: its recorded sample, or every row.
+
+    ``asked`` (the rows this run asked for) must be the study's record when it has one.
+    """
+    if source.get("rows") is None:  # RowSample.to_dict(), stored with the data source by run_search
+        return data
+    record = RowSample.from_dict(source["rows"])
+    if asked is not None and asked != record:
+        raise SearchError(f"study {study_name!r} searches on other rows ({record.summary()}) than this data's "
+                          f"search_rows={asked.search_rows!r} ({asked.summary()}); use another study_name")
+    return record.apply(data, f"study {study_name!r}")
 
 
 class _Progress:
@@ -154,16 +172,18 @@ def run_search(data: MultiTaskData, data_source: Mapping[str, Any], space: Searc
     back with :func:`study_results`.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study_name = study_name or default_study_name(data, space)
+    search_data, rows = data.search_view()  # data.search_rows: search on a sample, verify on every row
+    study_name = study_name or default_study_name(search_data, space)
     st = open_storage(storage, study_name, runs_dir, workers)
-    study = prepare_study(st, study_name, data, data_source, space, config, train_base)
+    study = prepare_study(st, study_name, data, {**data_source, "rows": rows.to_dict()}, space, config, train_base)
+    search_data = _search_rows(StudyContext.from_study(study).data.source, data, study_name, asked=rows)
     sweep_dead_trials(study)
     bar = _Progress(study, config.n_trials, progress)
     try:
         if workers <= 1:
             run_worker(st, study_name, data=data, n_trials=config.n_trials, callbacks=[bar])
         else:
-            _run_local_workers(st, study, data, space, train_base, config, workers, bar)
+            _run_local_workers(st, study, search_data, space, train_base, config, workers, bar)
     finally:
         bar.close()
     if verdict:
