@@ -66,13 +66,15 @@ def test_auto_seeds_come_from_a_pilot_of_the_control(study, data, monkeypatch):
 
 def test_arms_and_control_share_seeds_and_the_aa_arm_gets_disjoint_ones(study, data, monkeypatch):
     seen: list[tuple[str, int, int | None]] = []
-    real = _verdict_arms.train
+    calls: list[list[int]] = []
+    real = _verdict_arms.train_population
 
-    def spy(graph, d, config, **kw):
-        seen.append((graph.key(), config.seed, config.max_steps))
-        return real(graph, d, config, **kw)
+    def spy(graph, d, configs, **kw):
+        calls.append([c.seed for c in configs])
+        seen.extend((graph.key(), c.seed, c.max_steps) for c in configs)
+        return real(graph, d, configs, **kw)
 
-    monkeypatch.setattr(_verdict_arms, "train", spy)
+    monkeypatch.setattr(_verdict_arms, "train_population", spy)
     v = compute_verdict(study, data, n_seeds=2, row_resamples=20)
     proto = VerdictProtocol.from_dict(v["protocol"])
     assert set(proto.seeds).isdisjoint(proto.independent_seeds) and len(proto.independent_seeds) == 2
@@ -82,6 +84,8 @@ def test_arms_and_control_share_seeds_and_the_aa_arm_gets_disjoint_ones(study, d
     assert v["control"]["seeds"] == list(proto.seeds)
     assert {s for _, s, _ in seen} == set(proto.seeds) | set(proto.independent_seeds)
     assert {m for _, _, m in seen} == {proto.budget["max_steps"]} == {4}  # one budget for every training
+    # each arm's seeds, and each control configuration's, are one population
+    assert all(c in (list(proto.seeds), list(proto.independent_seeds)) for c in calls)
     for c in v["candidates"]:
         assert "test-row bootstrap" in c["verdict"]["delta_m_method"]
         assert all(tv["n_candidate"] == 2 and tv["n_baseline"] == 2 for tv in c["verdict"]["tasks"])
@@ -103,16 +107,17 @@ def test_a_second_verdict_is_a_second_look_and_keeps_the_first(study, data):
 
 
 def test_a_diverged_arm_is_reported_with_its_count(study, data, monkeypatch):
-    real = _verdict_arms.train
+    real = _verdict_arms.train_population
 
-    def diverge_shared_bottom(graph, d, config, **kw):
-        res = real(graph, d, config, **kw)
+    def diverge_shared_bottom(graph, d, configs, **kw):
+        out = real(graph, d, configs, **kw)
         first = graph.partitions()[0]
-        if len(first) == 1 and len(first[0]) > 1 and config.seed == 1000:  # shared-bottom, first seed
-            res.status = "diverged"
-        return res
+        for res, config in zip(out, configs):
+            if len(first) == 1 and len(first[0]) > 1 and config.seed == 1000:  # shared-bottom, first seed
+                res.status = "diverged"
+        return out
 
-    monkeypatch.setattr(_verdict_arms, "train", diverge_shared_bottom)
+    monkeypatch.setattr(_verdict_arms, "train_population", diverge_shared_bottom)
     v = compute_verdict(study, data, n_seeds=3, row_resamples=20, top_k=0)
     sb = next(c for c in v["candidates"] if c["name"] == "shared-bottom")
     assert sb["runs"]["n_diverged"] == 1 and sb["verdict"]["n_diverged_candidate"] == 1

@@ -7,6 +7,10 @@ predictions (so the row bootstrap of the Δm interval scores the very same
 numbers), its primary validation metric (for the control's seed-to-seed
 spread), the status and the tasks still improving at the last evaluation.
 A diverged run gives NaN for its tasks: the verdict counts it.
+
+The seeds of one arm (and of each control configuration) train as one
+population (:func:`sharesearch.training.train_population`): each seed's run
+equals its separate run, at a fraction of the time.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ import numpy as np
 from ..data import MultiTaskData
 from ..graph import SharingGraph
 from ..tasks import TaskSpec, compute_metric
-from ..training import TrainConfig, TrainResult, train
+from ..training import TrainConfig, TrainResult, train_population
 from ._records import TaskBaseline
 
-__all__ = ["RunOutcome", "RowMetric", "BUDGET_FIELDS", "arm_params", "train_run", "control_groups",
-           "train_control"]
+__all__ = ["RunOutcome", "RowMetric", "BUDGET_FIELDS", "arm_params", "train_run", "train_runs", "control_groups",
+           "train_control", "train_control_runs"]
 
 #: TrainConfig fields the verdict fixes for every arm and the control alike (the matched budget)
 BUDGET_FIELDS = ("epochs", "max_steps", "eval_every", "patience", "min_delta")
@@ -92,13 +96,24 @@ def _test_predictions(res: TrainResult, data: MultiTaskData, tasks: Sequence[str
     return out
 
 
+def train_runs(graph: SharingGraph, data: MultiTaskData, configs: Sequence[TrainConfig], tasks: Sequence[str],
+               mechanisms_first: bool = False) -> list[RunOutcome]:
+    """Train ``graph`` once per configuration (one population where they can share one) and keep ``tasks``'
+    test predictions and metrics; with ``mechanisms_first``, the first run keeps its gates and stitch weights.
+    """
+    results = train_population(graph, data, configs)
+    return [_outcome(res, graph, data, cfg, tasks, mechanisms_first and i == 0)
+            for i, (res, cfg) in enumerate(zip(results, configs))]
+
+
 def train_run(graph: SharingGraph, data: MultiTaskData, config: TrainConfig, tasks: Sequence[str],
               mechanisms: bool = False) -> RunOutcome:
-    """Train ``graph`` once with ``config`` and keep ``tasks``' test predictions and metrics.
+    """Train ``graph`` once with ``config`` (see :func:`train_runs`)."""
+    return train_runs(graph, data, [config], tasks, mechanisms)[0]
 
-    With ``mechanisms``, the gate values and cross-stitch weights are kept too.
-    """
-    res = train(graph, data, config)
+
+def _outcome(res: TrainResult, graph: SharingGraph, data: MultiTaskData, config: TrainConfig,
+             tasks: Sequence[str], mechanisms: bool) -> RunOutcome:
     specs = {s.name: s for s in data.tasks}
     col = {s.name: i for i, s in enumerate(data.tasks)}
     y = data.y[data.indices("test")]
@@ -137,19 +152,30 @@ def control_groups(baselines: Mapping[str, TaskBaseline]) -> list[tuple[dict, li
     return [(json.loads(k), tasks) for k, tasks in groups.items()]
 
 
-def train_control(data: MultiTaskData, baselines: Mapping[str, TaskBaseline], base: TrainConfig,
-                  budget: Mapping[str, object], seed: int) -> RunOutcome:
-    """One run of the control: every task's tuned baseline trained with ``seed`` and the shared ``budget``."""
-    test, val, preds, learning, status = {}, {}, {}, [], "ok"
+def train_control_runs(data: MultiTaskData, baselines: Mapping[str, TaskBaseline], base: TrainConfig,
+                       budget: Mapping[str, object], seeds: Sequence[int]) -> list[RunOutcome]:
+    """The control with each of ``seeds``: every task's tuned baseline trained with the shared ``budget``
+    (the seeds of each baseline configuration as one population); one :class:`RunOutcome` per seed."""
+    per_group = []
     for spec, tasks in control_groups(baselines):
         g_full = SharingGraph.from_dict(spec["graph"])
         g = SharingGraph.independent({t: g_full.g.nodes[g_full.head(t)]["out_dim"] for t in tasks}, g_full.backbone)
-        run = train_run(g, data, base.updated(**arm_params(spec["train"]), **budget, seed=seed), tasks)
-        test.update(run.test)
-        val.update(run.val)
-        preds.update(run.preds)
-        learning += run.still_learning
-        status = status if run.status == "ok" else run.status
+        cfgs = [base.updated(**arm_params(spec["train"]), **budget, seed=s) for s in seeds]
+        per_group.append(train_runs(g, data, cfgs, tasks))
     order = [s.name for s in data.tasks]
-    return RunOutcome(seed, status, {t: test[t] for t in order}, {t: val[t] for t in order},
-                      {t: preds[t] for t in order}, tuple(learning))
+    out = []
+    for i, seed in enumerate(seeds):
+        runs = [group[i] for group in per_group]
+        test = {t: v for r in runs for t, v in r.test.items()}
+        val = {t: v for r in runs for t, v in r.val.items()}
+        preds = {t: v for r in runs for t, v in r.preds.items()}
+        status = next((r.status for r in runs if r.status != "ok"), "ok")
+        out.append(RunOutcome(seed, status, {t: test[t] for t in order}, {t: val[t] for t in order},
+                              {t: preds[t] for t in order}, tuple(t for r in runs for t in r.still_learning)))
+    return out
+
+
+def train_control(data: MultiTaskData, baselines: Mapping[str, TaskBaseline], base: TrainConfig,
+                  budget: Mapping[str, object], seed: int) -> RunOutcome:
+    """One run of the control with ``seed`` (see :func:`train_control_runs`)."""
+    return train_control_runs(data, baselines, base, budget, [seed])[0]

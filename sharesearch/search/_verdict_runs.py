@@ -15,6 +15,10 @@ contain 0.
   80 % power after Holm, at the control's largest seed-to-seed coefficient of
   variation on validation (``TaskBaseline.val_cv`` when the baseline record has
   it, else a pilot of the first 3 control seeds, which are then reused).
+* **Populations.** The seeds of each arm, and of each of the control's
+  configurations, train together as one population
+  (:func:`sharesearch.training.train_population`); each seed's run equals
+  its separate run.
 * **Inference.** Each run keeps its per-row test predictions, so the Δm
   interval adds the test-row sampling variance, rows paired across arms
   (:class:`sharesearch.verdict.RowPredictions`). A diverged run is NaN for its
@@ -48,7 +52,7 @@ from ._config import SearchConfig
 from ._protocol import VerdictProtocol, count_looks, design_key, plan_seeds
 from ._records import StudyContext, TaskBaseline, TrialRecord, read_verdict, write_verdict
 from ._storage import load_study
-from ._verdict_arms import RowMetric, RunOutcome, arm_params, control_groups, train_control, train_run
+from ._verdict_arms import RowMetric, RunOutcome, arm_params, control_groups, train_control_runs, train_runs
 
 __all__ = ["compute_verdict", "run_verdict", "VERDICT_SEED_OFFSET", "PILOT_SEEDS", "ROW_RESAMPLES"]
 
@@ -187,16 +191,16 @@ def compute_verdict(study: optuna.Study, data: MultiTaskData | None = None, *, n
     budget = _budget(ctx.train, data, runs, baselines)
     control: dict[int, RunOutcome] = {}
 
-    def control_run(seed: int) -> RunOutcome:
-        if seed not in control:
-            control[seed] = train_control(data, baselines, ctx.train, budget, seed)
-        return control[seed]
+    def control_runs(wanted_seeds: Sequence[int]) -> list[RunOutcome]:  # pilot seeds are reused, not retrained
+        new = [s for s in wanted_seeds if s not in control]
+        control.update(zip(new, train_control_runs(data, baselines, ctx.train, budget, new) if new else []))
+        return [control[s] for s in wanted_seeds]
 
     wanted = _requested_seeds(n_seeds, ctx.search)
     if wanted is None:
         cv, source = _control_cv(baselines, [])
         if source != "baseline record":
-            cv, source = _control_cv(baselines, [control_run(VERDICT_SEED_OFFSET + i) for i in range(PILOT_SEEDS)])
+            cv, source = _control_cv(baselines, control_runs([VERDICT_SEED_OFFSET + i for i in range(PILOT_SEEDS)]))
     else:
         cv, source = {t: math.nan for t in baselines}, ""
     plan = plan_seeds(wanted, cv, alpha=ctx.search.alpha, source=source)
@@ -205,18 +209,18 @@ def compute_verdict(study: optuna.Study, data: MultiTaskData | None = None, *, n
     bar = tqdm(total=(len(runs) + 2) * plan.n_seeds, desc="verdict", unit="run", disable=not progress,
                dynamic_ncols=True)
 
-    def tick(outcome: RunOutcome) -> RunOutcome:
-        bar.update()
-        return outcome
+    def tick(outcomes: list[RunOutcome]) -> list[RunOutcome]:
+        bar.update(len(outcomes))
+        return outcomes
 
-    base_runs = [tick(control_run(s)) for s in seeds]
-    aa_runs = [tick(train_control(data, baselines, ctx.train, budget, s)) for s in aa_seeds]
+    base_runs = tick(control_runs(seeds))
+    aa_runs = tick(train_control_runs(data, baselines, ctx.train, budget, aa_seeds))
     entries = [_arm_entry("independent", aa_ref.trial if aa_ref else None, aa_ref.graph if aa_ref else None,
                           {"control": "the tuned baselines, per-task configurations"}, aa_runs, base_runs, data,
                           ctx.search.alpha, row_resamples)]
     for run in runs:
-        outs = [tick(train_run(run.graph, data, ctx.train.updated(**arm_params(run.train), **budget, seed=s),
-                               data.task_names, mechanisms=(s == seeds[0]))) for s in seeds]
+        cfgs = [ctx.train.updated(**arm_params(run.train), **budget, seed=s) for s in seeds]
+        outs = tick(train_runs(run.graph, data, cfgs, data.task_names, mechanisms_first=True))
         entries.append(_arm_entry(run.name, run.trial, run.graph, run.train, outs, base_runs, data,
                                   ctx.search.alpha, row_resamples))
     bar.close()

@@ -16,7 +16,7 @@ function on the package's front door.
 
 from ._config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
 from ._loop import Progress, TrainResult, evaluate, predict_split, resolve_device, step_budget, train
-from ._population import MEMBER_FIELDS, population_groups, train_population
+from ._population import MEMBER_FIELDS, population_groups, population_size, train_population
 from ._schedule import LrSchedule, make_optimizer
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "train",
     "train_population",
     "population_groups",
+    "population_size",
     "MEMBER_FIELDS",
     "evaluate",
     "predict_split",

@@ -62,7 +62,7 @@ from ._loop import Progress, TrainResult, _autocast, _non_finite, _Selection, _t
 from ._member_optim import MemberOptimizer
 from ._schedule import LrSchedule
 
-__all__ = ["train_population", "population_groups", "MEMBER_FIELDS"]
+__all__ = ["train_population", "population_groups", "population_size", "MEMBER_FIELDS"]
 
 #: TrainConfig fields in which the members of one population may differ
 MEMBER_FIELDS = ("seed", "lr", "weight_decay", "lr_schedule", "warmup_steps", "plateau_patience", "patience",
@@ -93,9 +93,22 @@ def population_groups(configs: Sequence[TrainConfig]) -> list[list[int]]:
     return list(groups.values())
 
 
+def population_size(device: str | torch.device = "auto") -> int:
+    """The most members trained as one population on ``device`` (larger groups are split).
+
+    Measured by ``benchmarks/bench_population.py --sweep``: on 2 CPU cores the
+    time per member of a width-64 network keeps falling up to 16 members; a GPU
+    has room for many more.
+
+    >>> population_size("cpu")
+    16
+    """
+    return 64 if resolve_device(str(device)).type == "cuda" else 16
+
+
 def train_population(graph: SharingGraph, data: MultiTaskData, configs: Sequence[TrainConfig], *,
                      callbacks: Sequence[MemberCallback | None] | None = None,
-                     keep_model: bool = True) -> list[TrainResult]:
+                     keep_model: bool = True, max_members: int | None = None) -> list[TrainResult]:
     """Train ``graph`` once per configuration, the compatible ones as one population.
 
     Parameters
@@ -107,6 +120,7 @@ def train_population(graph: SharingGraph, data: MultiTaskData, configs: Sequence
         ``callback(epoch, primary_val_metrics, progress)``; an exception it raises stops
         that member only: its result has ``status="stopped"`` and ``interrupted`` set.
     keep_model : keep each member's model and per-task best weights.
+    max_members : the largest population (default :func:`population_size` of the device).
 
     Returns
     -------
@@ -118,7 +132,9 @@ def train_population(graph: SharingGraph, data: MultiTaskData, configs: Sequence
     if len(cbs) != len(configs):
         raise ConfigError(f"train_population: {len(cbs)} callbacks for {len(configs)} configurations")
     results: list[TrainResult | None] = [None] * len(configs)
-    for group in population_groups(configs):
+    size = max_members or population_size(configs[0].device)
+    chunks = [g[i:i + size] for g in population_groups(configs) for i in range(0, len(g), size)]
+    for group in chunks:
         if len(group) == 1:
             results[group[0]] = _train_alone(graph, data, configs[group[0]], cbs[group[0]], keep_model)
         else:
