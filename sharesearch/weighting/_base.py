@@ -48,6 +48,7 @@ class Present:
 
     losses: dict[str, Tensor]  # scalar loss per task given, in task order; exactly 0 (zero gradient) where unlabelled
     labelled: dict[str, Tensor]  # 0-dim bool per task: labelled in the batch (count > 0 and loss not NaN)
+    given: dict[str, Tensor]  # the loss as given, 0-dim, unmasked: for _task_grads, which masks the cotangent
 
 
 class LossWeighting(ABC):
@@ -177,13 +178,14 @@ class LossWeighting(ABC):
             raise ValueError(f"counts lack task(s) {sorted(set(losses) - set(counts))} of losses")
         out: dict[str, Tensor] = {}
         labelled: dict[str, Tensor] = {}
+        given: dict[str, Tensor] = {}
         for t in self.task_names:
             if t not in losses:
                 continue
             loss = losses[t]
             if not isinstance(loss, Tensor) or loss.numel() != 1:
                 raise ValueError(f"loss of task {t!r} must be a one-element tensor")
-            loss = loss.reshape(())
+            loss = given[t] = loss.reshape(())
             ok = ~torch.isnan(loss)  # 0-dim bool
             if counts is not None:
                 ok = ok & (torch.as_tensor(counts[t], device=loss.device) > 0)
@@ -194,7 +196,7 @@ class LossWeighting(ABC):
             for p in self.parameters():
                 if p.device != device:
                     p.data = p.data.to(device)
-        return Present(out, labelled)
+        return Present(out, labelled, given)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(task_names={list(self.task_names)!r}, priorities={self.priorities!r})"
@@ -237,12 +239,93 @@ def _unique_params(params: Sequence[Tensor]) -> list[Tensor]:
     return out
 
 
-def _flat_grad(loss: Tensor, params: Sequence[Tensor], retain_graph: bool) -> Tensor:
-    """Flattened gradient of ``loss`` w.r.t. ``params``; zeros where unused."""
-    if not loss.requires_grad:
-        grads: Sequence[Tensor | None] = [None] * len(params)
+def _graph_leaves(root: Tensor) -> list[Tensor]:
+    """The leaf tensors an ordinary ``root.backward()`` would accumulate into, in discovery order.
+
+    A walk over the autograd graph (its ``AccumulateGrad`` nodes), so a method
+    that replaces the ordinary backward by :func:`_task_grads` still reaches
+    every parameter without being told the model's task-specific ones.
+    """
+    out: list[Tensor] = []
+    seen: set[int] = set()
+    stack = [root.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        leaf = getattr(node, "variable", None)  # an AccumulateGrad node holds its leaf
+        if leaf is not None:
+            out.append(leaf)
+        else:
+            stack.extend(child for child, _ in node.next_functions)
+    return out
+
+
+def _task_grads(stacked: Tensor, params: Sequence[Tensor], mask: Tensor | None = None) -> list[Tensor]:
+    """Per-task gradients of ``params``: row ``i`` of each result is ``d stacked[i] / d param``.
+
+    One batched vector-Jacobian product (``torch.autograd.grad`` with the
+    identity as cotangents, ``is_grads_batched=True``) instead of one backward
+    per task. The graph is retained (the caller may backpropagate again, and
+    the fallback below needs it); zeros where a parameter is unused.
+
+    Parameters
+    ----------
+    stacked : Tensor
+        ``[T]`` task losses, stacked.
+    params : sequence of Tensor
+        Tensors that require grad.
+    mask : Tensor, optional
+        ``[T]`` bool: a task where it is False gets a zero cotangent, hence zero
+        gradients -- exactly what masking its loss with ``torch.where`` gives
+        (that is what reaches the loss's graph either way), without the
+        ``where`` in the batched backward, which the vmap prototype runs as a
+        per-task loop.
+
+    Returns
+    -------
+    list of Tensor
+        ``[T, *p.shape]`` per parameter ``p``.
+
+    Examples
+    --------
+    >>> x = torch.tensor([1.0, 2.0], requires_grad=True)
+    >>> _task_grads(torch.stack([3 * x[0], x[1] ** 2]), [x])[0]
+    tensor([[3., 0.],
+            [0., 4.]])
+    """
+    n = stacked.shape[0]  # T
+    eye = torch.eye(n, dtype=stacked.dtype, device=stacked.device)  # [T, T] one cotangent per task
+    if mask is not None:
+        eye = eye * mask.to(eye.dtype)[:, None]  # [T, T] row i zero where task i is masked
+    try:
+        grads = torch.autograd.grad(stacked, params, eye, retain_graph=True, allow_unused=True,
+                                    is_grads_batched=True)
+    except RuntimeError:
+        # Batched backward runs on torch's vmap prototype, which raises for backward code it cannot batch,
+        # e.g. a custom autograd.Function that reads a value ("Batching rule not implemented for aten::item.
+        # We could not generate a fallback.") or writes in place into an unbatched tensor ("vmap:
+        # aten::mul_(self, *extra_args) is not possible because there exists a Tensor `other` ...").
+        # Every network sharesearch compiles batches (torch 2.13); the per-task loop is for the others.
+        rows = [torch.autograd.grad(stacked, params, eye[i], retain_graph=True, allow_unused=True) for i in range(n)]
+        grads = [None if all(r[k] is None for r in rows) else torch.stack([
+            torch.zeros_like(p) if r[k] is None else r[k] for r in rows]) for k, p in enumerate(params)]
+    return [torch.zeros((n, *p.shape), dtype=p.dtype, device=p.device) if g is None else g
+            for g, p in zip(grads, params)]
+
+
+def _stack(losses: Sequence[Tensor]) -> Tensor:
+    """``[T]`` the scalar losses stacked in one floating dtype (the widest of theirs)."""
+    dtype = losses[0].dtype
+    for x in losses[1:]:
+        dtype = torch.promote_types(dtype, x.dtype)
+    return torch.stack([x.reshape(()).to(dtype) for x in losses])
+
+
+def _accumulate(leaf: Tensor, grad: Tensor) -> None:
+    """Add ``grad`` into ``leaf.grad`` as a backward pass would (``grad`` itself where it was None)."""
+    if leaf.grad is None:
+        leaf.grad = grad.detach()
     else:
-        grads = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
-    return torch.cat([
-        (torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)
-    ])
+        leaf.grad.add_(grad)

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ._base import Counts, Groups, LossWeighting, _unique_params
+from ._base import Counts, Groups, LossWeighting, _accumulate, _graph_leaves, _stack, _task_grads, _unique_params
 
 __all__ = ["PCGrad"]
 
@@ -50,11 +50,14 @@ class PCGrad(LossWeighting):
 
     Notes
     -----
-    Cost per step: one full backward per present task (graph retained for all
-    but the last), instead of one; plus an ``O(T^2 P)`` projection on a
-    ``[T, P]`` matrix of flattened shared gradients. ``shared_params`` must be
-    leaf tensors (parameters): their ``.grad`` is read and written. With no
-    shared parameters this is equal weighting.
+    Cost per step: one batched backward (``torch.autograd.grad`` with
+    ``is_grads_batched=True``) that gives every present task's gradient on
+    every parameter its loss reaches -- the FLOPs of ``T`` backward passes in
+    one call, instead of ``T`` calls; the task-specific parameters get the sum
+    of their rows. Plus an ``O(T^2 P)`` projection on the ``[T, P]`` matrix of
+    flattened shared gradients. ``shared_params`` must be leaf tensors
+    (parameters): their ``.grad`` is read and written. With no shared
+    parameters this is equal weighting.
     """
 
     name = "pcgrad"
@@ -81,39 +84,75 @@ class PCGrad(LossWeighting):
         groups: Groups | None = None,
     ) -> dict[str, float]:
         """Accumulate the PCGrad gradient; see :meth:`LossWeighting.backward`."""
-        present = self._present(losses, counts).losses
+        batch = self._present(losses, counts)
+        used = {t: self.priorities[t] for t in batch.losses}
         shared = _unique_params(shared_params)
         if any(not p.is_leaf for p in shared):
             raise ValueError("PCGrad needs leaf tensors (parameters) as shared_params")
-        saved = [p.grad for p in shared]
-        for p in shared:
-            p.grad = None
-        live = [(t, self.priorities[t] * loss) for t, loss in present.items() if loss.requires_grad]
-        rows = []
-        try:
-            for k, (_, loss) in enumerate(live):
-                # Accumulates task-specific gradients in place; the shared ones are
-                # collected (and reset) per task.
-                loss.backward(retain_graph=k < len(live) - 1)
-                rows.append(torch.cat([
-                    (torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1) for p in shared
-                ]) if shared else None)
-                for p in shared:
-                    p.grad = None
-        finally:
-            for p, g in zip(shared, saved):
-                p.grad = g
-        if shared and rows:
-            total = self.project(torch.stack(rows)).sum(dim=0)
-            offset = 0
+        live = [t for t, loss in batch.given.items() if loss.requires_grad]
+        if not live:
+            return used
+        stacked = _stack([self.priorities[t] * batch.given[t] for t in live])  # [L] weighted, unmasked
+        leaves = _graph_leaves(stacked)  # every tensor an ordinary backward would reach
+        mask = torch.stack([batch.labelled[t] for t in live])  # [L] an unlabelled task's cotangent is 0
+        grads = dict(zip(map(id, leaves), _task_grads(stacked, leaves, mask)))  # id -> [L, *shape]
+        is_shared = {id(p) for p in shared}
+        for q in leaves:
+            if id(q) not in is_shared:  # task-specific: the plain sum, as one backward would give
+                _accumulate(q, grads[id(q)].sum(dim=0))
+        if shared:
+            gram = torch.zeros(len(live), len(live), dtype=stacked.dtype, device=stacked.device)  # [L, L]
             for p in shared:
-                g = total[offset:offset + p.numel()].view_as(p).to(p.dtype)
-                offset += p.numel()
-                if p.grad is None:
-                    p.grad = g.clone()
-                else:
-                    p.grad.add_(g)
-        return {t: self.priorities[t] for t in present}
+                if id(p) in grads:
+                    rows = grads[id(p)].reshape(len(live), -1)  # [L, p.numel()]
+                    gram = gram + (rows @ rows.T).to(gram.dtype)
+            weight = self.mixing(gram).sum(dim=0)  # [L]: sum of the projected rows = weight @ rows
+            for p in shared:
+                g = grads.get(id(p))
+                _accumulate(p, torch.zeros_like(p) if g is None else torch.tensordot(weight.to(g.dtype), g, 1))
+        return used
+
+    def mixing(self, gram: Tensor) -> Tensor:
+        """The projection as a matrix on the task gradients, computed from their inner products alone.
+
+        Every projected gradient is a combination of the original ones, so
+        PCGrad runs on the ``[T, T]`` Gram matrix instead of the ``[T, P]``
+        gradients: ``out_i . g_j = (C G)_ij``. Draws the task orders (one
+        ``randperm`` per task, from the seeded generator).
+
+        Parameters
+        ----------
+        gram : Tensor
+            ``[T, T]`` inner products ``g_i . g_j`` of the per-task gradients.
+
+        Returns
+        -------
+        Tensor
+            ``[T, T]`` float64 ``C`` with projected gradients ``C @ grads``.
+
+        Examples
+        --------
+        >>> g = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])
+        >>> PCGrad(["a", "b"]).mixing(g @ g.T)  # out_a = g_a + g_b / 2, out_b = g_b + g_a
+        tensor([[1.0000, 0.5000],
+                [1.0000, 1.0000]], dtype=torch.float64)
+        """
+        n = gram.shape[0]
+        mix = torch.eye(n, dtype=torch.float64, device=gram.device)  # [T, T]
+        if n < 2:
+            return mix
+        perms = torch.stack([torch.randperm(n - 1, generator=self._generator) for _ in range(n)])  # [T, T-1]
+        order = (perms + (perms >= torch.arange(n)[:, None])).to(gram.device)  # [T, T-1] the others, shuffled
+        gram = gram.to(torch.float64)
+        sq = gram.diagonal()  # [T] ||g_j||^2
+        g_order = gram[order]  # [T, T-1, T] row k of task i: g_{order[i, k]} . g_m
+        sq_order = torch.where(sq > 0, sq, 1.0)[order]  # [T, T-1]
+        rows = torch.arange(n, device=gram.device)  # [T]
+        for k in range(n - 1):
+            dot = torch.linalg.vecdot(mix, g_order[:, k])  # [T] out_i . g_j
+            coef = dot.clamp(max=0.0) / sq_order[:, k]  # [T] nonzero where they conflict
+            mix = mix.index_put((rows, order[:, k]), -coef, accumulate=True)  # out_i <- out_i - coef_i g_j
+        return mix
 
     def project(self, grads: Tensor) -> Tensor:
         """Project each row of ``grads`` away from the rows it conflicts with.
@@ -127,23 +166,7 @@ class PCGrad(LossWeighting):
         -------
         Tensor
             ``[T, P]`` projected gradients (row ``i`` against the original rows
-            ``j != i``, each row in its own random order).
+            ``j != i``, each row in its own random order; see :meth:`mixing`).
         """
-        n = grads.shape[0]
-        out = grads.clone()
-        if n < 2:
-            return out
-        orders = []
-        for i in range(n):
-            perm = torch.randperm(n - 1, generator=self._generator)
-            orders.append(perm + (perm >= i).long())  # the other tasks, shuffled
-        order = torch.stack(orders).to(grads.device)  # [T, T-1]
-        sq = (grads * grads).sum(dim=1)
-        for k in range(n - 1):
-            j = order[:, k]
-            gj = grads[j]
-            dot = (out * gj).sum(dim=1)
-            denom = torch.where(sq[j] > 0, sq[j], torch.ones_like(sq[j]))
-            coef = torch.where(dot < 0, dot / denom, torch.zeros_like(dot))
-            out = out - coef[:, None] * gj
-        return out
+        mix = self.mixing(grads @ grads.T)  # [T, T]
+        return (mix @ grads.to(torch.float64)).to(grads.dtype)
