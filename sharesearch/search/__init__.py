@@ -43,7 +43,8 @@ from ._baselines import baseline_study_name, ensure_baselines  # noqa: E402
 from ._config import DEFAULT_REFERENCES, OBJECTIVES, SearchConfig, SearchError  # noqa: E402
 from ._dashboard import annotate_for_dashboard  # noqa: E402
 from ._export import export_best_model  # noqa: E402
-from ._objective import make_objective  # noqa: E402
+from ._objective import PendingTrial, TrialRunner, make_objective  # noqa: E402
+from ._populations import member_params, optimize_in_populations, trial_population  # noqa: E402
 from ._records import BaselineSet, StudyContext, StudyData, TaskBaseline, TrialRecord  # noqa: E402
 from ._references import enqueue_references  # noqa: E402
 from ._results import load_results, study_results  # noqa: E402
@@ -71,6 +72,11 @@ __all__ = [
     "baseline_study_name",
     "enqueue_references",
     "make_objective",
+    "TrialRunner",
+    "PendingTrial",
+    "trial_population",
+    "member_params",
+    "optimize_in_populations",
     "run_worker",
     "run_search",
     "sweep_dead_trials",

@@ -50,6 +50,8 @@ class SearchConfig:
     n_seeds: int | None = None  # seeds of the verdict's retraining; None: the power rule (see _verdict_runs)
     alpha: float = 0.05  # significance level of the verdict
     references: tuple[str, ...] = DEFAULT_REFERENCES  # reference architectures enqueued first
+    population: int | None = None  # trials trained together (a topology and its companions, see
+    # sharesearch.search._populations); None: by the worker's device (1 on a CPU, 8 on a GPU)
 
     def __post_init__(self) -> None:
         if not self.objectives or self.objectives[0] != "delta_m":
@@ -68,6 +70,8 @@ class SearchConfig:
                               f"valid: {list(SAMPLERS)}")
         if self.pruner not in PRUNERS:
             raise SearchError(f"search config: field 'pruner': unknown pruner {self.pruner!r}; valid: {list(PRUNERS)}")
+        if self.population is not None and (not isinstance(self.population, int) or self.population < 1):
+            raise SearchError(f"search config: field 'population' must be an integer >= 1, got {self.population!r}")
         if self.n_trials < 1 or (self.n_seeds is not None and self.n_seeds < 1) or self.top_k < 0:
             raise SearchError(f"search config: n_trials ({self.n_trials}) and n_seeds ({self.n_seeds}) must be "
                               f">= 1, top_k ({self.top_k}) >= 0")

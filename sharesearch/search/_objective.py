@@ -33,7 +33,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import optuna
 from optuna.trial import TrialState
@@ -41,12 +41,12 @@ from optuna.trial import TrialState
 from ..data import MultiTaskData
 from ..space import Candidate, SearchSpace
 from ..tasks import metric_direction
-from ..training import Progress, TrainConfig, train
+from ..training import Progress, TrainConfig, TrainResult, train_population
 from ..verdict import relative_delta
 from ._config import SearchConfig
 from ._records import StudyContext, TaskBaseline, TrialRecord
 
-__all__ = ["make_objective", "task_deltas", "weighted_mean", "objective_values"]
+__all__ = ["make_objective", "TrialRunner", "PendingTrial", "task_deltas", "weighted_mean", "objective_values"]
 
 
 def task_deltas(data: MultiTaskData, primary: Mapping[str, float], baselines: Mapping[str, TaskBaseline]
@@ -117,22 +117,41 @@ def _control(trial: optuna.Trial, rec: TrialRecord, data: MultiTaskData, cfg: Se
     return vals if cfg.multi_objective else vals[0]
 
 
-def make_objective(study: optuna.Study, data: MultiTaskData, space: SearchSpace, cfg: SearchConfig,
-                   train_base: TrainConfig, baselines: Mapping[str, TaskBaseline]
-                   ) -> Callable[[optuna.Trial], float | list[float]]:
-    """The objective every worker optimises (see the module docstring).
+@dataclass
+class PendingTrial:
+    """A sampled trial waiting to be trained (by itself or in a population)."""
 
-    It samples a candidate, records it (:class:`TrialRecord`) as soon as it
-    is known, prunes it when over budget, reuses an identical trained
-    candidate, and otherwise trains it, reporting Δm every epoch.
+    trial: optuna.Trial
+    rec: TrialRecord  # what is recorded so far
+    config: TrainConfig  # the training configuration of its run
+    t0: float  # when the trial began (perf_counter)
+
+
+class TrialRunner:
+    """The objective every worker optimises, in two halves around the training (see the module docstring).
+
+    :meth:`begin` samples a candidate, records it (:class:`TrialRecord`) as soon
+    as it is known, prunes it when over budget, returns the control's or an
+    identical trained candidate's values, and otherwise returns a
+    :class:`PendingTrial`; :meth:`finish` records a finished run and returns
+    the trial's values. Between them the caller trains one pending trial or a
+    population of them, each with its own :meth:`reporter` (which reports Δm at
+    every evaluation and prunes). Calling the runner is the one-trial objective.
     """
-    ref_by_key = {v: k for k, v in StudyContext.from_study(study).references.items()}
 
-    def objective(trial: optuna.Trial):
-        t0 = time.perf_counter()
+    def __init__(self, study: optuna.Study, data: MultiTaskData, space: SearchSpace, cfg: SearchConfig,
+                 train_base: TrainConfig, baselines: Mapping[str, TaskBaseline]) -> None:
+        self.study, self.data, self.space, self.cfg = study, data, space, cfg
+        self.train_base, self.baselines = train_base, baselines
+        self.ref_by_key = {v: k for k, v in StudyContext.from_study(study).references.items()}
+
+    def begin(self, trial: optuna.Trial) -> PendingTrial | float | list[float]:
+        """Sample and record the candidate; its values when there is nothing to train (raises TrialPruned
+        when it is over budget)."""
+        t0, data, cfg = time.perf_counter(), self.data, self.cfg
         rec = TrialRecord(worker=f"{socket.gethostname()}:{os.getpid()}")
         rec.write(trial)
-        sampled = _candidate_record(rec, space.sample(trial, data.tasks, data.input_shape), ref_by_key)
+        sampled = _candidate_record(rec, self.space.sample(trial, data.tasks, data.input_shape), self.ref_by_key)
         sampled.write(trial, since=rec)
         rec = sampled
         over = _over_budget(trial, rec, cfg)
@@ -140,37 +159,61 @@ def make_objective(study: optuna.Study, data: MultiTaskData, space: SearchSpace,
             replace(rec, status=over).write(trial, since=rec)
             raise optuna.TrialPruned(over)
         if TrialRecord.from_attrs(trial.user_attrs).reference == "independent" and rec.reference == "independent":
-            return _control(trial, rec, data, cfg, baselines, t0)
-        hit = _trained_before(study, rec.cache_key)
+            return _control(trial, rec, data, cfg, self.baselines, t0)
+        hit = _trained_before(self.study, rec.cache_key)
         if hit is not None:
             prev, prec = hit
             replace(rec, val_metrics=prec.val_metrics, val_deltas=prec.val_deltas, best_epoch=prec.best_epoch,
                     best_step=prec.best_step, steps_run=prec.steps_run, reused_from=prev.number, status="reused",
                     duration_s=time.perf_counter() - t0).write(trial, since=rec)
             return prev.values if cfg.multi_objective else prev.value
+        return PendingTrial(trial, rec, self.train_base.updated(**rec.train, seed=cfg.seed), t0)
+
+    def reporter(self, p: PendingTrial) -> Callable[[int, dict[str, float], Progress], None]:
+        """The trial's evaluation callback: report Δm at every evaluation, raise TrialPruned when pruned."""
+        data, cfg, trial, rec = self.data, self.cfg, p.trial, p.rec
 
         def report(epoch: int, primary: dict[str, float], progress: Progress) -> None:
             if cfg.multi_objective:
                 return
-            dm = weighted_mean(data, task_deltas(data, primary, baselines))
+            dm = weighted_mean(data, task_deltas(data, primary, self.baselines))
             if math.isfinite(dm):
                 trial.report(dm, progress.step)  # the resource is optimizer steps, not epochs
                 if rec.reference is None and trial.should_prune():  # a reference is never pruned
                     replace(rec, status=f"pruned at step {progress.step}", steps_run=progress.step,
-                            duration_s=time.perf_counter() - t0).write(trial, since=rec)
+                            duration_s=time.perf_counter() - p.t0).write(trial, since=rec)
                     raise optuna.TrialPruned(f"pruned at step {progress.step} with Δm {dm:.4f}")
 
-        res = train(rec.sharing_graph(), data, train_base.updated(**rec.train, seed=cfg.seed), callback=report,
-                    keep_model=False)
-        done = replace(rec, duration_s=time.perf_counter() - t0, status="trained" if res.status == "ok" else res.status)
+        return report
+
+    def finish(self, p: PendingTrial, res: TrainResult) -> float | list[float]:
+        """Record the trained run; the trial's values (re-raises a pruning, raises TrialPruned on divergence)."""
+        data, cfg, rec = self.data, self.cfg, p.rec
+        if res.status == "stopped" and res.interrupted is not None:
+            raise res.interrupted
+        done = replace(rec, duration_s=time.perf_counter() - p.t0,
+                       status="trained" if res.status == "ok" else res.status)
         if res.status != "ok":
-            replace(done, message=res.message).write(trial, since=rec)
+            replace(done, message=res.message).write(p.trial, since=rec)
             raise optuna.TrialPruned(f"{res.status}: {res.message}")
         primary = res.primary(data.tasks)
-        deltas = task_deltas(data, primary, baselines)
+        deltas = task_deltas(data, primary, self.baselines)
         replace(done, val_metrics=primary, val_deltas=deltas, best_epoch=res.best_epoch, best_step=res.best_step,
-                steps_run=res.steps_run).write(trial, since=rec)
+                steps_run=res.steps_run).write(p.trial, since=rec)
         vals = objective_values(cfg, weighted_mean(data, deltas), deltas, rec.n_params, rec.flops)
         return vals if cfg.multi_objective else vals[0]
 
-    return objective
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        """The one-trial objective: begin, train alone, finish."""
+        p = self.begin(trial)
+        if not isinstance(p, PendingTrial):
+            return p
+        (res,) = train_population(p.rec.sharing_graph(), self.data, [p.config], callbacks=[self.reporter(p)],
+                                  keep_model=False)
+        return self.finish(p, res)
+
+
+def make_objective(study: optuna.Study, data: MultiTaskData, space: SearchSpace, cfg: SearchConfig,
+                   train_base: TrainConfig, baselines: Mapping[str, TaskBaseline]) -> TrialRunner:
+    """The objective every worker optimises: a :class:`TrialRunner` (callable on one trial)."""
+    return TrialRunner(study, data, space, cfg, train_base, baselines)

@@ -25,6 +25,7 @@ from ._baselines import ensure_baselines
 from ._config import SearchConfig, SearchError
 from ._dashboard import annotate_for_dashboard
 from ._objective import make_objective
+from ._populations import optimize_in_populations, trial_population
 from ._records import StudyContext, TrialRecord
 from ._references import enqueue_references
 from ._storage import load_study, open_storage, storage_url
@@ -93,6 +94,11 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
     if remaining <= 0:
         return
     objective = make_objective(study, data, space, cfg, train_base, baselines)
+    k = trial_population(train_base.device, cfg.population)
+    if k > 1:  # a topology and its companions train as one population (ask-and-tell)
+        optimize_in_populations(study, objective, space, population=k, target=target, timeout=cfg.timeout,
+                                callbacks=callbacks)
+        return
     study.optimize(objective, n_trials=remaining, timeout=cfg.timeout, catch=(),
                    callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED), *callbacks],
                    gc_after_trial=False)

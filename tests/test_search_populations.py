@@ -1,0 +1,99 @@
+"""A search whose trials train in populations: a topology and its companions, each an Optuna trial of its own."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from sharesearch.data import load_data
+from sharesearch.search import (SearchConfig, SearchError, ensure_baselines, make_objective, member_params,
+                                optimize_in_populations, prepare_study, trial_population)
+from sharesearch.search import _populations
+from sharesearch.space import SearchSpace, load_space
+from sharesearch.training import TrainConfig
+
+SOURCE = {"source": "synthetic-mmoe", "options": {"n": 400, "d": 8, "seed": 2, "clusters": [[0, 1], [2]]}}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data(SOURCE["source"], **SOURCE["options"])
+
+
+def _space() -> SearchSpace:
+    d = load_space("tiny").to_dict()
+    d["train"]["weighting"] = "equal"  # companions need a weighting a population can share
+    d["train"]["weight_decay"] = {"low": 1e-5, "high": 1e-3, "log": True, "off": True}
+    return SearchSpace.from_dict(d, source="pop.toml")
+
+
+def _study(data, space, cfg, pruner=None):
+    tb = TrainConfig(device="cpu")
+    study = prepare_study(optuna.storages.InMemoryStorage(), "pop", data, SOURCE, space, cfg, tb)
+    baselines = ensure_baselines(study, data, space, tb, progress=False)
+    if pruner is not None:
+        study.pruner = pruner
+    return study, make_objective(study, data, space, cfg, tb, baselines)
+
+
+def test_companions_share_the_topology_train_as_one_population_and_are_told_one_by_one(data, monkeypatch):
+    space = _space()
+    calls: list[int] = []
+    real = _populations.train_population
+
+    def spy(graph, d, configs, **kw):
+        calls.append(len(configs))
+        return real(graph, d, configs, **kw)
+
+    monkeypatch.setattr(_populations, "train_population", spy)
+    study, runner = _study(data, space, SearchConfig(n_trials=7, references=(), population=3))
+    told = []
+    optimize_in_populations(study, runner, space, population=3, target=7, callbacks=[lambda s, t: told.append(t)])
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 7 and [t.number for t in told] == [t.number for t in trials]  # exactly 7, none more
+    assert calls == [3, 3, 1]  # two topologies with two companions each, then the last trial alone
+    member = member_params(space)
+    assert member == {"lr", "weight_decay", "weight_decay_on"}  # the sampler chooses these per companion
+    for batch in (trials[0:3], trials[3:6]):
+        fixed = [{k: v for k, v in t.params.items() if k not in member} for t in batch]
+        assert fixed[0] == fixed[1] == fixed[2]
+        assert len({t.params["lr"] for t in batch}) == 3  # the sampler chose each companion's learning rate
+        assert len({t.user_attrs["graph_key"] for t in batch}) == 1
+        assert all(t.state == TrialState.COMPLETE and t.intermediate_values for t in batch)
+
+
+class _PruneCompanions(optuna.pruners.BasePruner):
+    """Prunes every trial but the first of each batch of three at its first report."""
+
+    def prune(self, study, trial) -> bool:
+        return trial.number % 3 != 0
+
+
+def test_a_pruned_companion_leaves_its_population_and_the_rest_finish(data):
+    space = _space()
+    study, runner = _study(data, space, SearchConfig(n_trials=3, references=(), population=3), _PruneCompanions())
+    optimize_in_populations(study, runner, space, population=3, target=3)
+    first, *companions = study.get_trials(deepcopy=False)
+    assert first.state == TrialState.COMPLETE and max(first.intermediate_values) > 10
+    assert [t.state for t in companions] == [TrialState.PRUNED] * 2
+    assert all(t.user_attrs["status"] == "pruned at step 10" for t in companions)
+
+
+def test_an_error_fails_the_batch_and_is_raised(data, monkeypatch):
+    space = _space()
+    study, runner = _study(data, space, SearchConfig(n_trials=3, references=(), population=3))
+
+    def broken(*a, **kw):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_populations, "train_population", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        optimize_in_populations(study, runner, space, population=3, target=3)
+    assert [t.state for t in study.get_trials(deepcopy=False)] == [TrialState.FAIL] * 3
+
+
+def test_population_size_rule_and_validation():
+    assert trial_population("cpu") == 1 and trial_population("cpu", requested=5) == 5
+    with pytest.raises(SearchError, match="'population' must be an integer >= 1, got 0"):
+        SearchConfig(population=0)
