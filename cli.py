@@ -75,7 +75,8 @@ def cmd_search(args) -> int:
     objectives = ["delta_m"] + [o for o in args.objective if o != "delta_m"]
     cfg = SearchConfig(n_trials=args.n_trials, timeout=args.timeout, objectives=tuple(objectives),
                        max_params=args.max_params, max_flops=args.max_flops, sampler=args.sampler,
-                       pruner=args.pruner, seed=args.seed, top_k=args.top_k, n_seeds=args.seeds)
+                       pruner=args.pruner, seed=args.seed, top_k=args.top_k, n_seeds=args.seeds,
+                       population=args.population)
     train_base = TrainConfig(device=args.device, seed=args.seed, amp=args.amp)
     study = run_search(data, source, space, storage=args.storage, study_name=args.study, runs_dir=args.runs,
                        config=cfg, train_base=train_base, workers=args.workers, progress=not args.quiet,
@@ -253,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pruner", default="hyperband", choices=["hyperband", "median", "none"])
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--top-k", type=int, default=3, help="candidates retrained for the verdict")
+    s.add_argument("--population", type=int, default=None,
+                   help="trials trained together: a topology and its companions with other learning rates "
+                        "(default: 1 on a CPU, 8 on a GPU)")
     s.add_argument("--seeds", type=int, default=None, help="seeds of the verdict's retraining (default: as many as detect a 10%% loss with 80%% power after Holm at the control's measured spread, 5 to 20)")
     s.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU with GPUs)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
