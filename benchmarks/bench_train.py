@@ -5,13 +5,20 @@
    validation). Aim: within 10% (ratio >= 0.9).
 2. The T = 8 independent baselines trained in one pass (the independent
    graph) against 8 separate single-task runs.
+3. PCGrad's and GradNorm's training time divided by equal weighting's, on
+   one shared-bottom (6 tasks, widths [64, 64, 32], n = 4000, 10 epochs),
+   before (one backward per task: the old code, kept below as private
+   reference classes) and after (one batched backward). Aim: <= 1.3x each.
 
     python benchmarks/bench_train.py
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -23,6 +30,7 @@ from _common import median_time, report, setup_threads  # noqa: E402
 from sharesearch.data import load_data  # noqa: E402
 from sharesearch.graph import SharingGraph  # noqa: E402
 from sharesearch.training import TrainConfig, train  # noqa: E402
+from sharesearch.weighting import WEIGHTINGS, GradNorm, PCGrad  # noqa: E402
 
 T, D, WIDTHS, EPOCHS, BATCH = 8, 32, [64, 64, 32], 3, 256
 
@@ -53,6 +61,127 @@ def hand_written(data, epochs: int, seed: int = 0) -> float:
     return sum(best)
 
 
+class _PerTaskPCGrad(PCGrad):
+    """PCGrad as it was before the batched backward: one backward per task (reference for part 3)."""
+
+    def backward(self, losses, shared_params, *, counts=None, groups=None):
+        present = self._present(losses, counts).losses
+        shared = list(dict.fromkeys(p for p in shared_params if p.requires_grad))
+        saved = [p.grad for p in shared]
+        for p in shared:
+            p.grad = None
+        live = [self.priorities[t] * loss for t, loss in present.items() if loss.requires_grad]
+        rows = []
+        try:
+            for k, loss in enumerate(live):  # task-specific gradients accumulate; shared ones are collected
+                loss.backward(retain_graph=k < len(live) - 1)
+                rows.append(torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1)
+                                       for p in shared]))
+                for p in shared:
+                    p.grad = None
+        finally:
+            for p, g in zip(shared, saved):
+                p.grad = g
+        if shared and rows:
+            total = self._project_rows(torch.stack(rows)).sum(dim=0)
+            for p, g in zip(shared, total.split([p.numel() for p in shared])):
+                p.grad = g.view_as(p).clone() if p.grad is None else p.grad + g.view_as(p)
+        return {t: self.priorities[t] for t in present}
+
+    def _project_rows(self, grads):
+        n, out = grads.shape[0], grads.clone()
+        if n < 2:
+            return out
+        orders = []
+        for i in range(n):
+            perm = torch.randperm(n - 1, generator=self._generator)
+            orders.append(perm + (perm >= i).long())
+        order, sq = torch.stack(orders), (grads * grads).sum(dim=1)
+        for k in range(n - 1):
+            j = order[:, k]
+            gj = grads[j]
+            dot = (out * gj).sum(dim=1)
+            coef = torch.where(dot < 0, dot / torch.where(sq[j] > 0, sq[j], torch.ones_like(sq[j])), 0.0)
+            out = out - coef[:, None] * gj
+        return out
+
+
+class _PerTaskGradNorm(GradNorm):
+    """GradNorm as it was before the batched backward: one autograd.grad per task (reference for part 3)."""
+
+    def _gradnorm_loss(self, batch, pairs, w_all):
+        names = list(batch.losses)
+        index = {t: i for i, t in enumerate(self.task_names)}
+        idx = torch.tensor([index[t] for t in names])
+        lab = torch.stack([batch.labelled[t] for t in names])
+        value = torch.stack([batch.losses[t].detach() for t in names]).to(w_all)
+        init = self._initial.to(w_all).clone()
+        init[idx] = torch.where(lab & torch.isnan(init[idx]), value.clamp_min(1e-12), init[idx])
+        self._initial = init
+        known = init[idx]
+        ratio = torch.where(lab, value / torch.where(torch.isnan(known), 1.0, known), 1.0)
+        grads = {}
+        for t in names:
+            params = list(dict.fromkeys(q for g, ps in pairs if t in g for q in ps))
+            if params and batch.losses[t].requires_grad:
+                got = torch.autograd.grad(batch.losses[t], params, retain_graph=True, allow_unused=True)
+                grads[t] = {id(q): g for q, g in zip(params, got) if g is not None}
+        total = None
+        for tasks, params in pairs:
+            members = [k for k, t in enumerate(names) if t in tasks and t in grads]
+            if len(members) < 2:
+                continue
+            norms = torch.stack([torch.stack([grads[names[k]].get(id(q), torch.zeros(())).norm().to(w_all)
+                                              for q in params]).norm() for k in members])
+            k = torch.tensor(members)
+            ok = lab[k] & (norms > 0)
+            n = ok.sum().clamp_min(1)
+            g = w_all[idx[k]] * norms
+            g_bar = torch.where(ok, g, 0.0).sum() / n
+            r_bar = torch.where(ok, ratio[k], 0.0).sum() / n
+            target = (g_bar * (ratio[k] / torch.where(r_bar > 0, r_bar, 1.0)) ** self.alpha).detach()
+            term = torch.where(ok, (g - target).abs(), 0.0).sum()
+            total = term if total is None else total + term
+        return total
+
+
+@contextmanager
+def _registered(name, cls):
+    """Let ``make_weighting(name)`` build ``cls`` for the duration (the trainer builds by name)."""
+    old = WEIGHTINGS[name]
+    WEIGHTINGS[name] = cls
+    try:
+        yield
+    finally:
+        WEIGHTINGS[name] = old
+
+
+def weighting_overhead(quick: bool = False) -> list[str]:
+    """Part 3: PCGrad and GradNorm training time / equal weighting's, per-task backward vs batched."""
+    data = load_data("synthetic-mmoe", n=4000, d=D, seed=0, clusters=[[0, 1, 2], [3, 4], [5]])  # 6 tasks
+    sb = SharingGraph.shared_bottom(data.tasks, {"name": "mlp", "input_shape": [D], "widths": WIDTHS})
+    steps = {"max_steps": 12} if quick else {"epochs": 10}  # 10 epochs: 110 steps, 10 evaluations
+    arms = {"equal": ("equal", None), "pcgrad before": ("pcgrad", _PerTaskPCGrad), "pcgrad after": ("pcgrad", None),
+            "gradnorm before": ("gradnorm", _PerTaskGradNorm), "gradnorm after": ("gradnorm", None)}
+    times: dict[str, list[float]] = {arm: [] for arm in arms}
+    for _ in range(2 if quick else 7):  # rounds of every arm in turn: the machine's load hits them alike
+        for arm, (name, cls) in arms.items():
+            cfg = TrainConfig(batch_size=BATCH, device="cpu", weighting=name, **steps)
+            with _registered(name, cls or WEIGHTINGS[name]):
+                t0 = time.perf_counter()
+                train(sb, data, cfg, keep_model=False)
+                times[arm].append(time.perf_counter() - t0)
+    med = {arm: statistics.median(ts[1:]) for arm, ts in times.items()}  # round 1 warms up
+    size = "12 steps" if quick else "10 epochs"
+    lines = []
+    for arm in arms:
+        if arm != "equal":
+            method, when = arm.split()
+            lines.append(report(f"{method} training time / equal's, {when}, shared-bottom T=6 N=4000 {size} (aim <=1.3x)",
+                                "equal", med["equal"], arm, med[arm]))
+    return lines
+
+
 def main(quick: bool = False, device: str = "cpu") -> list[str]:
     setup_threads()
     n = 4000 if quick else 20000
@@ -76,7 +205,7 @@ def main(quick: bool = False, device: str = "cpu") -> list[str]:
 
     sep = median_time(separate, repeats=2)
     lines.append(report(f"baselines T={T} N={n} {EPOCHS} epochs", "one pass", one_pass, f"{T} separate runs", sep))
-    return lines
+    return lines + weighting_overhead(quick)
 
 
 if __name__ == "__main__":

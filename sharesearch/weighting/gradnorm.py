@@ -50,7 +50,17 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ._base import Counts, Groups, LossWeighting, Present, _backward_sum, _non_negative, _unique_params
+from ._base import (
+    Counts,
+    Groups,
+    LossWeighting,
+    Present,
+    _backward_sum,
+    _non_negative,
+    _stack,
+    _task_grads,
+    _unique_params,
+)
 
 __all__ = ["GradNorm"]
 
@@ -69,9 +79,10 @@ class GradNorm(LossWeighting):
 
     Notes
     -----
-    Cost per step: one ``torch.autograd.grad`` per present task down to the
-    last shared layer(s) of its groups only (graph retained), then one
-    ordinary backward. No GPU synchronisation besides the returned floats.
+    Cost per step: one batched ``torch.autograd.grad`` (``is_grads_batched``)
+    that gives every grouped task's gradient on the last shared layers only
+    (graph retained), then one ordinary backward. No GPU synchronisation
+    besides the returned floats.
     """
 
     name = "gradnorm"
@@ -178,22 +189,24 @@ class GradNorm(LossWeighting):
         known = init[idx]  # [P]
         ratio = torch.where(lab, value / torch.where(torch.isnan(known), 1.0, known), 1.0)  # [P] L_t / L_t(0)
 
-        grads: dict[str, dict[int, Tensor]] = {}  # task -> id(param) -> gradient, last layers only
-        for t in names:
-            params = _unique_params([q for g, ps in pairs if t in g for q in ps])
-            if params and batch.losses[t].requires_grad:
-                got = torch.autograd.grad(batch.losses[t], params, retain_graph=True, allow_unused=True)
-                grads[t] = {id(q): g for q, g in zip(params, got) if g is not None}
+        members_of = [[k for k, t in enumerate(names) if t in tasks] for tasks, _ in pairs]
+        need = sorted({k for ms in members_of for k in ms if batch.given[names[k]].requires_grad})
+        if not need:
+            return None
+        params = _unique_params([q for _, ps in pairs for q in ps])
+        stacked = _stack([batch.given[names[k]] for k in need])  # [N] the tasks in some group, unmasked
+        grads = _task_grads(stacked, params, lab[need])  # per param [N, *shape], last shared layers only
+        sq = torch.stack([g.reshape(len(need), -1).pow(2).sum(dim=1) for g in grads]).to(w_all)  # [Q, N]
+        slot = {id(q): i for i, q in enumerate(params)}
+        row = {k: i for i, k in enumerate(need)}
 
         total: Tensor | None = None
-        for tasks, params in pairs:
-            members = [k for k, t in enumerate(names) if t in tasks and t in grads]
+        for (_, group_params), group in zip(pairs, members_of):
+            members = [k for k in group if k in row]
             if len(members) < 2:
                 continue
-            norms = torch.stack([
-                torch.stack([grads[names[k]].get(id(q), torch.zeros(())).norm().to(w_all) for q in params]).norm()
-                for k in members
-            ])  # [M]
+            mine = torch.tensor([slot[id(q)] for q in group_params], device=sq.device)  # [Qg]
+            norms = sq[mine][:, [row[k] for k in members]].sum(dim=0).sqrt()  # [M] ||grad_{W_g} L_t||
             k = torch.tensor(members, device=w_all.device)
             ok = lab[k] & (norms > 0)  # [M] takes part in the balancing
             n = ok.sum().clamp_min(1)
