@@ -71,6 +71,15 @@ def test_search_rows_as_an_option_of_every_source(tmp_path):
         load_data(spec, search_rows=2.0)
 
 
+def test_search_rows_says_how_the_data_is_used_not_what_it_is(tmp_path):
+    plain, sampled = load_data(_table(tmp_path, n=400)), load_data(_table(tmp_path, n=400), search_rows=150)
+    assert plain.fingerprint() == sampled.fingerprint()  # the study's data check is unchanged
+    assert sampled.meta["options"]["search_rows"] == 150 and "search_rows" not in plain.meta["options"]
+    assert sampled.to("cpu").search_rows == 150 and sampled.subset_tasks(["spend"]).search_rows == 150
+    view, _ = sampled.search_view()
+    assert view.search_rows is None and view.search_view()[0] is view  # a sample is never sampled again
+
+
 # ----------------------------------------------------------------- sample
 @pytest.mark.parametrize("search_rows, n_train, n_val", [(300, 300, 64), (0.2, 210, 45), (100, 100, 21),
                                                          (5000, 1050, 225), (1.0, 1050, 225)])
