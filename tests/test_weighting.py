@@ -492,3 +492,108 @@ def test_make_weighting_takes_the_run_seed_for_every_method(method):
     assert "seed" not in weighting_options(method)  # the seed is the run's, not a tunable option
     if method == "pcgrad":
         assert w.seed == 9
+
+
+# --------------------------------------------- issue 11 item 3: per-task gradients from one batched backward
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from sharesearch.graph import SharingGraph  # noqa: E402
+from sharesearch.network import compile_graph  # noqa: E402
+from sharesearch.tasks import TaskSpec, task_loss  # noqa: E402
+from sharesearch.weighting._base import _graph_leaves, _stack, _task_grads  # noqa: E402
+
+KINDS = {"regression": 1, "binary": 1, "multiclass": 3}
+
+
+def _random_batch(seed, kinds, widths, shared_stages, unlabelled):
+    """A compiled shared-bottom network, its per-task losses (task_loss) and the labelled mask of one batch."""
+    names = [f"t{i}" for i in range(len(kinds))]
+    specs = [TaskSpec(t, k, n_classes=KINDS[k]) for t, k in zip(names, kinds)]
+    graph = SharingGraph.shared_bottom({s.name: KINDS[s.kind] for s in specs},
+                                       {"name": "mlp", "input_shape": [5], "widths": widths}, shared_stages)
+    net = compile_graph(graph, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(12, 5, generator=g)  # [B, 5]
+    y = torch.stack([torch.randint(0, KINDS[k] if k != "regression" else 9, (12,), generator=g).float()
+                     for k in kinds], dim=1)  # [B, T]
+    nan = [i for i in unlabelled if i % 2]
+    y[:, nan] = float("nan")  # these tasks have no label in the batch: loss 0 with a graph
+    out = net(x)
+    losses = {s.name: task_loss(s, out[s.name], y[:, i]) for i, s in enumerate(specs)}
+    counts = {t: int((~torch.isnan(y[:, i])).sum()) for i, t in enumerate(names)}
+    for i in unlabelled:  # the others keep a loss with a gradient that only the counts mask
+        counts[names[i]] = 0
+    return net, losses, counts
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    kinds=st.lists(st.sampled_from(sorted(KINDS)), min_size=2, max_size=5),
+    widths=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+    shared=st.integers(0, 3),
+    unlabelled=st.sets(st.integers(0, 4), max_size=2),
+)
+def test_batched_task_gradients_equal_one_backward_per_task(seed, kinds, widths, shared, unlabelled):
+    unlabelled = {i for i in unlabelled if i < len(kinds)}
+    net, losses, counts = _random_batch(seed, kinds, widths, min(shared, len(widths)), unlabelled)
+    present = make_weighting("equal", list(losses))._present(losses, counts)
+    stacked = _stack(list(present.given.values()))  # [T] unmasked: the mask goes on the cotangent
+    mask = torch.stack(list(present.labelled.values()))  # [T]
+    params = list(net.parameters())
+    assert {id(p) for p in _graph_leaves(stacked)} == {id(p) for p in params}
+    batched = _task_grads(stacked, params, mask)  # per parameter [T, *shape]
+    for i, loss in enumerate(present.losses.values()):  # the where-masked loss, one backward each
+        alone = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        for p, got, want in zip(params, batched, alone):
+            want = torch.zeros_like(p) if want is None else want
+            assert torch.allclose(got[i], want, rtol=1e-5, atol=1e-6)
+            if i in unlabelled:
+                assert float(got[i].abs().sum()) == 0.0
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), unlabelled=st.sets(st.integers(0, 3), max_size=1))
+def test_pcgrad_equals_its_per_task_backward_reference(seed, unlabelled):
+    kinds = ["regression", "binary", "multiclass", "regression"]
+    grads = {}
+    for how in ("batched", "per task"):
+        net, losses, counts = _random_batch(seed, kinds, [4, 3], 1, unlabelled)
+        w = PCGrad(list(losses), priorities={"t1": 2.0}, seed=seed)
+        shared = net.shared_parameters()
+        if how == "batched":
+            w.backward(losses, shared, counts=counts)
+        else:  # Yu et al. literally: a backward per task, project the shared rows, sum; heads get the plain sum
+            masked = [w.priorities[t] * v for t, v in w._present(losses, counts).losses.items()]
+            rows = []
+            for loss in masked:
+                got = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
+                rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                                       for p, g in zip(shared, got)]))
+            sum(masked).backward(inputs=[p for p in net.parameters() if all(p is not q for q in shared)])
+            total = w.project(torch.stack(rows)).sum(dim=0)
+            for p, g in zip(shared, total.split([p.numel() for p in shared])):
+                p.grad = g.view_as(p).clone()
+        grads[how] = [torch.zeros_like(p) if p.grad is None else p.grad for p in net.parameters()]
+    for got, want in zip(grads["batched"], grads["per task"]):
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_task_grads_fall_back_to_a_loop_where_the_batched_backward_is_unsupported():
+    class ReadsAValue(torch.autograd.Function):  # its backward calls .item(): the vmap prototype raises
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad / max(float(grad.abs().max()), 1.0)
+
+    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = ReadsAValue.apply(x)
+    stacked = torch.stack([(4 * y).sum(), (y ** 2).sum()])  # [2]
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(stacked, [x], torch.eye(2), retain_graph=True, is_grads_batched=True)
+    (got,) = _task_grads(stacked, [x], torch.tensor([True, True]))
+    assert torch.allclose(got, torch.tensor([[1.0, 1.0, 1.0], [2 / 6, 4 / 6, 1.0]]))  # 4/4; 2x/6
