@@ -81,16 +81,23 @@ PHASES = {"data": "data to device", "compile": "compile (graph -> module)", "for
 
 
 class Clock:
-    """Exclusive time per phase: elapsed time is charged to the innermost phase on the stack."""
+    """Exclusive time per phase: elapsed time is charged to the innermost phase on the stack.
+
+    Two clocks run side by side: wall time (``perf_counter``) and the main
+    thread's CPU time (``thread_time``), which a busy machine inflates less --
+    while the process waits for a core, wall time runs on and CPU time stops.
+    """
 
     def __init__(self) -> None:
         self.stack = ["outside"]
-        self.totals: dict[str, float] = defaultdict(float)
-        self.last = time.perf_counter()
+        self.wall: dict[str, float] = defaultdict(float)
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.last = (time.perf_counter(), time.thread_time())
 
     def _charge(self) -> None:
-        now = time.perf_counter()
-        self.totals[self.stack[-1]] += now - self.last
+        now = (time.perf_counter(), time.thread_time())
+        self.wall[self.stack[-1]] += now[0] - self.last[0]
+        self.cpu[self.stack[-1]] += now[1] - self.last[1]
         self.last = now
 
     @contextlib.contextmanager
@@ -115,31 +122,58 @@ class Clock:
 
         return timed
 
-    def snapshot(self) -> dict[str, float]:
+    def snapshot(self) -> tuple[dict[str, float], dict[str, float], float, float]:
+        """Wall and CPU totals per phase, and both clocks' readings now."""
         self._charge()
-        return dict(self.totals)
+        return dict(self.wall), dict(self.cpu), *self.last
 
 
-def _instrument(clock: Clock, mp: contextlib.ExitStack) -> dict[str, float]:
-    """Patch timers around the library's functions (undone when ``mp`` closes); returns the phase totals."""
+def _targets() -> list[tuple[object, str, str, tuple[str, ...]]]:
+    """``(owner, attribute, phase, unless_in)`` of every function the benchmark times.
+
+    Both training paths are covered: one run (``train``) and a population
+    (``_Population``, used when trials train together). A name the library no
+    longer has is skipped and listed by :func:`_instrument`.
+    """
+    import sharesearch.search._populations as _populations
+    import sharesearch.training._member_optim as _member_optim
+    import sharesearch.training._population as _population
+
+    pop = getattr(_population, "_Population", None)
+    out = [(MultiTaskData, "to", "data", ()),
+           (_loop, "compile_graph", "compile", ()), (_population, "compile_graph", "compile", ()),
+           (MultiTaskNet, "forward", "forward", ("validation",)), (MultiTaskNet, "penalty", "forward", ()),
+           (_loop, "task_loss", "loss", ()), (_population, "task_loss", "loss", ()),
+           (pop, "_losses", "forward", ()),
+           (torch.Tensor, "backward", "backward", ()),
+           (getattr(_member_optim, "MemberOptimizer", None), "step", "optimizer", ()),
+           (getattr(_member_optim, "MemberOptimizer", None), "zero_grad", "optimizer", ()),
+           (_loop, "evaluate", "validation", ()), (pop, "_evaluate", "validation", ()),
+           (_loop._Selection, "update", "selection", ()),
+           (_objective, "_trained_before", "cache", ()),
+           (SearchSpace, "sample", "sampler", ()),
+           (optuna.Trial, "should_prune", "pruner", ()),
+           (_objective.TrialRunner, "__call__", "objective", ()),
+           (_objective.TrialRunner, "begin", "objective", ()), (_objective.TrialRunner, "finish", "objective", ())]
+    out += [(optuna.Trial, name, "storage", ()) for name in ("set_user_attr", "report", "set_constraint")]
+    out += [(cls, "backward", "backward", ()) for cls in {LossWeighting, *_all_subclasses(LossWeighting)}
+            if "backward" in vars(cls)]
+    out += [(mod, "train_population", "train", ()) for mod in (_objective, _populations)]
+    return out
+
+
+def _instrument(clock: Clock, mp: contextlib.ExitStack) -> list[str]:
+    """Patch timers around the library's functions (undone when ``mp`` closes); the names not found."""
+    missing, w = [], clock.wrap
     patches: list[tuple[object, str, Callable]] = []
-    w = clock.wrap
-    patches += [(MultiTaskData, "to", w(MultiTaskData.to, "data")),
-                (_loop, "compile_graph", w(_loop.compile_graph, "compile")),
-                (MultiTaskNet, "forward", w(MultiTaskNet.forward, "forward", unless_in=("validation",))),
-                (MultiTaskNet, "penalty", w(MultiTaskNet.penalty, "forward")),
-                (_loop, "task_loss", w(_loop.task_loss, "loss")),
-                (torch.Tensor, "backward", w(torch.Tensor.backward, "backward")),
-                (_loop, "evaluate", w(_loop.evaluate, "validation")),
-                (_loop._Selection, "update", w(_loop._Selection.update, "selection")),
-                (_objective, "_trained_before", w(_objective._trained_before, "cache")),
-                (SearchSpace, "sample", w(SearchSpace.sample, "sampler")),
-                (optuna.Trial, "should_prune", w(optuna.Trial.should_prune, "pruner"))]
-    for name in ("set_user_attr", "report", "set_constraint"):
-        patches.append((optuna.Trial, name, w(getattr(optuna.Trial, name), "storage")))
-    for cls in {LossWeighting, *_all_subclasses(LossWeighting)}:
-        if "backward" in vars(cls):
-            patches.append((cls, "backward", w(vars(cls)["backward"], "backward")))
+    for owner, attr, phase, unless_in in _targets():
+        fn = getattr(owner, attr, None) if owner is not None else None
+        if fn is None:
+            missing.append(f"{getattr(owner, '__name__', owner)}.{attr}")
+        elif phase == "train":  # a training call: its callbacks are the report phase
+            patches.append((owner, attr, _timed_training(clock, fn)))
+        else:
+            patches.append((owner, attr, w(fn, phase, unless_in)))
     make_optimizer = _loop.make_optimizer
 
     def timed_optimizer(*args, **kwargs):
@@ -149,19 +183,24 @@ def _instrument(clock: Clock, mp: contextlib.ExitStack) -> dict[str, float]:
         return opt
 
     patches.append((_loop, "make_optimizer", timed_optimizer))
-    train = _objective.train
-
-    def timed_train(*args, callback=None, **kwargs):
-        cb = None if callback is None else w(callback, "callback")
-        with clock.phase("train"):
-            return train(*args, callback=cb, **kwargs)
-
-    patches.append((_objective, "train", timed_train))
     for obj, attr, new in patches:
-        old = getattr(obj, attr)
+        old = vars(obj).get(attr, getattr(obj, attr)) if isinstance(obj, type) else getattr(obj, attr)
         setattr(obj, attr, new)
         mp.callback(setattr, obj, attr, old)
-    return clock.totals
+    return missing
+
+
+def _timed_training(clock: Clock, fn: Callable) -> Callable:
+    """``train_population`` timed as phase ``train``, each member's callback as phase ``callback``."""
+
+    @functools.wraps(fn)
+    def timed(*args, callbacks=None, **kwargs):
+        if callbacks is not None:
+            callbacks = [None if cb is None else clock.wrap(cb, "callback") for cb in callbacks]
+        with clock.phase("train"):
+            return fn(*args, callbacks=callbacks, **kwargs)
+
+    return timed
 
 
 def _all_subclasses(cls: type) -> list[type]:
@@ -181,14 +220,18 @@ def _space(cfg: dict) -> SearchSpace:
     return SearchSpace.from_dict(d, source="default-overhead.toml")
 
 
-def measure(cfg: dict, device: str = "cpu") -> dict[str, float]:
-    """Run the instrumented search; seconds per phase over all trials, plus ``baselines`` and ``trials`` walls."""
+def measure(cfg: dict, device: str = "cpu") -> dict[str, dict]:
+    """Run the instrumented search.
+
+    Returns ``wall`` and ``cpu``: seconds per phase over all trials (``ask_tell``
+    is each trial's time outside the objective; ``trials`` the whole), and
+    ``walls``: the baseline phase's wall time, the number of trials and their statuses.
+    """
     options = {"n": cfg["n"], "seed": 0}
     data = load_data("synthetic-planted", **options)
-    space, clock, walls = _space(cfg), Clock(), {}
+    space, clock, walls, start = _space(cfg), Clock(), {}, {}
     with contextlib.ExitStack() as stack:
-        _instrument(clock, stack)
-        in_trials = {}
+        walls["missing"] = _instrument(clock, stack)
         ensure, make_objective = _workers.ensure_baselines, _workers.make_objective
 
         def timed_baselines(*args, **kwargs):
@@ -199,9 +242,8 @@ def measure(cfg: dict, device: str = "cpu") -> dict[str, float]:
                 walls["baselines"] = walls.get("baselines", 0.0) + time.perf_counter() - t0
 
         def timed_make_objective(*args, **kwargs):
-            objective = make_objective(*args, **kwargs)
-            in_trials["start"], in_trials["totals"] = time.perf_counter(), clock.snapshot()
-            return clock.wrap(objective, "objective")
+            start["at"] = clock.snapshot()  # the trials start now
+            return make_objective(*args, **kwargs)
 
         for attr, new in (("ensure_baselines", timed_baselines), ("make_objective", timed_make_objective)):
             stack.callback(setattr, _workers, attr, getattr(_workers, attr))
@@ -211,14 +253,17 @@ def measure(cfg: dict, device: str = "cpu") -> dict[str, float]:
                                storage=f"sqlite:///{tmp}/study.db", study_name="overhead",
                                config=SearchConfig(n_trials=cfg["n_trials"]), train_base=TrainConfig(device=device),
                                progress=False, verdict=False)
-            walls["trials"] = time.perf_counter() - in_trials["start"]
             end = clock.snapshot()
-            walls["n_trials"] = len(study.trials)
-            walls["statuses"] = sorted(t.user_attrs.get("status", "?") for t in study.trials)
-    before = in_trials["totals"]
-    out = {k: end.get(k, 0.0) - before.get(k, 0.0) for k in PHASES if k != "ask_tell"}
-    out["ask_tell"] = walls["trials"] - sum(out.values())
-    return {**out, **walls}
+            walls.update(n_trials=len(study.trials),
+                         statuses=sorted(t.user_attrs.get("status", "?") for t in study.trials))
+    out = {}
+    for i, kind in enumerate(("wall", "cpu")):
+        before, after = start["at"][i], end[i]
+        d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in PHASES if k != "ask_tell"}
+        d["trials"] = end[2 + i] - start["at"][2 + i]
+        d["ask_tell"] = d["trials"] - sum(v for k, v in d.items() if k not in ("trials", "ask_tell"))
+        out[kind] = d
+    return {**out, "walls": walls}
 
 
 def main(quick: bool = False, device: str = "cpu") -> list[str]:
@@ -226,19 +271,26 @@ def main(quick: bool = False, device: str = "cpu") -> list[str]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = QUICK if quick else FULL
     m = measure(cfg, device)
-    n, trials = m["n_trials"], m["trials"]
+    wall, cpu, walls = m["wall"], m["cpu"], m["walls"]
+    n, trials = walls["n_trials"], wall["trials"]
     tag = f"overhead n={cfg['n']} T=6 {n} trials default space"
     print(f"# {tag}: {fmt_time(trials / n)} per trial on {torch.get_num_threads()} threads "
-          f"(statuses: {', '.join(m['statuses'])})", flush=True)
+          f"(statuses: {', '.join(walls['statuses'])})", flush=True)
+    if walls["missing"]:
+        print(f"# not timed (no longer in the library): {', '.join(walls['missing'])}", flush=True)
+    print(f"#   {'phase':<58} {'wall/trial':>10}  wall%   cpu%", flush=True)
     for k, label in PHASES.items():
-        print(f"#   {label:<58} {fmt_time(m[k] / n):>10}/trial {100 * m[k] / trials:5.1f}%"
-              + ("  [training]" if k in TRAINING else ""), flush=True)
-    steps = sum(m[k] for k in TRAINING)
-    print(f"# baseline phase {fmt_time(m['baselines'])} vs the {n} trials {fmt_time(trials)}", flush=True)
+        print(f"#   {label:<58} {fmt_time(wall[k] / n):>10} {100 * wall[k] / trials:5.1f}% "
+              f"{100 * cpu[k] / cpu['trials']:5.1f}%" + ("  [training]" if k in TRAINING else ""), flush=True)
+    print(f"# baseline phase {fmt_time(walls['baselines'])} vs the {n} trials {fmt_time(trials)}", flush=True)
+    outside = {kind: 100 * (d["trials"] - sum(d[k] for k in TRAINING)) / d["trials"] for kind, d in m.items()
+               if kind != "walls"}
     return [
-        report(f"{tag}: share of trial time outside training steps vs the goal", "measured",
-               100 * (trials - steps) / trials, "goal", GOAL_PCT, unit="%"),
-        report(f"{tag}: baseline phase vs trials", "baselines", m["baselines"], "trials", trials),
+        report(f"{tag}: share of trial wall time outside training steps vs the goal", "measured",
+               outside["wall"], "goal", GOAL_PCT, unit="%"),
+        report(f"{tag}: share of main-thread CPU time outside training steps vs the goal", "measured",
+               outside["cpu"], "goal", GOAL_PCT, unit="%"),
+        report(f"{tag}: baseline phase vs trials", "baselines", walls["baselines"], "trials", trials),
     ]
 
 
