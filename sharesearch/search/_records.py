@@ -10,6 +10,8 @@ to and from those attributes; no other module reads an attribute key.
 * :class:`BaselineTrialRecord` -- a trial of the baseline-tuning study.
 * :class:`TaskBaseline` / :class:`BaselineSet` -- each task's tuned
   baseline, stored in the study attribute ``baselines``.
+* :class:`AffinityRecord` -- the inter-task affinity measured once per study
+  and the sharing trees it proposed, stored in the study attribute ``affinity``.
 
 Example
 -------
@@ -28,6 +30,7 @@ from typing import Any
 
 import optuna
 
+from ..affinity import Affinity, Tree
 from ..data import MultiTaskData, load_data
 from ..graph import SharingGraph
 from ..space import SearchSpace
@@ -35,11 +38,13 @@ from ..training import TrainConfig
 from ._config import SearchConfig, SearchError
 
 __all__ = ["StudyContext", "StudyData", "TrialRecord", "BaselineTrialRecord", "TaskBaseline", "BaselineSet",
+           "AffinityRecord",
            "read_verdict", "write_verdict", "references_enqueued", "mark_references_enqueued"]
 
 _CONTEXT = "sharesearch"  # study attribute: StudyContext
 _BASELINES = "baselines"  # study attribute: BaselineSet
 _VERDICT = "verdict"  # study attribute: the verdict dict (schema in sharesearch.report)
+_AFFINITY = "affinity"  # study attribute: AffinityRecord
 _REFERENCES_ENQUEUED = "references_enqueued"  # study attribute: the references were enqueued
 _BASELINE_ENQUEUED = "enqueued"  # attribute of <study>.baselines: its default trial was enqueued
 _CONFIRM_ENQUEUED = "confirm_enqueued"  # attribute of <study>.baselines: its confirmation runs were enqueued
@@ -174,6 +179,7 @@ class TrialRecord:
     duration_s: float | None = None  # seconds from sampling to the result
     best_step: dict[str, int] | None = None  # task -> optimizer steps at its best validation metric
     steps_run: int | None = None  # optimizer steps the run took (< the cap: it stopped early)
+    affinity_tree: int | None = None  # index into AffinityRecord.trees when the affinity proposed this trial
     control: bool | None = None  # True: this trial IS the control (the independent reference with each
     # task's own baseline configuration, TaskBaseline.config); it is not trained in the search, its
     # validation Δ is 0 by definition, and verdict runs retrain it per task as the baselines
@@ -322,6 +328,41 @@ def confirmations_enqueued(bstudy: optuna.Study) -> bool:
 def mark_confirmations_enqueued(bstudy: optuna.Study) -> None:
     """Record that the baseline study's confirmation runs were enqueued."""
     bstudy.set_user_attr(_CONFIRM_ENQUEUED, True)
+
+
+# ------------------------------------------------------------- affinity
+@dataclass(frozen=True)
+class AffinityRecord:
+    """The study's inter-task affinity pass and the trees it proposed, stored as the study attribute ``affinity``."""
+
+    affinity: Affinity  # the measured matrices (sharesearch.affinity.measure_affinity)
+    kind: str  # the matrix the trees were cut from: "cosine" | "lookahead"
+    trees: tuple[Tree, ...]  # proposed sharing trees, most promising first (stage 0 coarsest)
+    enqueued: tuple[int, ...]  # indices of the trees enqueued as trials (others: a reference, or not in the space)
+    config: dict[str, Any]  # training parameters of the pass (TrainConfig field -> value)
+
+    def to_attr(self) -> dict[str, Any]:
+        """The JSON value of the study attribute."""
+        return {"affinity": self.affinity.to_dict(), "kind": self.kind,
+                "trees": [[[list(g) for g in part] for part in t] for t in self.trees],
+                "enqueued": list(self.enqueued), "config": dict(self.config)}
+
+    @classmethod
+    def from_attr(cls, d: Mapping[str, Any]) -> "AffinityRecord":
+        """The inverse of :meth:`to_attr`."""
+        trees = tuple(tuple(tuple(tuple(g) for g in part) for part in t) for t in d["trees"])
+        return cls(affinity=Affinity.from_dict(d["affinity"]), kind=d["kind"], trees=trees,
+                   enqueued=tuple(d["enqueued"]), config=dict(d["config"]))
+
+    @classmethod
+    def from_study(cls, study: optuna.Study) -> "AffinityRecord | None":
+        """The stored record of ``study``, or ``None`` when no affinity pass ran."""
+        d = study.user_attrs.get(_AFFINITY)
+        return cls.from_attr(d) if d else None
+
+    def save(self, study: optuna.Study) -> None:
+        """Store this record as the study's attribute."""
+        study.set_user_attr(_AFFINITY, self.to_attr())
 
 
 # ------------------------------------------------------- study-level flags
