@@ -9,6 +9,15 @@ so that they are compared like with like. They are never pruned.
 The ``independent`` reference is the control itself, not a network trained
 with one shared configuration: the objective records it (``control=True``)
 with each task's own baseline configuration and mean validation metric.
+
+Right after the references come the sharing trees the data proposes: once per
+study (when the space's ``branching.affinity`` is on, the default) a short
+shared-bottom pass with the baselines' tuned training measures inter-task
+affinity (:func:`sharesearch.affinity.measure_affinity`), its dendrogram is
+cut into nested trees (:func:`~sharesearch.affinity.affinity_trees`), and
+those the space expresses (and that are not a reference) are enqueued in the
+space's own parameters, trained like the references; TPE learns on from there.
+The pass and its trees are stored in the study (:class:`AffinityRecord`).
 """
 
 from __future__ import annotations
@@ -20,11 +29,25 @@ from typing import Any
 
 import optuna
 
+from ..affinity import affinity_trees, measure_affinity
 from ..data import MultiTaskData
 from ..space import SearchSpace
-from ._records import StudyContext, TaskBaseline, TrialRecord, mark_references_enqueued, references_enqueued
+from ._records import (AffinityRecord, StudyContext, TaskBaseline, TrialRecord, mark_references_enqueued,
+                       references_enqueued)
 
-__all__ = ["enqueue_references", "reference_training"]
+__all__ = ["enqueue_references", "reference_training", "ensure_affinity", "AFFINITY_STEPS"]
+
+#: optimizer steps of the affinity pass (fewer when the space's step cap is lower): on synthetic-planted the
+#: signal fades once the shared network overfits (benchmarks/bench_affinity.py)
+AFFINITY_STEPS = 300
+#: the most trees enqueued from the affinity
+AFFINITY_TREES = 4
+
+
+def _tuned_config(baselines: Mapping[str, TaskBaseline]) -> dict[str, Any]:
+    """The most common tuned baseline configuration (TrainConfig field -> value)."""
+    configs = Counter(json.dumps(b.config, sort_keys=True) for b in baselines.values())
+    return json.loads(configs.most_common(1)[0][0])
 
 
 def reference_training(space: SearchSpace, baselines: Mapping[str, TaskBaseline]) -> dict[str, Any]:
@@ -35,8 +58,7 @@ def reference_training(space: SearchSpace, baselines: Mapping[str, TaskBaseline]
     with baselines trained the same way, not with defaults. The step budget
     (``max_steps``, ``patience``, ...) is the space's fixed value for every run.
     """
-    configs = Counter(json.dumps(b.config, sort_keys=True) for b in baselines.values())
-    config = json.loads(configs.most_common(1)[0][0])
+    config = _tuned_config(baselines)
     out: dict[str, Any] = {}
     for key in ("lr", "weight_decay", "epochs", "batch_size"):
         f = space.fields.get(f"train.{key}")
@@ -60,8 +82,45 @@ def enqueue_references(study: optuna.Study, data: MultiTaskData, space: SearchSp
         return []
     names = list(StudyContext.from_study(study).references)
     training = reference_training(space, baselines)
+    affinity = ensure_affinity(study, data, space, baselines)  # before enqueueing: a resume never enqueues twice
     for name in names:
         params = {**space.reference_params(name, data.tasks), **training}
         study.enqueue_trial(params, user_attrs=TrialRecord(reference=name).to_attrs())
+    for i in affinity.enqueued if affinity is not None else ():
+        params = {**space.tree_params(affinity.trees[i], data.tasks, data.input_shape), **training}
+        study.enqueue_trial(params, user_attrs=TrialRecord(affinity_tree=i).to_attrs())
     mark_references_enqueued(study)
     return names
+
+
+def ensure_affinity(study: optuna.Study, data: MultiTaskData, space: SearchSpace,
+                    baselines: Mapping[str, TaskBaseline]) -> AffinityRecord | None:
+    """The study's affinity record: measured once (and stored), then read back.
+
+    ``None`` when the space turns it off (``branching.affinity = false``),
+    fixes the task tree, or there are fewer than 3 tasks. The pass trains the
+    shared-bottom graph of the space's default backbone with the baselines'
+    tuned lr, weight decay and batch size and the search's seed.
+    """
+    if not space.affinity or not space.branch_params(data.tasks) or len(data.tasks) < 3:
+        return None
+    stored = AffinityRecord.from_study(study)
+    if stored is not None:
+        return stored
+    ctx = StudyContext.from_study(study)
+    tuned = {k: v for k, v in _tuned_config(baselines).items() if k in ("lr", "weight_decay", "batch_size")}
+    config = ctx.train.updated(**tuned, seed=ctx.search.seed)
+    cap = space.fields.get("train.max_steps")
+    steps = min(AFFINITY_STEPS, int(cap.value)) if cap is not None and cap.mode == "fixed" else AFFINITY_STEPS
+    aff = measure_affinity(data, space.default_backbone(data.input_shape), config, steps=steps)
+    trees = affinity_trees(aff, int(space.fields["backbone.stages"].default), max_trees=AFFINITY_TREES)
+    refs = set(ctx.references.values())
+    enqueued = []
+    for i, tree in enumerate(trees):
+        params = space.tree_params(tree, data.tasks, data.input_shape)
+        if params is not None and space.build(params, data.tasks, data.input_shape).graph.key() not in refs:
+            enqueued.append(i)
+    record = AffinityRecord(affinity=aff, kind="cosine", trees=tuple(trees), enqueued=tuple(enqueued),
+                            config={k: getattr(config, k) for k in ("lr", "weight_decay", "batch_size", "seed")})
+    record.save(study)
+    return record

@@ -85,7 +85,7 @@ SCHEMA: dict[str, dict[str, Spec]] = {
 #: section -> keys that configure the section rather than sample a parameter
 EXTRA_KEYS = {
     "backbone": ("name", "widths"),
-    "branching": ("encoding", "max_pairwise_tasks", "linkage"),
+    "branching": ("encoding", "max_pairwise_tasks", "linkage", "affinity"),
     "mechanisms": (),
     "train": (),
     "baseline": ("trials", "budget", "confirm_seeds", "confirm_top"),
@@ -115,6 +115,7 @@ class ParsedSpace:
     encoding: str  # task-tree encoding: "auto" | "pairwise" | "trunk"
     max_pairwise_tasks: int  # above this many tasks "auto" uses the trunk encoding
     linkage: str  # how share requests become a tree: "average" | "single"
+    affinity: bool  # a search measures task affinity once and enqueues the trees it proposes
     baseline_trials: int  # tuning trials of the independent baselines (one pass trains every task)
     baseline_budget: str  # epochs of a baseline: "max" | "default" (spaces that still give epochs)
     baseline_confirm_seeds: int  # more seeds each task's top configurations are retrained with
@@ -136,13 +137,14 @@ def parse_space(data: Mapping[str, Any], source: str) -> ParsedSpace:
                 fields[f"{s}.{k}"] = p.field(raw[k], f"{s}.{k}", spec)
     backbone_name, widths = _parse_backbone(p, sec["backbone"], fields)
     max_stages = int(fields["backbone.stages"].max)
-    encoding, max_pairwise, linkage = _parse_branching(p, sec["branching"], fields, max_stages)
+    encoding, max_pairwise, linkage, affinity = _parse_branching(p, sec["branching"], fields, max_stages)
     _parse_mechanisms(p, fields, max_stages)
     trials, budget, confirm_seeds, confirm_top = _parse_baseline(p, sec["baseline"], fields)
     return ParsedSpace(
         data=copy.deepcopy(top), name=top.get("name", Path(source).stem if source else "space"),
         description=top.get("description", ""), fields=fields, width_fields=widths, max_stages=max_stages,
         backbone_name=backbone_name, encoding=encoding, max_pairwise_tasks=max_pairwise, linkage=linkage,
+        affinity=affinity,
         baseline_trials=trials, baseline_budget=budget, baseline_confirm_seeds=confirm_seeds,
         baseline_confirm_top=confirm_top)
 
@@ -179,8 +181,10 @@ def _parse_backbone(p: Parser, raw: dict, fields: dict[str, Field]) -> tuple[str
     return name, widths
 
 
-def _parse_branching(p: Parser, raw: dict, fields: dict[str, Field], max_stages: int) -> tuple[str, int, str]:
-    """Encoding, max pairwise tasks and linkage; an omitted share is the range 0..max stages."""
+def _parse_branching(p: Parser, raw: dict, fields: dict[str, Field], max_stages: int
+                     ) -> tuple[str, int, str, bool]:
+    """Encoding, max pairwise tasks, linkage and the affinity warm start (default on); an omitted share is the
+    range 0..max stages."""
     share = fields.get("branching.share")
     if share is None:
         share = fields["branching.share"] = Field("branching.share", "share", "int", mode="range",
@@ -190,7 +194,8 @@ def _parse_branching(p: Parser, raw: dict, fields: dict[str, Field], max_stages:
     encoding = p.scalar(raw.get("encoding", "auto"), "branching.encoding", Spec("str", "", names=ENCODINGS))
     mpt = p.scalar(raw.get("max_pairwise_tasks", 8), "branching.max_pairwise_tasks", Spec("int", "", minimum=2))
     linkage = p.scalar(raw.get("linkage", "average"), "branching.linkage", Spec("str", "", names=LINKAGES))
-    return encoding, mpt, linkage
+    affinity = p.scalar(raw.get("affinity", True), "branching.affinity", Spec("bool", ""))
+    return encoding, mpt, linkage, affinity
 
 
 def _parse_mechanisms(p: Parser, fields: dict[str, Field], max_stages: int) -> None:

@@ -51,6 +51,9 @@ class SearchSpace:
         ``backbone.name``, ``branching.encoding``, ``branching.linkage``.
     max_pairwise_tasks : int
         Above this many tasks the ``"auto"`` encoding is the trunk encoding.
+    affinity : bool
+        ``branching.affinity``: a search measures inter-task affinity once (after the baselines)
+        and enqueues the sharing trees it proposes right after the reference architectures.
     baseline_trials : int
         Tuning trials of each independent baseline.
     baseline_budget : str
@@ -73,6 +76,7 @@ class SearchSpace:
         self.encoding = parsed.encoding
         self.max_pairwise_tasks = parsed.max_pairwise_tasks
         self.linkage = parsed.linkage
+        self.affinity = parsed.affinity
         self.baseline_trials = parsed.baseline_trials
         self.baseline_budget = parsed.baseline_budget
         self.baseline_confirm_seeds = parsed.baseline_confirm_seeds
@@ -198,6 +202,48 @@ class SearchSpace:
         {'share[a~b]': 1, 'moe': True, 'moe_experts': 2, 'cross_stitch': False, 'l2_on': False, 'batch_size': 16}
         """
         return _references.reference_params(self, name, tasks)
+
+    def tree_params(self, partitions: Sequence[Sequence[Sequence[str]]], tasks: Tasks,
+                    input_shape: Sequence[int]) -> dict[str, Any] | None:
+        """Parameters of a sharing tree with every mechanism off; None when the space cannot express it.
+
+        ``partitions`` holds one task partition per stage (stage 0 coarsest,
+        nested). The parameters are those of the ``shared-bottom`` reference
+        with the task-tree parameters (``share[a~b]`` = leading stages a pair
+        shares, or ``trunk[t]``) set to the tree's, and they are kept only when
+        :meth:`build` rebuilds exactly these partitions.
+
+        >>> from sharesearch.space import load_space
+        >>> tree = [[["a", "b"], ["c"]], [["a"], ["b"], ["c"]]]
+        >>> p = load_space("tiny").tree_params(tree, {"a": 1, "b": 1, "c": 1}, (4,))
+        >>> p["share[a~b]"], p["share[a~c]"], p["moe"]
+        (1, 0, False)
+        """
+        names = task_names(tasks)
+        share = self.fields["branching.share"]
+        try:
+            params = self.reference_params("shared-bottom", tasks)
+        except SpaceError:
+            return None
+        if share.mode == "fixed" or int(params.get("stages", self.fields["backbone.stages"].default)) != len(partitions):
+            return None
+
+        def depth(a: str, b: str) -> int:
+            d = 0
+            while d < len(partitions) and any(a in g and b in g for g in partitions[d]):
+                d += 1
+            return d
+
+        if self.encoding_for(len(names)) == "trunk":
+            tree = {f"trunk[{t}]": max(depth(t, u) for u in names if u != t) for t in names}
+        else:
+            tree = {"share[{}~{}]".format(*pair(a, b)): depth(a, b) for a, b in itertools.combinations(names, 2)}
+        if not all(share.can_be(v) for v in tree.values()):
+            return None
+        params.update(tree)
+        built = self.build(params, tasks, input_shape).graph.partitions()
+        want = [{frozenset(g) for g in part} for part in partitions]
+        return params if [{frozenset(g) for g in part} for part in built] == want else None
 
     def reference_names(self) -> list[str]:
         """The reference architectures this space can express, in :data:`~sharesearch.names.REFERENCES` order."""
