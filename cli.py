@@ -8,6 +8,7 @@
     sharesearch show       draw the topology of one trial or of a graph file
     sharesearch export     export a graph (JSON, GraphML, DOT, Mermaid) or the best model
     sharesearch space      show or copy a shipped search-space file to edit
+    sharesearch affinity   measure inter-task affinity and print the sharing trees it proposes
 
 Bad input (a data-spec or search-space file, a graph file, an option) ends
 with one line ``sharesearch: error: ...`` naming the file, field and value,
@@ -230,6 +231,23 @@ def cmd_space(args) -> int:
     return 0
 
 
+def cmd_affinity(args) -> int:
+    from sharesearch.affinity import affinity_for_space, format_affinity
+    from sharesearch.space import load_space
+    from sharesearch.training import TrainConfig
+
+    data, _ = _load_data(args)
+    space = load_space(args.space)
+    f = space.fields
+    defaults = {k: f[f"train.{k}"].default for k in ("lr", "weight_decay", "batch_size") if f"train.{k}" in f}
+    if args.lr is not None:
+        defaults["lr"] = args.lr
+    config = TrainConfig(**defaults, seed=args.seed, device=args.device)
+    aff, trees = affinity_for_space(data, space, config, steps=args.steps)
+    print(format_affinity(aff, trees))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sharesearch", description="Find out what the tasks of a multi-task "
                                 "network should share.")
@@ -336,6 +354,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp_copy.add_argument("name")
     sp_copy.add_argument("path")
     sp.set_defaults(func=cmd_space)
+
+    a = sub.add_parser("affinity", help="measure inter-task affinity in one short shared-bottom pass and print "
+                                        "the matrices and the sharing trees it proposes")
+    _data_args(a)
+    a.add_argument("--space", default="default", help="search-space file or shipped name: its default backbone, "
+                   "stage count and training settings (default: %(default)s)")
+    a.add_argument("--steps", type=int, default=None, help="optimizer steps of the pass (default: 300, at most "
+                   "the space's max_steps)")
+    a.add_argument("--lr", type=float, default=None, help="learning rate (default: the space's default)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    a.set_defaults(func=cmd_affinity)
     return p
 
 

@@ -48,14 +48,19 @@ from .errors import SharesearchError
 from .graph import SharingGraph
 from .network import compile_graph
 from .tasks import task_loss
+from .space import SearchSpace
 from .training import TrainConfig, make_optimizer, resolve_device
 from .weighting._base import _task_grads
 
-__all__ = ["Affinity", "AFFINITY_KINDS", "Tree", "measure_affinity", "affinity_linkage", "affinity_trees",
-           "best_group_count", "format_affinity", "tree_text"]
+__all__ = ["Affinity", "AFFINITY_KINDS", "AFFINITY_STEPS", "Tree", "measure_affinity", "affinity_for_space",
+           "affinity_distance", "affinity_linkage", "affinity_trees", "best_group_count", "format_affinity",
+           "tree_text"]
 
 #: the affinity matrices a tree can be derived from
 AFFINITY_KINDS = ("lookahead", "cosine")
+#: optimizer steps of a search's affinity pass (fewer when the space's step cap is lower): on synthetic-planted
+#: the signal fades once the shared network overfits (benchmarks/bench_affinity.py)
+AFFINITY_STEPS = 300
 #: a sharing tree: one partition per stage (stage 0 coarsest), groups of task names in task order
 Tree = tuple[tuple[tuple[str, ...], ...], ...]
 Matrix = tuple[tuple[float, ...], ...]
@@ -281,17 +286,18 @@ def best_group_count(affinity: Affinity, kind: str = "cosine") -> list[int]:
 def affinity_trees(affinity: Affinity, n_stages: int, *, kind: str = "cosine", max_trees: int = 4) -> list[Tree]:
     """Sharing trees proposed by the affinity's dendrogram, the most promising first.
 
-    For each group count ``k`` (:func:`best_group_count` order) the cut into
-    ``k`` groups gives three nested trees: the groups at every stage, a
-    shared first stage before them, and task-specific last stage after them.
+    Every cut of the dendrogram into ``k`` groups (``2 <= k < T``, in
+    :func:`best_group_count` order) gives a tree with those groups at every
+    stage; then, per cut in the same order, the tree with a shared first stage
+    before the groups and the one with a task-specific last stage after them.
     Partitions are cuts of one dendrogram, so each tree is nested. The
     cosine is the default ``kind``: on ``synthetic-planted`` it recovered the
     planted clusters more often than the lookahead (``benchmarks/bench_affinity.py``).
 
     >>> a = Affinity(("a", "b", "c", "d"), ((1,) * 4,) * 4,
     ...              ((1, .9, 0, 0), (.9, 1, 0, 0), (0, 0, 1, .8), (0, 0, .8, 1)), ((1,) * 4,) * 4, 1, 1, .1, 0.)
-    >>> affinity_trees(a, 2)[:2]
-    [((('a', 'b'), ('c', 'd')), (('a', 'b'), ('c', 'd'))), ((('a', 'b', 'c', 'd'),), (('a', 'b'), ('c', 'd')))]
+    >>> [tree_text(t) for t in affinity_trees(a, 2)]
+    ['a,b|c,d > a,b|c,d', 'a,b|c|d > a,b|c|d', 'a,b,c,d > a,b|c,d', 'a,b|c,d > a|b|c|d']
     """
     if n_stages < 1:
         raise SharesearchError(f"affinity_trees: n_stages must be >= 1, got {n_stages}")
@@ -300,14 +306,38 @@ def affinity_trees(affinity: Affinity, n_stages: int, *, kind: str = "cosine", m
         return []
     z = affinity_linkage(affinity, kind)
     one, alone = (tuple(affinity.tasks),), tuple((t,) for t in affinity.tasks)
-    out: list[Tree] = []
-    for k in ks:
-        part = _cut(affinity, z, k)
-        shapes = [(part,) * n_stages]
-        if n_stages >= 2:
-            shapes += [(one,) + (part,) * (n_stages - 1), (part,) * (n_stages - 1) + (alone,)]
-        out += [t for t in shapes if t not in out]
+    parts = [_cut(affinity, z, k) for k in ks]
+    out: list[Tree] = [(part,) * n_stages for part in parts]
+    if n_stages >= 2:
+        for part in parts:
+            out += [(one,) + (part,) * (n_stages - 1), (part,) * (n_stages - 1) + (alone,)]
     return out[:max_trees]
+
+
+def affinity_for_space(data: MultiTaskData, space: SearchSpace, config: TrainConfig | None = None, *,
+                       steps: int | None = None, max_trees: int = 4) -> tuple[Affinity, list[Tree]]:
+    """The affinity on ``space``'s default backbone and the trees for its default stage count.
+
+    ``config`` defaults to the space's default lr, weight decay and batch
+    size (a search passes the baselines' tuned ones); ``steps`` to
+    :data:`AFFINITY_STEPS`, at most the space's ``max_steps``.
+
+    >>> from sharesearch.data import load_data
+    >>> from sharesearch.space import load_space
+    >>> d = load_data("synthetic-mmoe", n=300, d=8, seed=0, clusters=[[0, 1], [2]])
+    >>> aff, trees = affinity_for_space(d, load_space("tiny"), steps=10)
+    >>> aff.steps, len(trees[0])
+    (10, 2)
+    """
+    if config is None:
+        f = space.fields
+        config = TrainConfig(**{k: f[f"train.{k}"].default for k in ("lr", "weight_decay", "batch_size")
+                                if f"train.{k}" in f})
+    cap = space.fields.get("train.max_steps")
+    if steps is None:
+        steps = min(AFFINITY_STEPS, int(cap.value)) if cap is not None and cap.mode == "fixed" else AFFINITY_STEPS
+    aff = measure_affinity(data, space.default_backbone(data.input_shape), config, steps=steps)
+    return aff, affinity_trees(aff, int(space.fields["backbone.stages"].default), max_trees=max_trees)
 
 
 # ------------------------------------------------------------------- text

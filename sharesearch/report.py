@@ -41,6 +41,7 @@ Results schema (``schema_version`` 1)
                  "n_params": int | None, "flops": int | None,
                  "val_metrics": {task: float}, "val_deltas": {task: float},   # relative Δ_t on validation
                  "reference": str | None,                   # name of a reference architecture
+                 "affinity_tree": int | None,               # index into affinity.trees when it proposed the trial
                  "duration_s": float | None, ...}],          # further keys are kept, not read
      "best_trials": [int, ...],                          # numbers of the Pareto-optimal trials
      "importances": {param: float},
@@ -60,6 +61,10 @@ Results schema (``schema_version`` 1)
          "baseline_test_metrics": {task: [per seed]},
          "control": {"seeds": [...], "n_runs": int, ...},        # the control's runs, as "runs" above
          "history": [older verdict dicts, oldest first]},        # earlier looks at the test split
+     "affinity": None | {"affinity": Affinity.to_dict(),  # sharesearch.affinity: tasks, lookahead, cosine, ...
+                         "kind": str, "trees": [[[[task, ...], ...] per stage] per tree], "enqueued": [int, ...],
+                         "config": {...}, "dendrogram": {"icoord", "dcoord", "leaves"},
+                         "share_importances": {param: float}},   # importances of share[a~b] / trunk[t] alone
      "reproducibility": {"versions": {pkg: version}, "seeds": [...] | {...},
                          "data_fingerprint": str, "selection_protocol": str,
                          "search_space_file": str},
@@ -93,7 +98,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from . import fmt
-from .figure import esc, small_multiples, topology_figure
+from .figure import affinity_figure, esc, small_multiples, topology_figure
 from .graph import SharingGraph
 from .verdict import TaskVerdict, Verdict
 
@@ -490,6 +495,32 @@ def _pre(text: Any) -> str:
     return f"<pre>{_h(text)}</pre>"
 
 
+def _affinity_section(results: Mapping, fig_block: Callable[[Any, str], str]) -> list[str]:
+    """The affinity heatmaps and dendrogram beside the share importances, and the trees it proposed."""
+    aff = results["affinity"]
+    a = aff.get("affinity") or {}
+    by_tree = {t.get("affinity_tree"): t for t in results.get("trials") or [] if t.get("affinity_tree") is not None}
+    rows = []
+    for i, tree in enumerate(aff.get("trees") or []):
+        text = " > ".join("|".join(",".join(g) for g in part) for part in tree)  # as sharesearch.affinity.tree_text
+        t = by_tree.get(i)
+        if t is None:
+            ran = "not enqueued (a reference, or not in the space)" if i not in (aff.get("enqueued") or []) else "queued"
+        else:
+            ran = f"trial {t['number']}: " + (f"Δm {fmt.delta((t.get('values') or [None])[0])}" if t.get("values")
+                                              else str(t.get("state", "")).lower())
+        rows.append(f"<tr><td>{i + 1}</td><td><code>{_h(text)}</code></td><td>{_h(ran)}</td></tr>")
+    return ['<section id="affinity"><h2>Task affinity and the trees it proposed</h2>',
+            f'<p class="muted">One pass of the shared-bottom network ({_h(a.get("steps"))} steps, '
+            f'{_h(fmt.value(a.get("seconds"), 3))} s) before the search: how much a step on one task lowers another '
+            f'task\'s loss (lookahead, Fifty et al. 2021) and how well their gradients align (cosine). The search '
+            f'tried the trees cut from its dendrogram first; where the search and the affinity agree, pairs with a '
+            f'high affinity also have important share depths.</p>',
+            fig_block(affinity_figure({**a, **{k: v for k, v in aff.items() if k != "affinity"}}), ""),
+            '<table><thead><tr><th>#</th><th>tree (stage 0 first; groups split by |)</th><th>trial</th></tr>'
+            f'</thead><tbody>{"".join(rows)}</tbody></table>', "</section>"]
+
+
 def _trials_table(results: Mapping, n: int = 15) -> str:
     sign = -1.0 if (results.get("directions") or ["maximize"])[0] == "minimize" else 1.0
     trials = sorted(_complete(results), key=lambda t: -sign * fmt.as_float(t["values"][0]))[:n]
@@ -553,6 +584,7 @@ def report_html(results: Mapping) -> str:
         parts.append(f'<p class="muted">{_h(_rows_line(data))}</p>')
     parts.append('<nav><a href="#verdict">verdict</a><a href="#topology">best topology</a>'
                  '<a href="#history">history</a><a href="#importances">importances</a>'
+                 + ('<a href="#affinity">affinity</a>' if results.get("affinity") else "")
                  + ('<a href="#pareto">Pareto front</a>' if len(results.get("directions") or []) >= 2 else "")
                  + '<a href="#architectures">architectures</a><a href="#trials">trials</a>'
                  '<a href="#reproducibility">reproducibility</a></nav>')
@@ -613,6 +645,8 @@ def report_html(results: Mapping) -> str:
     parts.append('<section id="importances"><h2>Parameter importances</h2>')
     parts.append(fig_block(importance_figure(results), "Importances not available (too few trials)."))
     parts.append("</section>")
+    if results.get("affinity"):
+        parts += _affinity_section(results, fig_block)
     if len(results.get("directions") or []) >= 2:
         parts.append('<section id="pareto"><h2>Pareto front</h2>')
         parts.append(fig_block(pareto_figure(results), "No complete trials yet."))

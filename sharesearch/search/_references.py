@@ -29,17 +29,14 @@ from typing import Any
 
 import optuna
 
-from ..affinity import affinity_trees, measure_affinity
+from ..affinity import affinity_for_space
 from ..data import MultiTaskData
 from ..space import SearchSpace
 from ._records import (AffinityRecord, StudyContext, TaskBaseline, TrialRecord, mark_references_enqueued,
                        references_enqueued)
 
-__all__ = ["enqueue_references", "reference_training", "ensure_affinity", "AFFINITY_STEPS"]
+__all__ = ["enqueue_references", "reference_training", "ensure_affinity"]
 
-#: optimizer steps of the affinity pass (fewer when the space's step cap is lower): on synthetic-planted the
-#: signal fades once the shared network overfits (benchmarks/bench_affinity.py)
-AFFINITY_STEPS = 300
 #: the most trees enqueued from the affinity
 AFFINITY_TREES = 4
 
@@ -110,10 +107,7 @@ def ensure_affinity(study: optuna.Study, data: MultiTaskData, space: SearchSpace
     ctx = StudyContext.from_study(study)
     tuned = {k: v for k, v in _tuned_config(baselines).items() if k in ("lr", "weight_decay", "batch_size")}
     config = ctx.train.updated(**tuned, seed=ctx.search.seed)
-    cap = space.fields.get("train.max_steps")
-    steps = min(AFFINITY_STEPS, int(cap.value)) if cap is not None and cap.mode == "fixed" else AFFINITY_STEPS
-    aff = measure_affinity(data, space.default_backbone(data.input_shape), config, steps=steps)
-    trees = affinity_trees(aff, int(space.fields["backbone.stages"].default), max_trees=AFFINITY_TREES)
+    aff, trees = affinity_for_space(data, space, config, max_trees=AFFINITY_TREES)
     refs = set(ctx.references.values())
     enqueued = []
     for i, tree in enumerate(trees):

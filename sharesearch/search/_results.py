@@ -10,7 +10,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ._records import BaselineSet, StudyContext, TrialRecord, read_verdict
+from ..affinity import Affinity, affinity_linkage
+from ._records import AffinityRecord, BaselineSet, StudyContext, TrialRecord, read_verdict
 from ._storage import is_shareable, load_study, storage_url
 
 __all__ = ["load_results", "study_results"]
@@ -32,21 +33,24 @@ def _trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "number": t.number, "state": t.state.name, "values": list(t.values) if t.values else None,
         "params": dict(t.params), "graph": rec.graph, "graph_key": rec.graph_key, "n_params": rec.n_params,
         "flops": rec.flops, "val_metrics": rec.val_metrics, "val_deltas": rec.val_deltas,
-        "reference": rec.reference, "status": rec.status, "train": rec.train,
+        "reference": rec.reference, "affinity_tree": rec.affinity_tree, "status": rec.status, "train": rec.train,
         "duration_s": rec.duration_s or (t.duration.total_seconds() if t.duration else None),
         "intermediate": {str(k): v for k, v in t.intermediate_values.items()},
     }
 
 
-def _importances(study: optuna.Study, n_complete: int) -> dict[str, float]:
-    """Optuna's parameter importances for the first objective (empty with fewer than 4 complete trials)."""
+def _importances(study: optuna.Study, n_complete: int, params: list[str] | None = None) -> dict[str, float]:
+    """Optuna's parameter importances for the first objective (empty with fewer than 4 complete trials).
+
+    ``params`` restricts them to those parameters (importances then sum to 1 among them).
+    """
     if n_complete < 4:
         return {}
     try:
         with warnings.catch_warnings():  # "few trials in a regime" notes: the report says how many trials
             warnings.simplefilter("ignore")
             return {k: float(v) for k, v in optuna.importance.get_param_importances(
-                study, target=(lambda t: t.values[0]) if len(study.directions) > 1 else None).items()}
+                study, params=params, target=(lambda t: t.values[0]) if len(study.directions) > 1 else None).items()}
     except (RuntimeError, ValueError) as e:  # too few distinct values, a single parameter...
         log.info("parameter importances unavailable: %s", e)
         return {}
@@ -74,8 +78,34 @@ def study_results(study: optuna.Study) -> dict[str, Any]:
         "baselines": {t: {"val_metric": b.val_metric, "config": b.config, "width_scale": b.width_scale}
                       for t, b in (baselines.tasks.items() if baselines else ())},
         "verdict": verdict,
+        "affinity": _affinity(study, n_complete),
         "reproducibility": _reproducibility(ctx, verdict),
     }
+
+
+def _affinity(study: optuna.Study, n_complete: int) -> dict[str, Any] | None:
+    """The stored affinity (:meth:`AffinityRecord.to_attr`), its dendrogram and the share parameters' importances.
+
+    ``dendrogram`` holds scipy's drawing coordinates (``icoord``, ``dcoord``,
+    the leaf order ``leaves``); ``share_importances`` Optuna's importances of
+    the task-tree parameters alone (``share[a~b]`` or ``trunk[t]``), so they
+    read beside the affinity of the same pairs.
+    """
+    from scipy.cluster.hierarchy import dendrogram
+
+    rec = AffinityRecord.from_study(study)
+    if rec is None:
+        return None
+    out = rec.to_attr()
+    aff: Affinity = rec.affinity
+    if len(aff.tasks) >= 2:
+        dn = dendrogram(affinity_linkage(aff, rec.kind), no_plot=True, labels=list(aff.tasks))
+        out["dendrogram"] = {"icoord": dn["icoord"], "dcoord": dn["dcoord"], "leaves": list(dn["ivl"])}
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    names = sorted({k for t in complete for k in t.params if k.startswith(("share[", "trunk["))})
+    shared = [k for k in names if all(k in t.params for t in complete)]
+    out["share_importances"] = _importances(study, n_complete, shared) if shared else {}
+    return out
 
 
 def _reproducibility(ctx: StudyContext, verdict: dict[str, Any] | None) -> dict[str, Any]:
