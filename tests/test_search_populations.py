@@ -97,3 +97,26 @@ def test_population_size_rule_and_validation():
     assert trial_population("cpu") == 1 and trial_population("cpu", requested=5) == 5
     with pytest.raises(SearchError, match="'population' must be an integer >= 1, got 0"):
         SearchConfig(population=0)
+
+
+def test_confirmation_seeds_of_a_baseline_configuration_train_as_one_population(data, monkeypatch):
+    from sharesearch.search import _baselines
+
+    d = load_space("tiny").to_dict()
+    d["baseline"].update(trials=3, confirm_seeds=3, confirm_top=1)
+    space = SearchSpace.from_dict(d, source="confirm.toml")
+    calls: list[list[int]] = []
+    real = _baselines.train_population
+
+    def spy(graph, d, configs, **kw):
+        calls.append([c.seed for c in configs])
+        return real(graph, d, configs, **kw)
+
+    monkeypatch.setattr(_baselines, "train_population", spy)
+    tb = TrainConfig(device="cpu")
+    study = prepare_study(optuna.storages.InMemoryStorage(), "conf", data, SOURCE, space, SearchConfig(), tb)
+    baselines = ensure_baselines(study, data, space, tb, progress=False)
+    assert calls and all(c == [500, 501, 502] for c in calls)  # one population per shortlisted configuration
+    assert all(b.seeds == (500, 501, 502) and len(b.seed_values) == 3 for b in baselines.values())
+    bstudy = optuna.load_study(study_name="conf.baselines", storage=study._storage)
+    assert all(t.state == TrialState.COMPLETE for t in bstudy.get_trials(deepcopy=False))

@@ -10,7 +10,8 @@ so parallel workers share it. Each tuning trial trains all tasks in one pass
 One seed per configuration would pick each task's luckiest run (the winner's
 curse), so each task's ``confirm_top`` best tuning configurations are
 retrained with ``confirm_seeds`` more seeds (one pass per configuration and
-seed, enqueued in the same study) and the task keeps the configuration with
+seed, enqueued in the same study; the seeds of one configuration train as one
+population, :func:`~sharesearch.training.train_population`) and the task keeps the configuration with
 the best **mean over the confirmation seeds** -- the selection seed is left
 out of the mean, which would otherwise be biased upwards. The chosen mean is
 the denominator of the task's Δ; the seeds' spread (``val_sd``, ``val_cv``) is
@@ -38,7 +39,7 @@ from optuna.trial import TrialState
 from ..data import MultiTaskData
 from ..space import SearchSpace
 from ..tasks import sign
-from ..training import TrainConfig, train
+from ..training import TrainConfig, TrainResult, train, train_population
 from ._config import SearchError
 from ._records import (
     BaselineSet,
@@ -52,7 +53,7 @@ from ._records import (
     mark_baseline_default_enqueued,
     mark_confirmations_enqueued,
 )
-from ._study import FINISHED
+from ._study import FINISHED, ask
 
 __all__ = ["ensure_baselines", "baseline_study_name", "confirmation_seeds", "CONFIRM_SEED_OFFSET"]
 
@@ -88,15 +89,25 @@ def _width_scale(space: SearchSpace, params: Mapping[str, Any]) -> float:
     return float(params.get(f.param, f.default))
 
 
-def _make_objective(data: MultiTaskData, space: SearchSpace, train_base: TrainConfig):
-    """The baseline study's objective: a tuning trial (search seed) or a confirmation run (its own seed)."""
+class _Runs:
+    """The baseline study's runs: a tuning trial (search seed) or a confirmation run (its own seed).
 
-    def objective(trial: optuna.Trial) -> float:
+    Calling it is the one-trial Optuna objective; :meth:`confirm_waiting` trains
+    the queued confirmation runs of each configuration (its seeds) as one
+    population.
+    """
+
+    def __init__(self, data: MultiTaskData, space: SearchSpace, train_base: TrainConfig) -> None:
+        self.data, self.space, self.train_base = data, space, train_base
+
+    def _begin(self, trial: optuna.Trial):
         confirm = confirmation_of(trial)
-        seed, confirms = confirm if confirm is not None else (train_base.seed, None)
-        cand = space.sample_baseline(trial, data.tasks, data.input_shape)
-        res = train(cand.graph, data, train_base.updated(**cand.train, seed=seed), keep_model=False)
-        BaselineTrialRecord(train=cand.train, width_scale=_width_scale(space, trial.params),
+        seed, confirms = confirm if confirm is not None else (self.train_base.seed, None)
+        cand = self.space.sample_baseline(trial, self.data.tasks, self.data.input_shape)
+        return cand, seed, confirms, self.train_base.updated(**cand.train, seed=seed)
+
+    def _finish(self, trial: optuna.Trial, cand, seed: int, confirms: int | None, res: TrainResult) -> float:
+        BaselineTrialRecord(train=cand.train, width_scale=_width_scale(self.space, trial.params),
                             graph=cand.graph.to_dict(), val_metrics=res.val_metrics, status=res.status,
                             seed=seed if confirms is not None else None, confirms=confirms,
                             best_step=res.best_step, steps_run=res.steps_run).write(trial)
@@ -104,10 +115,33 @@ def _make_objective(data: MultiTaskData, space: SearchSpace, train_base: TrainCo
             return float("nan")
         # the trial value only guides the sampler: the mean signed primary metric
         signed = [sign(t.primary_metric) * v if math.isfinite(v := res.val_metrics[t.name][t.primary_metric])
-                  else 0.0 for t in data.tasks]
+                  else 0.0 for t in self.data.tasks]
         return float(sum(signed) / len(signed))
 
-    return objective
+    def __call__(self, trial: optuna.Trial) -> float:
+        cand, seed, confirms, cfg = self._begin(trial)
+        return self._finish(trial, cand, seed, confirms, train(cand.graph, self.data, cfg, keep_model=False))
+
+    def confirm_waiting(self, bstudy: optuna.Study, tick) -> None:
+        """Ask every queued confirmation run, train each configuration's seeds as one population, tell each."""
+        asked = []
+        while bstudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            trial = ask(bstudy)
+            asked.append((trial, *self._begin(trial)))
+        try:
+            by_config: dict[str, list] = {}
+            for run in asked:
+                by_config.setdefault(json.dumps(run[0].params, sort_keys=True), []).append(run)
+            for runs in by_config.values():
+                results = train_population(runs[0][1].graph, self.data, [r[4] for r in runs], keep_model=False)
+                for (trial, cand, seed, confirms, _), res in zip(runs, results):
+                    bstudy.tell(trial, self._finish(trial, cand, seed, confirms, res))
+                    tick()
+        except BaseException:
+            for trial, *_ in asked:  # a crash: fail what was asked and not told, then raise
+                if bstudy.get_trials(deepcopy=False)[trial.number].state == TrialState.RUNNING:
+                    bstudy.tell(trial, state=TrialState.FAIL)
+            raise
 
 
 def _trials(bstudy: optuna.Study, confirmations: bool, states=None) -> list[optuna.trial.FrozenTrial]:
@@ -189,7 +223,7 @@ def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpac
         mark_baseline_default_enqueued(bstudy)
     bar = _Bar(bstudy, space, len(data.tasks), progress)
     try:
-        _run(bstudy, data, space, _make_objective(data, space, train_base), bar)
+        _run(bstudy, data, space, _Runs(data, space, train_base), bar)
     finally:
         bar.close()
     stored = BaselineSet.from_study(study)  # another worker may have chosen meanwhile: all use one choice
@@ -200,7 +234,7 @@ def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpac
     return best
 
 
-def _run(bstudy: optuna.Study, data: MultiTaskData, space: SearchSpace, objective, bar: _Bar) -> None:
+def _run(bstudy: optuna.Study, data: MultiTaskData, space: SearchSpace, objective: _Runs, bar: _Bar) -> None:
     """Run the tuning trials still due, enqueue the confirmation runs (once), run those still waiting."""
     n = space.baseline_trials
     done = len(_trials(bstudy, False, FINISHED))
@@ -216,8 +250,7 @@ def _run(bstudy: optuna.Study, data: MultiTaskData, space: SearchSpace, objectiv
                 bstudy.enqueue_trial(params, user_attrs=confirmation_attrs(s, number))
         mark_confirmations_enqueued(bstudy)
         bar()
-    while bstudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        bstudy.optimize(objective, n_trials=1, show_progress_bar=False, callbacks=[bar])
+    objective.confirm_waiting(bstudy, bar)
     _wait_running(bstudy, bar)
 
 

@@ -34,7 +34,7 @@ from optuna.trial import TrialState
 from ..space import SearchSpace
 from ..training import MEMBER_FIELDS, TrainConfig, population_groups, resolve_device, train_population
 from ._objective import PendingTrial, TrialRunner
-from ._study import finished_count
+from ._study import ask, finished_count
 
 __all__ = ["trial_population", "member_params", "optimize_in_populations"]
 
@@ -78,12 +78,12 @@ def optimize_in_populations(study: optuna.Study, runner: TrialRunner, space: Sea
             return
         batch: list[PendingTrial] = []
         try:
-            lead = _begin(study, runner, study.ask(), batch, told, callbacks)
+            lead = _begin(study, runner, ask(study), batch, told, callbacks)
             if lead is not None and population > 1 and lead.rec.reference is None and _poolable(lead.config):
                 fixed = {k: v for k, v in lead.trial.params.items() if k not in member}
                 for _ in range(min(population, left) - 1):
                     study.enqueue_trial(fixed, skip_if_exists=False)
-                    _begin(study, runner, study.ask(), batch, told, callbacks)
+                    _begin(study, runner, ask(study), batch, told, callbacks)
             _train(study, runner, batch, told, callbacks)
         except BaseException:
             for p in batch:  # a crash: fail whatever the batch left unfinished, then raise

@@ -30,7 +30,7 @@ from ._records import StudyContext, StudyData
 from ._storage import study_names
 
 __all__ = ["prepare_study", "default_study_name", "load_study_data", "make_sampler", "make_pruner", "step_cap",
-           "finished_count", "FINISHED"]
+           "finished_count", "FINISHED", "ask"]
 
 #: trial states that count towards a study's target number of trials
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -146,3 +146,19 @@ def prepare_study(storage, study_name: str, data: MultiTaskData, data_source: Ma
 def load_study_data(study: optuna.Study) -> MultiTaskData:
     """Load the study's data from its recorded source and check its fingerprint."""
     return StudyContext.from_study(study).data.load(study.study_name)
+
+
+def ask(study: optuna.Study) -> optuna.Trial:
+    """``study.ask()`` for trials trained in populations (ask-and-tell).
+
+    An RDB storage with heartbeats warns that heartbeats need
+    ``Study.optimize``: an asked trial sends none, so a dead worker's asked
+    trial is not failed by the heartbeat sweep (``sweep_dead_trials`` still
+    fails it on the worker's own host). The warning is silenced here, where
+    that is known, and nowhere else.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+        return study.ask()
