@@ -29,6 +29,10 @@ and runs alone with the command shown):
   6 trials): data to device, compile, training steps, validation, storage writes, sampler; the share
   outside training steps (goal <= 10%) and the baseline phase vs the trials
   (``python benchmarks/bench_overhead.py [--quick]``)
+* ``affinity`` -- one short shared-bottom pass: adjusted Rand index of its dendrogram cut against the
+  planted clusters (5 data seeds of synthetic-planted), its cost / one default-space trial, and (with
+  ``--part trials``) trials to the planted tree with the affinity warm start vs TPE alone vs random
+  (``python benchmarks/bench_affinity.py [--quick] [--part ari|cost|trials] [--data-seeds N] [--trials M]``)
 * ``gpu``      -- CUDA only: trials/hour with 1, 2, 4 workers on one GPU, bf16 vs
   fp32 step, torch.compile vs eager (``python benchmarks/bench_gpu.py [--quick]``);
   skipped without CUDA. ``benchmarks/gpu_check.sh`` runs everything on a GPU machine.
@@ -67,6 +71,7 @@ BENCHMARKS = {
     "gpu": "bench_gpu",
     "verdict": "bench_verdict",
     "overhead": "bench_overhead",
+    "affinity": "bench_affinity",
 }
 _LINE = re.compile(r"^(?P<what>.*): (?P<ours_label>.+?) (?P<ours>[-+0-9.e]+) ?(?P<ours_unit>\S*) vs "
                    r"(?P<theirs_label>.+?) (?P<theirs>[-+0-9.e]+) ?(?P<theirs_unit>\S*) -> (?P<ratio>[-+0-9.e]+|inf|nan)x$")

@@ -95,9 +95,10 @@ def test_trees_are_nested_and_rebuild_through_the_space_params():
     assert two_stage.tree_params(trees[0], tasks, (8,)) is None  # 3 stages do not fit a 2-stage space
 
 
-def _study(space: SearchSpace, data):
+def _study(space: SearchSpace, data, n_trials: int = 12):
     tb = TrainConfig(device="cpu")
-    study = prepare_study(optuna.storages.InMemoryStorage(), "a", data, SOURCE, space, SearchConfig(n_trials=2), tb)
+    study = prepare_study(optuna.storages.InMemoryStorage(), "a", data, SOURCE, space, SearchConfig(n_trials=n_trials),
+                          tb)
     baselines = ensure_baselines(study, data, space, tb)
     enqueue_references(study, data, space, baselines)
     return study
@@ -126,6 +127,9 @@ def test_search_enqueues_affinity_trees_after_the_references_and_stores_them(dat
         assert [_groups(p) for p in built.partitions()] == [_groups(p) for p in rec.trees[i]]
     enqueue_references(study, data, space, {})  # a second call (a resumed worker) enqueues nothing
     assert len(study.get_trials(deepcopy=False)) == len(trials)
+    small = _study(space, data, n_trials=n_refs + 1)  # no more trees than the trial budget leaves room for
+    assert len(AffinityRecord.from_study(small).enqueued) == 1 and len(small.get_trials()) == n_refs + 1
+    assert AffinityRecord.from_study(_study(space, data, n_trials=n_refs)) is None  # no room: no pass
 
 
 def test_no_affinity_pass_when_the_space_turns_it_off(data):

@@ -46,6 +46,8 @@ def _smallest(mod, monkeypatch):
         monkeypatch.setattr(mod, "QUICK", {**mod.QUICK, "calibration_seeds": 1, "power_seeds": 1, "n": 200,
                                            "row_resamples": 5})
         monkeypatch.setattr(mod, "QUICK_PROTOCOL", mod.QUICK_PROTOCOL.updated(max_steps=4, eval_every=2))
+    elif name == "bench_affinity":
+        monkeypatch.setattr(mod, "QUICK", {**mod.QUICK, "data_seeds": 1, "steps": 10, "n": 300, "trial_steps": 10})
     elif name == "bench_overhead":
         monkeypatch.setattr(mod, "QUICK", {**mod.QUICK, "n": 200, "n_trials": 2, "max_steps": 20, "eval_every": 10,
                                            "baseline": {"trials": 1, "confirm_seeds": 1, "confirm_top": 1}})
@@ -53,7 +55,7 @@ def _smallest(mod, monkeypatch):
 
 @pytest.mark.parametrize("name", ["bench_network", "bench_batching", "bench_train", "bench_e2e",
                                   "bench_sampler", "bench_scale", "bench_gpu", "bench_verdict",
-                                  "bench_overhead"])
+                                  "bench_overhead", "bench_affinity"])
 def test_benchmark_prints_a_ratio(name, bench, monkeypatch, capsys):
     mod = bench(name)
     _smallest(mod, monkeypatch)

@@ -77,9 +77,12 @@ def enqueue_references(study: optuna.Study, data: MultiTaskData, space: SearchSp
     """
     if references_enqueued(study):
         return []
-    names = list(StudyContext.from_study(study).references)
+    ctx = StudyContext.from_study(study)
+    names = list(ctx.references)
     training = reference_training(space, baselines)
-    affinity = ensure_affinity(study, data, space, baselines)  # before enqueueing: a resume never enqueues twice
+    room = ctx.search.n_trials - len(names)  # trees beyond the trial budget would never run
+    # measured before enqueueing anything, so a worker killed in the pass never enqueues the references twice
+    affinity = ensure_affinity(study, data, space, baselines, room) if room > 0 else None
     for name in names:
         params = {**space.reference_params(name, data.tasks), **training}
         study.enqueue_trial(params, user_attrs=TrialRecord(reference=name).to_attrs())
@@ -91,9 +94,10 @@ def enqueue_references(study: optuna.Study, data: MultiTaskData, space: SearchSp
 
 
 def ensure_affinity(study: optuna.Study, data: MultiTaskData, space: SearchSpace,
-                    baselines: Mapping[str, TaskBaseline]) -> AffinityRecord | None:
+                    baselines: Mapping[str, TaskBaseline], room: int = AFFINITY_TREES) -> AffinityRecord | None:
     """The study's affinity record: measured once (and stored), then read back.
 
+    At most ``room`` (and :data:`AFFINITY_TREES`) trees are marked to enqueue.
     ``None`` when the space turns it off (``branching.affinity = false``),
     fixes the task tree, or there are fewer than 3 tasks. The pass trains the
     shared-bottom graph of the space's default backbone with the baselines'
@@ -114,6 +118,7 @@ def ensure_affinity(study: optuna.Study, data: MultiTaskData, space: SearchSpace
         params = space.tree_params(tree, data.tasks, data.input_shape)
         if params is not None and space.build(params, data.tasks, data.input_shape).graph.key() not in refs:
             enqueued.append(i)
+    enqueued = enqueued[:room]
     record = AffinityRecord(affinity=aff, kind="cosine", trees=tuple(trees), enqueued=tuple(enqueued),
                             config={k: getattr(config, k) for k in ("lr", "weight_decay", "batch_size", "seed")})
     record.save(study)

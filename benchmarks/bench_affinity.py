@@ -1,0 +1,162 @@
+"""Affinity (issue 12): does one short pass find the planted clusters, what does it cost, does it speed the search?
+
+Three parts, on ``synthetic-planted`` (6 tasks: clusters [t0,t1,t2], [t3,t4], [t5];
+binary and regression mixed, 40% of labels missing, nonlinear targets):
+
+* ``ari``    -- adjusted Rand index (``sklearn.metrics.adjusted_rand_score``) of the
+  dendrogram cut at the true number of groups against the planted clusters, per data
+  seed (goal: >= 0.9 in at least 4 of 5). The pass is the one ``sharesearch affinity``
+  runs: the default space's backbone and default lr / batch size, 300 steps.
+* ``cost``   -- the affinity pass / one average trial of the default space (candidates
+  sampled at random, trained under the space's budget; goal <= 3).
+* ``trials`` -- trials a real default-space search needs before its best-so-far topology
+  groups exactly the planted clusters (every stage's partition refines them and some stage
+  equals them), median over data seeds: affinity warm start vs TPE alone vs random search
+  (a run that never gets there counts as the cap). Expensive (a whole search per arm and
+  seed); the full run::
+
+      python benchmarks/bench_affinity.py --part trials --data-seeds 5 --trials 40
+
+    python benchmarks/bench_affinity.py [--quick] [--part ari|cost|trials] [--data-seeds N] [--trials M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import report, setup_threads  # noqa: E402
+
+from sharesearch.affinity import affinity_for_space, affinity_linkage  # noqa: E402
+from sharesearch.data import load_data  # noqa: E402
+from sharesearch.search import SearchConfig, run_search  # noqa: E402
+from sharesearch.space import SearchSpace, load_space  # noqa: E402
+from sharesearch.training import TrainConfig, train  # noqa: E402
+
+# trial_steps: None = the space's own step cap (the smoke test lowers it)
+QUICK = {"data_seeds": 2, "cost_trials": 1, "steps": 300, "trials": 0, "n": 1500, "trial_steps": None}
+FULL = {"data_seeds": 5, "cost_trials": 3, "steps": 300, "trials": 0, "n": 1500, "trial_steps": None}
+
+
+def _labels(tasks, groups) -> list[int]:
+    of = {t: i for i, g in enumerate(groups) for t in g}
+    return [of[t] for t in tasks]
+
+
+def part_ari(cfg: dict, device: str) -> tuple[list[float], list[float]]:
+    """Per data seed: the ARI of the cut at the true group count, and the pass's seconds."""
+    from scipy.cluster.hierarchy import cut_tree
+    from sklearn.metrics import adjusted_rand_score
+
+    space = load_space("default")
+    aris, secs = [], []
+    for seed in range(cfg["data_seeds"]):
+        data = load_data("synthetic-planted", seed=seed, n=cfg["n"])
+        planted = data.meta["clusters"]
+        config = TrainConfig(lr=space.fields["train.lr"].default, batch_size=128, device=device, seed=0)
+        aff, _ = affinity_for_space(data, space, config, steps=cfg["steps"])
+        cut = cut_tree(affinity_linkage(aff), n_clusters=len(planted))[:, 0]
+        aris.append(float(adjusted_rand_score(_labels(aff.tasks, planted), cut)))
+        secs.append(aff.seconds)
+        print(f"# data seed {seed}: ARI {aris[-1]:.2f}, pass {aff.seconds:.1f} s", flush=True)
+    return aris, secs
+
+
+def average_trial(cfg: dict, device: str) -> float:
+    """Seconds of one default-space trial (random candidates, the space's budget, which ``cand.train`` holds)."""
+    space = load_space("default")
+    data = load_data("synthetic-planted", seed=0, n=cfg["n"])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    times = []
+    for _ in range(cfg["cost_trials"]):
+        cand = space.sample(study.ask(), data.tasks, data.input_shape)
+        t0 = time.perf_counter()
+        steps = {"max_steps": cfg["trial_steps"]} if cfg["trial_steps"] else {}
+        train(cand.graph, data, TrainConfig(**{**cand.train, **steps}, device=device), keep_model=False)
+        times.append(time.perf_counter() - t0)
+    return statistics.mean(times)
+
+
+def groups_planted(graph, planted) -> bool:
+    """Every stage's partition refines the planted clusters and some stage equals them."""
+    want = {frozenset(g) for g in planted}
+    parts = [{frozenset(g) for g in p} for p in graph.partitions()]
+    refines = all(any(g <= c for c in want) for p in parts for g in p)
+    return refines and any(p == want for p in parts)
+
+
+def trials_to_planted(seed: int, arm: str, n_trials: int, device: str) -> int:
+    """Trials (references and enqueued trees included) until the best-so-far topology groups the planted clusters."""
+    from sharesearch.graph import SharingGraph
+
+    data = load_data("synthetic-planted", seed=seed)
+    d = load_space("default").to_dict()
+    d["branching"]["affinity"] = arm == "warm"
+    space = SearchSpace.from_dict(d, source=f"default-{arm}.toml")
+    cfg = SearchConfig(n_trials=n_trials, sampler="random" if arm == "random" else "tpe", seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        study = run_search(data, {"source": "synthetic-planted", "options": {"seed": seed}}, space,
+                           storage=f"sqlite:///{tmp}/s.db", study_name=arm, config=cfg,
+                           train_base=TrainConfig(device=device), progress=False, verdict=False)
+        best = None
+        for t in sorted(study.trials, key=lambda t: t.number):
+            if t.value is None:
+                continue
+            if best is None or t.value > best.value:
+                best = t
+            if "graph" in best.user_attrs and groups_planted(SharingGraph.from_dict(best.user_attrs["graph"]),
+                                                             data.meta["clusters"]):
+                return t.number + 1
+    return n_trials
+
+
+def main(quick: bool = False, device: str = "cpu", part: str | None = None, data_seeds: int | None = None,
+         trials: int | None = None) -> list[str]:
+    setup_threads()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cfg = dict(QUICK if quick else FULL)
+    if data_seeds is not None:
+        cfg["data_seeds"] = data_seeds
+    if trials is not None:
+        cfg["trials"] = trials
+    lines = []
+    if part in (None, "ari", "cost"):
+        aris, secs = part_ari(cfg, device)
+        good = sum(a >= 0.9 for a in aris)
+        print(f"# affinity ARI at the true group count per data seed: {[round(a, 2) for a in aris]} "
+              f"({good} of {len(aris)} >= 0.9; goal: 4 of 5)", flush=True)
+        lines.append(report("affinity recovers the planted clusters (share of data seeds with ARI >= 0.9)",
+                            "data seeds", len(aris), "recovered", good, unit="seeds"))
+        if part in (None, "cost"):
+            trial = average_trial(cfg, device)
+            lines.append(report("affinity pass vs one average default-space trial (goal: pass <= 3x a trial)",
+                                "trial", trial, "affinity pass", statistics.mean(secs)))
+    if part == "trials" or (part is None and cfg["trials"]):
+        n = cfg["trials"] or 12
+        per = {arm: [trials_to_planted(s, arm, n, device) for s in range(cfg["data_seeds"])]
+               for arm in ("warm", "tpe", "random")}
+        print(f"# trials to the planted tree per data seed (cap {n}): {per}", flush=True)
+        med = {arm: statistics.median(v) for arm, v in per.items()}
+        lines.append(report("trials to the planted tree, median over data seeds (goal: warm <= 0.5x TPE)",
+                            "warm start", med["warm"], "TPE alone", med["tpe"], unit="trials"))
+        lines.append(report("trials to the planted tree, median over data seeds", "warm start", med["warm"],
+                            "random", med["random"], unit="trials"))
+    return lines
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--part", choices=["ari", "cost", "trials"], default=None)
+    ap.add_argument("--data-seeds", type=int, default=None)
+    ap.add_argument("--trials", type=int, default=None)
+    a = ap.parse_args()
+    main(quick=a.quick, device=a.device, part=a.part, data_seeds=a.data_seeds, trials=a.trials)
