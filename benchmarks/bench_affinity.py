@@ -17,7 +17,7 @@ binary and regression mixed, 40% of labels missing, nonlinear targets):
 
       python benchmarks/bench_affinity.py --part trials --data-seeds 5 --trials 40
 
-    python benchmarks/bench_affinity.py [--quick] [--part ari|cost|trials] [--data-seeds N] [--trials M]
+    python benchmarks/bench_affinity.py [--quick] [--part ari|cost|trials] [--data-seeds N] [--trials M] [--small]
 """
 
 from __future__ import annotations
@@ -92,13 +92,19 @@ def groups_planted(graph, planted) -> bool:
     return refines and any(p == want for p in parts)
 
 
-def trials_to_planted(seed: int, arm: str, n_trials: int, device: str) -> int:
-    """Trials (references and enqueued trees included) until the best-so-far topology groups the planted clusters."""
+def trials_to_planted(seed: int, arm: str, n_trials: int, device: str, small: bool = False) -> int:
+    """Trials (references and enqueued trees included) until the best-so-far topology groups the planted clusters.
+
+    ``small``: a 300-step cap and 3 baseline tuning trials, to try the part on a busy CPU (not the figure).
+    """
     from sharesearch.graph import SharingGraph
 
     data = load_data("synthetic-planted", seed=seed)
     d = load_space("default").to_dict()
     d["branching"]["affinity"] = arm == "warm"
+    if small:
+        d["train"]["max_steps"] = 300
+        d["baseline"].update(trials=3, confirm_seeds=1, confirm_top=1)
     space = SearchSpace.from_dict(d, source=f"default-{arm}.toml")
     cfg = SearchConfig(n_trials=n_trials, sampler="random" if arm == "random" else "tpe", seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,7 +124,7 @@ def trials_to_planted(seed: int, arm: str, n_trials: int, device: str) -> int:
 
 
 def main(quick: bool = False, device: str = "cpu", part: str | None = None, data_seeds: int | None = None,
-         trials: int | None = None) -> list[str]:
+         trials: int | None = None, small: bool = False) -> list[str]:
     setup_threads()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = dict(QUICK if quick else FULL)
@@ -126,6 +132,7 @@ def main(quick: bool = False, device: str = "cpu", part: str | None = None, data
         cfg["data_seeds"] = data_seeds
     if trials is not None:
         cfg["trials"] = trials
+    cfg["small"] = small
     lines = []
     if part in (None, "ari", "cost"):
         aris, secs = part_ari(cfg, device)
@@ -140,7 +147,7 @@ def main(quick: bool = False, device: str = "cpu", part: str | None = None, data
                                 "trial", trial, "affinity pass", statistics.mean(secs)))
     if part == "trials" or (part is None and cfg["trials"]):
         n = cfg["trials"] or 12
-        per = {arm: [trials_to_planted(s, arm, n, device) for s in range(cfg["data_seeds"])]
+        per = {arm: [trials_to_planted(s, arm, n, device, cfg.get("small", False)) for s in range(cfg["data_seeds"])]
                for arm in ("warm", "tpe", "random")}
         print(f"# trials to the planted tree per data seed (cap {n}): {per}", flush=True)
         med = {arm: statistics.median(v) for arm, v in per.items()}
@@ -158,5 +165,6 @@ if __name__ == "__main__":
     ap.add_argument("--part", choices=["ari", "cost", "trials"], default=None)
     ap.add_argument("--data-seeds", type=int, default=None)
     ap.add_argument("--trials", type=int, default=None)
+    ap.add_argument("--small", action="store_true", help="--part trials with a 300-step cap and 3 baseline trials")
     a = ap.parse_args()
-    main(quick=a.quick, device=a.device, part=a.part, data_seeds=a.data_seeds, trials=a.trials)
+    main(quick=a.quick, device=a.device, part=a.part, data_seeds=a.data_seeds, trials=a.trials, small=a.small)
