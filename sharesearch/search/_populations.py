@@ -42,7 +42,15 @@ __all__ = ["trial_population", "member_params", "optimize_in_populations"]
 def trial_population(device: str, requested: int | None = None) -> int:
     """Trials trained together on ``device``: ``requested``, else 8 on a GPU and 1 (no companions) on a CPU.
 
-    On 2 CPU cores a population of 4 costs about as much as ... (``benchmarks/bench_population.py``).
+    Measured on one CPU thread (``benchmarks/bench_population.py --sweep``,
+    width-64 shared-bottom, 6 tasks): a member of a population of 2, 4, 8, 16
+    costs 1/1.3, 1/2.3, 1/3.8, 1/5.4 of a run alone, and at width 256 a
+    population of 8 only 1/1.14. So on a CPU k companions buy k learning
+    rates of one topology for the price of about k/2.3 trials: more trials, but
+    fewer topologies per hour than training each sampled topology alone, and
+    the default leaves them off. On a GPU a small network leaves the device
+    idle and the members come nearly free; 8 is a guess until measured on a
+    GPU (none was lent when this was written).
     """
     if requested is not None:
         return requested
