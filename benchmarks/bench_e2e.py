@@ -3,8 +3,8 @@
 The same search on the planted-cluster synthetic data (``synthetic-mmoe``,
 6 tasks in clusters [[0,1,2],[3,4],[5]]) with the same search space
 (``search_spaces/branching.toml``: pairwise share depths ``share[a~b]`` in
-0..3 and the learning rate), the same number of trials and the same epochs
-budget, done two ways:
+0..3 and the learning rate), the same number of trials and the same budget
+(the space's step cap, validation cadence and patience), done two ways:
 
 * **sharesearch** -- ``run_search(..., verdict=False, progress=False)`` on a
   temporary SQLite file: one-pass tuned baselines, in-memory index batching,
@@ -14,8 +14,10 @@ budget, done two ways:
   single-task MLP, then one Optuna study (TPE) whose objective samples the
   same parameters, builds a plain ``nn.Module`` that loops over tasks and
   groups, and trains it with a ``DataLoader(TensorDataset(x, y),
-  shuffle=True)`` (per-sample collation) for the full epochs budget; no
-  pruning, no cache, in-memory storage. Both searches start with the same two
+  shuffle=True)`` (per-sample collation) under the same step cap, validating
+  every ``eval_every`` steps and stopping after ``patience`` evaluations
+  without any task improving (constant learning rate); no pruning, no cache,
+  in-memory storage. Both searches start with the same two
   enqueued reference points (independent, shared-bottom).
 
 Both score a trial with the same validation Δm (:func:`sharesearch.verdict.delta_m`:
@@ -33,7 +35,8 @@ Printed figures (ratio = hand-written / sharesearch, > 1 means sharesearch is fa
 Run::
 
     python benchmarks/bench_e2e.py            # n=4000, 20 trials, ~4-6 min on 2 cores
-    python benchmarks/bench_e2e.py --quick    # n=1200, 6 trials, 3 epochs, < 1 min
+    python benchmarks/bench_e2e.py --quick    # n=1200, 6 trials, 150 steps, < 1 min
+    python benchmarks/bench_e2e.py --population 4   # also sharesearch with trials in populations of 4
     python benchmarks/bench_e2e.py --profile  # also cProfile the sharesearch side (top costs)
 """
 
@@ -46,6 +49,7 @@ import math
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -64,8 +68,8 @@ from sharesearch.verdict import delta_m  # noqa: E402
 
 CLUSTERS = [[0, 1, 2], [3, 4], [5]]
 SPACE_FILE = Path(__file__).resolve().parents[1] / "search_spaces" / "branching.toml"
-FULL = {"n": 4000, "n_trials": 20}  # the space's own epochs (10) and baseline trials (6)
-QUICK = {"n": 1200, "n_trials": 6, "epochs": 3, "baseline_trials": 2}
+FULL = {"n": 4000, "n_trials": 20}  # the space's own step budget and baseline trials
+QUICK = {"n": 1200, "n_trials": 6, "max_steps": 150, "baseline_trials": 2}
 
 
 def _space(quick: bool) -> SearchSpace:
@@ -73,7 +77,7 @@ def _space(quick: bool) -> SearchSpace:
     if not quick:
         return space
     d = space.to_dict()  # the same space with a smaller budget
-    d["train"]["epochs"] = QUICK["epochs"]
+    d["train"]["max_steps"] = QUICK["max_steps"]
     d["baseline"]["trials"] = QUICK["baseline_trials"]
     return SearchSpace.from_dict(d, source="branching-quick.toml")
 
@@ -118,26 +122,50 @@ def tree_from_depths(tasks: list[str], depths: dict[tuple[str, str], int], n_sta
     return [[tuple(g) for g in part] for part in share_partitions(tasks, depths, n_stages)]
 
 
-def hand_train(x, y, tr, va, tasks, groups, widths, lr, epochs, batch_size, seed) -> dict[str, float]:
-    """Train with a DataLoader; return each task's best validation RMSE (over epochs)."""
+@dataclass(frozen=True)
+class Budget:
+    """The space's step budget, as the hand-written loop applies it (the same cap, cadence and patience)."""
+
+    max_steps: int  # optimizer steps at most
+    eval_every: int  # validate every this many steps
+    patience: int  # stop after this many evaluations without any task improving (0: never)
+
+
+def space_budget(space: SearchSpace) -> Budget:
+    f = space.fields
+    return Budget(int(f["train.max_steps"].value), int(f["train.eval_every"].value), int(f["train.patience"].value))
+
+
+def hand_train(x, y, tr, va, tasks, groups, widths, lr, budget: Budget, batch_size, seed) -> dict[str, float]:
+    """Train with a DataLoader under ``budget`` (constant lr, early stopping on any task improving); return each
+    task's best validation RMSE."""
     torch.manual_seed(seed)
     model = HandNet(tasks, groups, x.shape[1], widths)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loader = DataLoader(TensorDataset(x[tr], y[tr]), batch_size=batch_size, shuffle=True)
     xv, yv = x[va], y[va]
     best = {t: math.inf for t in tasks}
-    for _ in range(epochs):
-        model.train()
+    step, stale = 0, 0
+    while step < budget.max_steps:
         for xb, yb in loader:
+            model.train()
             outs = model(xb)
             loss = sum(nn.functional.mse_loss(o, yb[:, i]) for i, o in enumerate(outs))
             opt.zero_grad()
             loss.backward()
             opt.step()
-        model.eval()
-        with torch.no_grad():
-            for i, o in enumerate(model(xv)):
-                best[tasks[i]] = min(best[tasks[i]], float(((o - yv[:, i]) ** 2).mean().sqrt()))
+            step += 1
+            if step % budget.eval_every == 0 or step >= budget.max_steps:
+                model.eval()
+                improved = False
+                with torch.no_grad():
+                    for i, o in enumerate(model(xv)):
+                        r = float(((o - yv[:, i]) ** 2).mean().sqrt())
+                        improved |= r < best[tasks[i]]
+                        best[tasks[i]] = min(best[tasks[i]], r)
+                stale = 0 if improved else stale + 1
+                if step >= budget.max_steps or (budget.patience and stale >= budget.patience):
+                    return best
     return best
 
 
@@ -151,7 +179,7 @@ def run_hand_written(data, space: SearchSpace, n_trials: int, seed: int = 0) -> 
     tr, va = data.indices("train"), data.indices("val")
     widths = [int(f[f"backbone.widths[{i}]"].value) for i in range(space.max_stages)]
     L = len(widths)
-    epochs, bs = int(f["train.epochs"].value), int(f["train.batch_size"].value)
+    budget, bs = space_budget(space), int(f["train.batch_size"].value)
     lr_lo, lr_hi = f["train.lr"].low, f["train.lr"].high
     blr_lo, blr_hi = f["baseline.lr"].low, f["baseline.lr"].high
     share_hi = int(f["branching.share"].high)
@@ -163,7 +191,7 @@ def run_hand_written(data, space: SearchSpace, n_trials: int, seed: int = 0) -> 
 
         def bobj(trial):
             lr = trial.suggest_float("lr", blr_lo, blr_hi, log=True)
-            return hand_train(x, yi, tr, va, [t], [[(t,)]] * L, widths, lr, epochs, bs, seed)[t]
+            return hand_train(x, yi, tr, va, [t], [[(t,)]] * L, widths, lr, budget, bs, seed)[t]
 
         st = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
         st.optimize(bobj, n_trials=space.baseline_trials)
@@ -177,7 +205,7 @@ def run_hand_written(data, space: SearchSpace, n_trials: int, seed: int = 0) -> 
         depths = {(a, b): trial.suggest_int(f"share[{a}~{b}]", 0, share_hi) for a, b in pairs}
         lr = trial.suggest_float("lr", lr_lo, lr_hi, log=True)
         groups = tree_from_depths(names, depths, L)
-        rmse = hand_train(x, y, tr, va, names, groups, widths, lr, epochs, bs, seed)
+        rmse = hand_train(x, y, tr, va, names, groups, widths, lr, budget, bs, seed)
         return delta_m(rmse, baseline, directions)
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
@@ -199,8 +227,8 @@ def run_hand_written(data, space: SearchSpace, n_trials: int, seed: int = 0) -> 
 
 
 # ------------------------------------------------------------ sharesearch
-def run_sharesearch(data, source: dict, space: SearchSpace, n_trials: int, device: str, seed: int = 0
-                    ) -> tuple[list[tuple[float, float]], float, dict]:
+def run_sharesearch(data, source: dict, space: SearchSpace, n_trials: int, device: str, seed: int = 0,
+                    population: int | None = None) -> tuple[list[tuple[float, float]], float, dict]:
     """run_search on a temp SQLite file; the trace comes from the trials' completion times."""
     from optuna.trial import TrialState
 
@@ -208,7 +236,7 @@ def run_sharesearch(data, source: dict, space: SearchSpace, n_trials: int, devic
         start = dt.datetime.now()
         t0 = time.perf_counter()
         study = run_search(data, source, space, storage=f"sqlite:///{tmp}/study.db", study_name="e2e",
-                           config=SearchConfig(n_trials=n_trials, seed=seed),
+                           config=SearchConfig(n_trials=n_trials, seed=seed, population=population),
                            train_base=TrainConfig(device=device, seed=seed), progress=False, verdict=False)
         total = time.perf_counter() - t0
         trials = sorted((t for t in study.get_trials(deepcopy=False) if t.datetime_complete is not None),
@@ -234,7 +262,8 @@ def time_to(trace: list[tuple[float, float]], target: float) -> float:
     return math.inf
 
 
-def main(quick: bool = False, device: str = "cpu", profile: bool = False) -> list[str]:
+def main(quick: bool = False, device: str = "cpu", profile: bool = False, population: int | None = None
+         ) -> list[str]:
     setup_threads()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     n, n_trials = (QUICK if quick else FULL)["n"], (QUICK if quick else FULL)["n_trials"]
@@ -268,6 +297,16 @@ def main(quick: bool = False, device: str = "cpu", profile: bool = False) -> lis
         report(f"{tag}: time to best val Δm {target:+.4f}", "sharesearch", t_ss, "hand-written", t_hw),
         report(f"{tag}: total wall time", "sharesearch", ss_total, "hand-written", hw_total),
     ]
+    if population:  # the same search with trials trained in populations, against the same hand-written run
+        pop_trace, pop_total, pop_counts = run_sharesearch(data, source, space, n_trials, device,
+                                                           population=population)
+        target = min(pop_trace[-1][1], hw_best)
+        print(f"# {tag} population {population}: final best val Δm {pop_trace[-1][1]:+.4f} "
+              f"({pop_counts['complete']} complete, {pop_counts['pruned']} pruned); target {target:+.4f}", flush=True)
+        lines += [report(f"{tag} population {population}: time to best val Δm {target:+.4f}", "sharesearch",
+                         time_to(pop_trace, target), "hand-written", time_to(hw_trace, target)),
+                  report(f"{tag} population {population}: total wall time", "sharesearch", pop_total,
+                         "hand-written", hw_total)]
     return lines
 
 
@@ -276,5 +315,6 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--profile", action="store_true", help="cProfile the sharesearch side and print the top costs")
+    ap.add_argument("--population", type=int, default=None, help="also run sharesearch with trial populations of K")
     a = ap.parse_args()
-    main(a.quick, a.device, a.profile)
+    main(a.quick, a.device, a.profile, a.population)
