@@ -31,6 +31,66 @@ from sharesearch.errors import SharesearchError
 USER_ERRORS: tuple[type[BaseException], ...] = (SharesearchError, FileNotFoundError)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose refusals are one line like every other bad input (not the usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"sharesearch: error: {self.prog.removeprefix('sharesearch ')}: {message}\n")
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def _check_numbers(args, ints: dict[str, int], floats: tuple[str, ...] = ()) -> None:
+    """Each flag's value (unless unset): an integer >= its minimum, or a finite number > 0."""
+    from sharesearch.search import check_float, check_int
+
+    for flag, minimum in ints.items():
+        check_int(flag, getattr(args, _dest(flag)), minimum, optional=True)
+    for flag in floats:
+        check_float(flag, getattr(args, _dest(flag)), optional=True)
+
+
+def _check_place(args, must_exist: bool = False) -> None:
+    """--study is a name, --storage a place a study can live (or is, ``must_exist``), --runs a folder, --device."""
+    from sharesearch.search import check_device, check_runs_dir, check_storage_url, check_study_name
+
+    if getattr(args, "device", None) is not None:
+        check_device(args.device, "--device")
+    if getattr(args, "study", None) is not None:
+        check_study_name(args.study, "--study")
+    if hasattr(args, "storage"):
+        check_storage_url(args.storage, "--storage", must_exist=must_exist)
+    if getattr(args, "storage", None) is None and hasattr(args, "runs"):
+        check_runs_dir(args.runs, "--runs")
+
+
+def _check_out_file(value: str, flag: str = "--out") -> Path:
+    """A file the command may write: not a folder, inside a folder (or one that can be made)."""
+    out = Path(value)
+    if out.is_dir():
+        raise SharesearchError(f"{flag}: {value!r} is a folder; give a file name")
+    for p in out.parents:
+        if p.exists() and not p.is_dir():
+            raise SharesearchError(f"{flag}: cannot write {value!r}: {str(p)!r} is a file, not a folder")
+    return out
+
+
+def _load_space(value: str):
+    """The search space of --space; a file that is not UTF-8 text is one line naming it."""
+    from sharesearch.space import load_space
+
+
+    path = Path(value)
+    if path.is_file():
+        try:
+            path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise SharesearchError(f"{value}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return load_space(value)
+
+
 def _data_args(p: argparse.ArgumentParser, default: str | None = "synthetic-mmoe") -> None:
     p.add_argument("--data", default=default,
                    help="a data-spec file (.toml/.yaml), 'synthetic-mmoe' or 'multifashion' (default: %(default)s)")
@@ -51,35 +111,49 @@ def _parse_options(items: list[str]) -> dict:
     return out
 
 
-def _load_data(args):
+def _load_data(args, splits: tuple[str, ...] = ("train", "val", "test")):
+    """The data of --data/--data-option, each task labelled in every split of ``splits``; and its source."""
     from sharesearch.data import load_data
+    from sharesearch.search import check_data_rows
 
     options = _parse_options(args.data_option)
     source = args.data
+    given = " ".join(f"{k}={v!r}" for k, v in options.items())
+    named = f"--data {source}" + (f" ({given})" if given else "")
     if Path(source).suffix.lower() in (".toml", ".yaml", ".yml"):
         source = str(Path(source).resolve())
-        return load_data(source, **options), {"source": source, "options": options}
-    try:
-        return load_data(source, **options), {"source": source, "options": options}
-    except SharesearchError as e:  # a built-in source: name the options given
-        given = " ".join(f"{k}={v!r}" for k, v in options.items()) or "no --data-option"
-        raise SharesearchError(f"--data {source} ({given}): {e}") from None
+        try:
+            data = load_data(source, **options)
+        except SharesearchError as e:
+            raise SharesearchError(f"--data-option: {e}" if options and "unknown option" in str(e) else e) from None
+    else:
+        try:
+            data = load_data(source, **options)
+        except SharesearchError as e:  # a built-in source: name the options given
+            raise SharesearchError(f"--data {source} ({given or 'no --data-option'}): {e}") from None
+    check_data_rows(data, splits, where=named)
+    return data, {"source": source, "options": options}
 
 
 def cmd_search(args) -> int:
-    from sharesearch.search import SearchConfig, run_search, study_results
-    from sharesearch.space import load_space
+    from sharesearch.search import SearchConfig, check_study_name, default_study_name, run_search, study_results
     from sharesearch.training import TrainConfig
 
-    data, source = _load_data(args)  # validated before anything is written
-    space = load_space(args.space)
+    # the front door: every argument, the data and the space are checked before anything is written
+    _check_numbers(args, {"--n-trials": 1, "--workers": 1, "--top-k": 0, "--seeds": 2, "--population": 1,
+                          "--max-params": 1, "--max-flops": 1}, floats=("--timeout",))
+    _check_place(args)
+    data, source = _load_data(args)
+    space = _load_space(args.space)
+    name = args.study or check_study_name(default_study_name(data.search_view()[0], space),
+                                          "the default study name (from the data's name; pass --study)")
     objectives = ["delta_m"] + [o for o in args.objective if o != "delta_m"]
     cfg = SearchConfig(n_trials=args.n_trials, timeout=args.timeout, objectives=tuple(objectives),
                        max_params=args.max_params, max_flops=args.max_flops, sampler=args.sampler,
                        pruner=args.pruner, seed=args.seed, top_k=args.top_k, n_seeds=args.seeds,
                        population=args.population)
     train_base = TrainConfig(device=args.device, seed=args.seed, amp=args.amp)
-    study = run_search(data, source, space, storage=args.storage, study_name=args.study, runs_dir=args.runs,
+    study = run_search(data, source, space, storage=args.storage, study_name=name, runs_dir=args.runs,
                        config=cfg, train_base=train_base, workers=args.workers, progress=not args.quiet,
                        verdict=not args.no_verdict)
     return _finish(study_results(study), out_dir=Path(args.runs) / study.study_name)
@@ -99,6 +173,8 @@ def _finish(results: dict, out_dir: Path) -> int:
 def cmd_worker(args) -> int:
     from sharesearch.search import run_worker
 
+    _check_numbers(args, {"--n-trials": 1})
+    _check_place(args, must_exist=True)
     run_worker(args.storage, args.study, device=args.device, n_trials=args.n_trials)
     return 0
 
@@ -106,6 +182,8 @@ def cmd_worker(args) -> int:
 def cmd_verdict(args) -> int:
     from sharesearch.search import load_results, open_storage, run_verdict
 
+    _check_numbers(args, {"--seeds": 2, "--top-k": 0})
+    _check_place(args, must_exist=True)
     storage = open_storage(args.storage, must_exist=True)
     run_verdict(storage, args.study, n_seeds=args.seeds, top_k=args.top_k, progress=not args.quiet)
     return _finish(load_results(storage, args.study), out_dir=Path(args.out or Path(args.runs) / args.study))
@@ -114,6 +192,7 @@ def cmd_verdict(args) -> int:
 def cmd_report(args) -> int:
     from sharesearch.search import load_results
 
+    _check_place(args, must_exist=True)
     return _finish(load_results(args.storage, args.study), out_dir=Path(args.out or Path(args.runs) / args.study))
 
 
@@ -126,12 +205,34 @@ def _graph_from_arg(value: str, data=None, widths=None):
             raise SharesearchError(f"--graph {value}: a named architecture needs --data")
         return reference_graph(value, data, widths)
     path = Path(value)
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(f"--graph: no such file {value!r} and not one of {sorted(REFERENCE_ARCHITECTURES)}")
     try:
-        return SharingGraph.from_json(path.read_text())
+        obj = json.loads(path.read_bytes())
+    except RecursionError:  # the decoder recurses once per level
+        raise SharesearchError(f"{value}: JSON nested too deeply to be a sharing graph") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SharesearchError(f"{value}: not valid JSON: {e}") from None
+    try:
+        graph = SharingGraph.from_dict(obj)
     except SharesearchError as e:
         raise SharesearchError(f"{value}: {e}") from None
+    if data is not None and tuple(graph.backbone.input_shape) != tuple(data.input_shape):
+        raise SharesearchError(f"{value}: backbone input_shape {list(graph.backbone.input_shape)} does not match "
+                               f"the data's input shape {list(data.input_shape)}")
+    if data is not None and sorted(graph.tasks) != sorted(data.task_names):
+        raise SharesearchError(f"{value}: tasks {sorted(graph.tasks)} are not the data's tasks {data.task_names}")
+    return graph
+
+
+def _widths(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    items = text.split(",")
+    if not all(w.strip().isdigit() and int(w) >= 1 for w in items):
+        raise SharesearchError(f"--widths: expected positive integers separated by commas (e.g. 64,64,32), "
+                               f"got {text!r}")
+    return [int(w) for w in items]
 
 
 def cmd_train(args) -> int:
@@ -139,12 +240,14 @@ def cmd_train(args) -> int:
     from sharesearch.compare import compare_topology
     from sharesearch.training import TrainConfig
 
-    data, _ = _load_data(args)
-    widths = [int(w) for w in args.widths.split(",")] if args.widths else None
-    graph = _graph_from_arg(args.graph, data, widths)
+    _check_numbers(args, {"--seeds": 1})
+    _check_place(args)
+    widths = _widths(args.widths)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weighting=args.weighting,
                       device=args.device, amp=args.amp, max_steps=args.max_steps, eval_every=args.eval_every,
                       patience=args.patience, lr_schedule=args.lr_schedule)
+    data, _ = _load_data(args, splits=("train", args.split))
+    graph = _graph_from_arg(args.graph, data, widths)
     print(graph.describe())
     table = compare_topology(graph, data, cfg, seeds=list(range(args.seeds)), split=args.split)
     print(f"split: {args.split}" + ("" if args.split == "test" else " (pass --split test for the final figure: "
@@ -162,6 +265,7 @@ def _study_trial(args) -> dict:
 
     if not (args.storage and args.study):
         raise SharesearchError(f"{args.command}: give --graph FILE, or --storage URL --study NAME [--trial N]")
+    _check_place(args, must_exist=True)
     results = load_results(args.storage, args.study)
     number = args.trial if args.trial is not None else (results["best_trials"] or [None])[0]
     trial = next((t for t in results["trials"] if t["number"] == number and t.get("graph")), None)
@@ -175,6 +279,7 @@ def cmd_show(args) -> int:
     from sharesearch.graph import SharingGraph
 
     deltas = None
+    out = _check_out_file(args.out)
     if args.graph:
         graph = _graph_from_arg(args.graph)
     else:
@@ -182,7 +287,6 @@ def cmd_show(args) -> int:
         graph, deltas = SharingGraph.from_dict(trial["graph"]), trial.get("val_deltas")
     print(graph.describe())
     fig = topology_figure(graph, deltas=deltas)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.write_html(str(out), include_plotlyjs=True)
     print(f"wrote figure: {out}")
@@ -194,11 +298,16 @@ def cmd_export(args) -> int:
     from sharesearch.graph import SharingGraph
 
     out = Path(args.out)
+    if args.format != "model":
+        _check_out_file(args.out)
+    elif out.exists() and not out.is_dir():
+        raise SharesearchError(f"--out: {args.out!r} is a file; export --format model writes a folder")
     if args.format == "model":
         from sharesearch.search import export_best_model
 
         if not (args.storage and args.study):
             raise SharesearchError("export --format model: give --storage URL --study NAME [--trial N]")
+        _check_place(args, must_exist=True)
         path = export_best_model(args.storage, args.study, out, trial=args.trial)
         print(f"wrote model: {path}")
         return 0
@@ -233,11 +342,12 @@ def cmd_space(args) -> int:
 
 def cmd_affinity(args) -> int:
     from sharesearch.affinity import affinity_for_space, format_affinity
-    from sharesearch.space import load_space
     from sharesearch.training import TrainConfig
 
-    data, _ = _load_data(args)
-    space = load_space(args.space)
+    _check_numbers(args, {"--steps": 1}, floats=("--lr",))
+    _check_place(args)
+    data, _ = _load_data(args, splits=("train",))
+    space = _load_space(args.space)
     f = space.fields
     defaults = {k: f[f"train.{k}"].default for k in ("lr", "weight_decay", "batch_size") if f"train.{k}" in f}
     if args.lr is not None:
@@ -249,7 +359,7 @@ def cmd_affinity(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sharesearch", description="Find out what the tasks of a multi-task "
+    p = _Parser(prog="sharesearch", description="Find out what the tasks of a multi-task "
                                 "network should share.")
     p.add_argument("--version", action="version", version=f"sharesearch {__version__}")
     sub = p.add_subparsers(dest="command", required=True)

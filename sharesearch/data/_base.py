@@ -174,14 +174,19 @@ class MultiTaskData:
         if n and not bool(((split >= 0) & (split <= 2)).all()):
             raise SharesearchError(f"{where}: split codes must be 0 (train), 1 (val) or 2 (test)")
         if n and not bool(torch.isfinite(x).all()):
-            bad = int(torch.nonzero((~torch.isfinite(x.reshape(n, -1))).any(dim=1))[0])
-            raise SharesearchError(f"{where}: x has a NaN or infinite value in row {bad}; impute missing inputs first")
+            bad = torch.nonzero(~torch.isfinite(x.reshape(n, -1)))[0].tolist()  # [row, column] of the first
+            names = self.meta.get("feature_names") or []
+            column = repr(names[bad[1]]) if len(names) == x.reshape(n, -1).shape[1] else str(bad[1])
+            raise SharesearchError(f"{self._origin()}: x has a NaN or infinite value in row {bad[0]} (from 0), "
+                                   f"column {column}; impute missing inputs and keep values within float32")
         train = split == 0
         for j, t in enumerate(self.tasks):
             col = y[:, j]
             lab = ~torch.isnan(col)
             if bool(torch.isinf(col).any()):
-                raise SharesearchError(f"{where}: task {t.name!r} has an infinite label")
+                row = int(torch.nonzero(torch.isinf(col))[0])
+                raise SharesearchError(f"{self._origin()}: task {t.name!r} has an infinite label in row {row} (from 0); "
+                                       "a label beyond float32's range (3.4e38) becomes infinite")
             if t.kind != "regression" and bool(lab.any()):
                 v = col[lab]
                 if bool(((v != v.round()) | (v < 0) | (v > t.n_classes - 1)).any()):
@@ -190,6 +195,11 @@ class MultiTaskData:
                     )
             if not bool((lab & train).any()):
                 raise SharesearchError(f"{where}: task {t.name!r} has no labelled row in the train split")
+
+    def _origin(self) -> str:
+        """``data 'name'`` and, when known, the file it came from: the start of an error message."""
+        source = self.meta.get("data_file") or self.meta.get("source")
+        return f"data {self.name!r}" + (f" ({source})" if source and source != self.name else "")
 
     @classmethod
     def _unchecked(cls, **fields: Any) -> "MultiTaskData":

@@ -220,10 +220,14 @@ def _random_feature_maps(s: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _number(source: str, name: str, value: Any, kind: type = float) -> Any:
+    """``value`` as ``kind``; an integer option refuses fractions (``n=600.5`` is not 600) and booleans."""
+    if kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
+        raise SharesearchError(f"{source}: {name} must be an integer, got {value!r}")
     try:
         return kind(value)
-    except (TypeError, ValueError):
-        raise SharesearchError(f"{source}: {name} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise SharesearchError(f"{source}: {name} must be {'an integer' if kind is int else 'a number'}, "
+                               f"got {value!r}") from None
 
 
 def _labels(y: np.ndarray, train: np.ndarray, kinds: list[str], names: list[str]) -> list[TaskSpec]:

@@ -11,7 +11,8 @@ are the prediction tasks. TOML is read with :mod:`tomllib`, YAML with
     split = [0.7, 0.15, 0.15]      # optional train/val/test fractions
     search_rows = 50000            # optional: search on at most 50,000 training rows (or a fraction
                                    # such as 0.2); the verdict uses every row (sharesearch.data._rows)
-    name = "videos"                # optional data set name; default: the spec file's stem
+    name = "videos"                # optional data set name (A-Z a-z 0-9 . _ - + =); default: the
+                                   # spec file's stem, other characters made -
 
     [[targets]]
     column = "clicked"
@@ -102,6 +103,7 @@ import torch
 import yaml
 
 from sharesearch.data._base import MultiTaskData, make_split
+from sharesearch.data._checks import check_float32, csv_header_duplicate, data_name, is_data_name
 from sharesearch.data._rows import check_search_rows
 from sharesearch.tasks import TASK_KINDS, TaskSpec
 
@@ -223,9 +225,10 @@ def read_spec(path: "str | Path") -> dict[str, Any]:
     spec["split_seed"] = _check_seed(raw.get("split_seed", 0), f"{f}: split_seed")
     spec["split"] = _check_fractions(raw.get("split", [0.7, 0.15, 0.15]), f"{f}: split")
     spec["search_rows"] = check_search_rows(raw.get("search_rows"), f"{f}: search_rows", DataSpecError)
-    name = raw.get("name", path.stem)
-    if not isinstance(name, str) or not name:
-        raise DataSpecError(f"{f}: name: expected a non-empty string, got {name!r}")
+    name = raw.get("name", data_name(path.stem))
+    if not is_data_name(name):  # it starts the default study name, a folder name
+        raise DataSpecError(f"{f}: name: expected 1 to 64 of A-Z a-z 0-9 . _ - + = (the first a letter or digit), "
+                            f"got {name!r}")
     spec["name"] = name
 
     targets = need("targets")
@@ -233,7 +236,7 @@ def read_spec(path: "str | Path") -> dict[str, Any]:
         raise DataSpecError(f"{f}: targets: expected a list of tables ([[targets]] entries), got {targets!r}")
     if len(targets) < 2:
         raise DataSpecError(f"{f}: targets: need at least two tasks, got {len(targets)}")
-    out_targets, seen = [], {}
+    out_targets, seen, columns_seen = [], {}, {}
     for i, t in enumerate(targets):
         where = f"{f}: targets[{i}]"
         for k in t:
@@ -244,6 +247,9 @@ def read_spec(path: "str | Path") -> dict[str, Any]:
         col = t["column"]
         if not isinstance(col, str) or not col:
             raise DataSpecError(f"{where}.column: expected a column name string, got {col!r}")
+        if col in columns_seen:
+            raise DataSpecError(f"{where}.column: column {col!r} is already the target of targets[{columns_seen[col]}]")
+        columns_seen[col] = i
         if "kind" not in t:
             raise DataSpecError(f"{where}.kind: missing required key ({' | '.join(TASK_KINDS)})")
         kind = t["kind"]
@@ -375,6 +381,9 @@ def _read_table(path: Path) -> pd.DataFrame:
     f = path.name
     if not path.is_file():
         raise DataFileNotFoundError(f"{f}: data file not found: {path}")
+    dup = csv_header_duplicate(path) if path.suffix.lower() == ".csv" else None
+    if dup is not None:
+        raise DataSpecError(f"{f}: column {dup!r} appears twice in the header")
     try:
         if path.suffix.lower() == ".csv":
             df = pd.read_csv(path)
@@ -420,7 +429,8 @@ def load_spec_file(path: "str | Path", **options: Any) -> MultiTaskData:
     """
     for k in options:
         if k not in _OPTION_KEYS:
-            raise DataSpecError(f"load_data(<spec file>): unknown option {k!r} (valid options: {', '.join(_OPTION_KEYS)})")
+            raise DataSpecError(f"{Path(path).name}: unknown option {k!r} for a data-spec file "
+                                f"(valid options: {', '.join(_OPTION_KEYS)})")
     spec = read_spec(path)
     sf = Path(path).name
     if "split_seed" in options:
@@ -504,6 +514,7 @@ def load_spec_file(path: "str | Path", **options: Any) -> MultiTaskData:
             if inf.any():
                 r = int(np.flatnonzero(inf)[0])
                 raise DataSpecError(f"{df_name}: column {c!r}, row {r + 1}: infinite value {_fmt(vals[r])} in a numeric feature")
+            check_float32(vals, f"{df_name}: column {c!r}", DataSpecError)
             tr = vals[train & ~np.isnan(vals)]
             if tr.size == 0:
                 raise DataSpecError(f"{df_name}: column {c!r}: no values in the train split ({seed_note})")
@@ -569,6 +580,7 @@ def _encode_target(
         if np.isinf(vals).any():
             r = int(np.flatnonzero(np.isinf(vals))[0])
             raise DataSpecError(f"{where}, row {r + 1}: infinite value in a regression target")
+        check_float32(vals, where, DataSpecError)
         tr = vals[train & ~np.isnan(vals)]
         if tr.size == 0:
             raise DataSpecError(f"{where}: target targets[{i}] has no labelled rows in the train split ({seed_note})")

@@ -27,7 +27,9 @@ Also: ``_config`` (:class:`SearchConfig`), ``_records`` (the typed study and
 trial records, the only code that knows Optuna attribute keys),
 ``_storage`` (opening storages, loading studies), ``_study`` (creating or
 resuming a study), ``_results`` (the report's results dict),
-``_dashboard`` (optuna-dashboard notes), ``_export`` (the best model).
+``_dashboard`` (optuna-dashboard notes), ``_export`` (the best model),
+``_validate`` (the front door: study names, storages, devices, numbers and
+data rows checked before anything is written; absurd baselines).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ from ._storage import load_study, open_storage, storage_url, study_names  # noqa
 from ._study import default_study_name, load_study_data, make_pruner, make_sampler, prepare_study  # noqa: E402
 from ._verdict_runs import compute_verdict, run_verdict  # noqa: E402
 from ._workers import run_search, run_worker, sweep_dead_trials  # noqa: E402
+from ._validate import (check_baseline_sane, check_data_rows, check_device, check_float, check_int,  # noqa: E402
+                        check_runs_dir, check_storage_url, check_study_name)
 
 
 __all__ = [
@@ -91,4 +95,12 @@ __all__ = [
     "TrialRecord",
     "TaskBaseline",
     "BaselineSet",
+    "check_study_name",
+    "check_int",
+    "check_float",
+    "check_device",
+    "check_storage_url",
+    "check_runs_dir",
+    "check_data_rows",
+    "check_baseline_sane",
 ]
