@@ -47,7 +47,7 @@ import networkx as nx
 from .graph import SharingGraph
 
 __all__ = ["to_json", "to_graphml", "to_dot", "to_mermaid", "save_model", "load_model", "predict",
-           "MODEL_FILE", "GRAPH_FILE", "TASKS_FILE"]
+           "ModelFolderError", "ModelFileMissingError", "MODEL_FILE", "GRAPH_FILE", "TASKS_FILE"]
 
 MODEL_FILE = "model.pt"
 GRAPH_FILE = "graph.json"
@@ -245,40 +245,110 @@ def save_model(net_or_state: Any, graph: SharingGraph, path_dir: str | Path, *, 
     return out
 
 
+class ModelFolderError(SharesearchError):
+    """A folder :func:`load_model` cannot use; one line naming the file and what is wrong with it."""
+
+
+class ModelFileMissingError(ModelFolderError, FileNotFoundError):
+    """The folder lacks ``model.pt`` or ``graph.json`` (also a :class:`FileNotFoundError`)."""
+
+
 def load_model(path_dir: str | Path, map_location: Any = "cpu"):
     """Load a model written by :func:`save_model`, in eval mode, ready for :func:`predict`.
 
     Only tensors are unpickled (``torch.load(weights_only=True)``); a file
-    holding anything else is refused. The task specs of ``tasks.json``, when
-    present, are attached as ``net.task_specs``.
+    holding anything else is refused. The folder is checked before a network
+    is built: both files present and readable, the graph's parameters exactly
+    the weights' names and shapes, every weight finite. Any damage raises
+    :class:`ModelFolderError` (:class:`ModelFileMissingError` for a missing
+    file). The task specs of ``tasks.json``, when present, are attached as
+    ``net.task_specs``.
 
     Returns
     -------
     sharesearch.network.MultiTaskNet
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> load_model(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sharesearch.export.ModelFileMissingError: load_model: .../model.pt is missing (expected a folder written by save_model)
     """
     import torch
 
-    from .tasks import TaskSpec
+    from .network import compile_graph
 
     d = Path(path_dir)
     for f in (MODEL_FILE, GRAPH_FILE):
         if not (d / f).is_file():
-            raise FileNotFoundError(f"load_model: {d / f} is missing (expected a folder written by save_model)")
-    graph = SharingGraph.from_json((d / GRAPH_FILE).read_text())
-    state = torch.load(d / MODEL_FILE, map_location=map_location, weights_only=True)
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise SharesearchError(f"load_model: {d / MODEL_FILE} is not a state_dict of tensors")
-    from .network import compile_graph
-
+            raise ModelFileMissingError(f"load_model: {d / f} is missing (expected a folder written by save_model)")
+    graph = _read_graph(d / GRAPH_FILE)
+    state = _read_weights(d / MODEL_FILE, map_location)
     net = compile_graph(graph, seed=0)
+    _check_weights_fit(net.state_dict(), state, d)
     net.load_state_dict(state, strict=True)
     net.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
     net.eval()
-    specs = None
-    if (d / TASKS_FILE).is_file():
-        specs = [TaskSpec.from_dict(s) for s in json.loads((d / TASKS_FILE).read_text())]
-    net.task_specs = specs
+    net.task_specs = _read_tasks(d / TASKS_FILE) if (d / TASKS_FILE).is_file() else None
     return net
+
+
+def _first_line(e: BaseException, limit: int = 160) -> str:
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _read_graph(path: Path) -> SharingGraph:
+    try:
+        return SharingGraph.from_dict(json.loads(path.read_bytes()))
+    except RecursionError:
+        raise ModelFolderError(f"load_model: {path}: JSON nested too deeply to be a sharing graph") from None
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError and GraphError are ValueErrors
+        raise ModelFolderError(f"load_model: {path}: not a sharing graph ({_first_line(e)})") from None
+
+
+def _read_weights(path: Path, map_location: Any) -> dict:
+    """The state_dict in ``path``: tensors only (``weights_only``), every floating one finite."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        raise ModelFolderError(f"load_model: {path}: cannot read the weights as tensors only "
+                               f"({_first_line(e)})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFolderError(f"load_model: {path} is not a state_dict of tensors")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ModelFolderError(f"load_model: {path}: weights {bad[0]!r} hold NaN or infinite values "
+                               f"({len(bad)} of {len(state)} tensors)")
+    return state
+
+
+def _check_weights_fit(expected: dict, state: dict, d: Path) -> None:
+    """The graph's parameters and buffers are exactly the weights' names and shapes."""
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    shapes = [k for k in expected if k in state and tuple(expected[k].shape) != tuple(state[k].shape)]
+    if missing or extra or shapes:
+        what = (f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}" if extra else
+                f"{shapes[0]!r} is {list(state[shapes[0]].shape)} in the weights, {list(expected[shapes[0]].shape)} "
+                "in the graph")
+        raise ModelFolderError(f"load_model: {d / GRAPH_FILE} does not match {d / MODEL_FILE}: {what} "
+                               f"({len(missing)} missing, {len(extra)} unexpected, {len(shapes)} of another shape)")
+
+
+def _read_tasks(path: Path) -> list:
+    from .tasks import TaskSpec
+
+    try:
+        return [TaskSpec.from_dict(s) for s in json.loads(path.read_bytes())]
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError, UnicodeDecodeError) as e:
+        raise ModelFolderError(f"load_model: {path}: not a list of task specs ({_first_line(e)})") from None
 
 
 def predict(net, x, tasks=None) -> dict:

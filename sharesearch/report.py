@@ -82,7 +82,7 @@ Example
 ...      "tasks": [{"name": "a", "kind": "binary"}], "trials": [{"number": 0, "state": "COMPLETE",
 ...      "values": [0.01], "graph": g.to_dict(), "val_deltas": {"a": 0.01}}], "best_trials": [0]}
 >>> print(markdown_summary(r).splitlines()[0])
-# sharesearch report: demo
+# sharesearch report: `demo`
 """
 
 from __future__ import annotations
@@ -765,7 +765,7 @@ def markdown_summary(results: Mapping, files: Mapping[str, Path | str] | None = 
     Task names are code spans with ``|`` escaped, so they render literally
     and never break the table.
     """
-    lines = [f"# sharesearch report: {results.get('study', '')}", ""]
+    lines = [f"# sharesearch report: {_md(results.get('study', ''))}", ""]  # the name as a code span: literal
     data = results.get("data") or {}
     n_complete = len(_complete(results))
     lines.append(f"data {_md(data.get('name', ''))} (fingerprint {_md(data.get('fingerprint', ''))}), "

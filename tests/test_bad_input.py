@@ -345,7 +345,7 @@ def test_summary_heading_escapes_the_study_name():
     text = markdown_summary({"study": name, "trials": [], "tasks": []})
     heading, rest = text.split("\n", 1)
     # one heading line; the name a code span (rendered literally: no heading, HTML or emphasis from it)
-    assert heading == "# sharesearch report: ``x # injected <script>alert(1)</script> *bold* `tick```"
+    assert heading == "# sharesearch report: `` x # injected <script>alert(1)</script> *bold* `tick` ``"
     assert "injected" not in rest
 
 
