@@ -579,3 +579,51 @@ def test_cuda_device_round_trip():
     assert sorted(torch.cat(batches).cpu().tolist()) == sorted(d.indices("train").tolist())
     xb, yb = g.x[batches[0]], g.y[batches[0]]
     assert xb.is_cuda and yb.shape == (256, 6)
+
+
+# ------------------------------------------------- issue 13: duplicates, overflow, names
+def test_error_duplicate_header_column(tmp_path):
+    _bad(tmp_path, VIDEOS_TOML)
+    text = (tmp_path / "videos.csv").read_text().replace("age,", "revenue,", 1)  # pandas would rename it revenue.1
+    (tmp_path / "videos.csv").write_text(text)
+    _expect(tmp_path / "videos.toml", r"^videos\.csv: column 'revenue' appears twice in the header$")
+
+
+def test_error_column_is_two_targets(tmp_path):
+    spec = VIDEOS_TOML.replace('column = "revenue"', 'column = "rating"')
+    _expect(_bad(tmp_path, spec), r"^videos\.toml: targets\[2\]\.column: column 'rating' is already the target "
+                                  r"of targets\[1\]$")
+
+
+@pytest.mark.parametrize("column, value, row", [("age", 1e308, 6), ("age", -4e38, 6), ("revenue", 3e300, 6)])
+def test_error_value_beyond_float32_names_file_column_row(tmp_path, column, value, row):
+    df = _videos_frame()
+    df.loc[row - 1, column] = value
+    _expect(_bad(tmp_path, VIDEOS_TOML, df), rf"^videos\.csv: column '{column}', row {row}: value .* overflows float32")
+
+
+def test_largest_float32_values_still_load(tmp_path):
+    df = _videos_frame()
+    df.loc[5, "age"] = 3e38
+    d = load_data(_bad(tmp_path, VIDEOS_TOML, df))
+    assert bool(torch.isfinite(d.x).all())
+
+
+def test_data_name_from_the_stem_is_a_name_and_an_unsafe_name_is_an_error(tmp_path):
+    _bad(tmp_path, VIDEOS_TOML)
+    (tmp_path / "my videos (v2).toml").write_text(VIDEOS_TOML)
+    assert load_data(tmp_path / "my videos (v2).toml").name == "my-videos-v2"
+    _expect(_write_spec(tmp_path, 'name = "a/b"\n' + VIDEOS_TOML), r"^videos\.toml: name: .* got 'a/b'$")
+
+
+def test_container_names_the_column_and_file_of_a_non_finite_input():
+    x = torch.zeros(20, 3)
+    x[4, 2] = float("inf")
+    with pytest.raises(ValueError, match=r"\(t\.csv\): x has a NaN or infinite value in row 4 \(from 0\), column 'c'"):
+        _toy(x=x, meta={"data_file": "t.csv", "feature_names": ["a", "b", "c"]})
+
+
+def test_integer_options_refuse_fractions():
+    with pytest.raises(SharesearchError, match="n must be an integer, got 600.5"):
+        load_data("synthetic-mmoe", n=600.5)
+    assert load_data("synthetic-mmoe", n=600.0).n == 600

@@ -226,8 +226,7 @@ def _number(source: str, name: str, value: Any, kind: type = float) -> Any:
     try:
         return kind(value)
     except (TypeError, ValueError, OverflowError):
-        raise SharesearchError(f"{source}: {name} must be {'an integer' if kind is int else 'a number'}, "
-                               f"got {value!r}") from None
+        raise SharesearchError(f"{source}: {name} must be a number, got {value!r}") from None
 
 
 def _labels(y: np.ndarray, train: np.ndarray, kinds: list[str], names: list[str]) -> list[TaskSpec]:
