@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from sharesearch.errors import SharesearchError
+
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("sharesearch_root_cli_bad", ROOT / "cli.py")
 cli = importlib.util.module_from_spec(_spec)
@@ -363,3 +365,18 @@ def test_check_baseline_sane(metric, value, mean, ok):
     else:
         with pytest.raises(SearchError, match=f"task 't'.*{metric}"):
             check_baseline_sane("t", metric, value, mean)
+
+
+def test_mean_predictor_is_the_reference_a_sane_baseline_beats():
+    from sharesearch.data import load_data
+    from sharesearch.search import check_baseline_sane, mean_predictor_metric
+
+    d = load_data("synthetic-mmoe", n=600, kind=["regression", "binary", "regression", "binary", "regression",
+                                                 "regression"])
+    rmse = mean_predictor_metric(d, "t0", "rmse")
+    y = d.y[d.indices("val"), 0] * d.tasks[0].target_std + d.tasks[0].target_mean  # [n_val] original units
+    assert rmse == pytest.approx(float(((y - d.tasks[0].target_mean) ** 2).mean().sqrt()), rel=1e-5)
+    assert mean_predictor_metric(d, "t1", "auc") == pytest.approx(0.5)
+    check_baseline_sane("t0", "rmse", rmse * 1.5, rmse)
+    with pytest.raises(SharesearchError, match="times that of predicting the mean"):
+        check_baseline_sane("t0", "rmse", rmse * 1e16, rmse)

@@ -55,7 +55,7 @@ from ._study import default_study_name, load_study_data, make_pruner, make_sampl
 from ._verdict_runs import compute_verdict, run_verdict  # noqa: E402
 from ._workers import run_search, run_worker, sweep_dead_trials  # noqa: E402
 from ._validate import (check_baseline_sane, check_data_rows, check_device, check_float, check_int,  # noqa: E402
-                        check_runs_dir, check_storage_url, check_study_name)
+                        check_runs_dir, check_storage_url, check_study_name, mean_predictor_metric)
 
 
 __all__ = [
@@ -103,4 +103,5 @@ __all__ = [
     "check_runs_dir",
     "check_data_rows",
     "check_baseline_sane",
+    "mean_predictor_metric",
 ]

@@ -37,7 +37,7 @@ from ..names import METRICS
 from ._config import SearchError
 
 __all__ = ["MAX_STUDY_NAME", "MIN_EVAL_ROWS", "check_study_name", "check_int", "check_float", "check_device",
-           "check_storage_url", "check_runs_dir", "check_data_rows", "check_baseline_sane"]
+           "check_storage_url", "check_runs_dir", "check_data_rows", "check_baseline_sane", "mean_predictor_metric"]
 
 #: longest study name: leaves room for the ".baselines" companion study and a file system's 255-byte names
 MAX_STUDY_NAME = 100
@@ -313,3 +313,35 @@ def check_baseline_sane(task: str, metric: str, value: float, mean_predictor_val
     if direction == "minimize" and math.isfinite(ref) and ref > 0 and value > factor * ref:
         raise SearchError(f"baseline of task {task!r}: {metric} {value:.4g} is {value / ref:.3g} times that of "
                           f"predicting the mean ({ref:.4g}); {stop}")
+
+
+def mean_predictor_metric(data: Any, task: str, metric: str, split: str = "val") -> float:
+    """``metric`` of task ``task`` on ``split`` when every row is predicted by the training labels' mean.
+
+    Regression: the train mean; binary: the train base rate; multiclass: the
+    train class frequencies. The reference :func:`check_baseline_sane` compares with.
+
+    >>> from sharesearch.data import load_data
+    >>> d = load_data("synthetic-mmoe", n=400)
+    >>> -0.2 < mean_predictor_metric(d, "t0", "r2") <= 0.0  # the val mean is not quite the train mean
+    True
+    """
+    import torch
+
+    from ..tasks import compute_metric
+
+    j = data.task_names.index(task)
+    spec = data.tasks[j]
+    rows = data.indices(split)
+    y_train = data.y[data.indices("train"), j]  # [n_train]
+    y_train = y_train[~torch.isnan(y_train)]
+    n = len(rows)
+    if spec.kind == "regression":
+        out = y_train.mean().expand(n, 1)  # [n, 1]
+    elif spec.kind == "binary":
+        p = y_train.mean().clamp(1e-6, 1 - 1e-6)
+        out = torch.logit(p).expand(n, 1)  # [n, 1]
+    else:
+        freq = torch.bincount(y_train.long(), minlength=spec.n_classes).float() / len(y_train)
+        out = freq.clamp_min(1e-6).log().expand(n, spec.n_classes)  # [n, C]
+    return compute_metric(spec, metric, out, data.y[rows, j])
