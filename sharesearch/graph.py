@@ -564,6 +564,8 @@ class SharingGraph:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as e:
             raise GraphError(f"not valid JSON: {e}") from None
+        except RecursionError:  # json nests Python calls: a hostile file nested thousands deep
+            raise GraphError("not a sharing graph: JSON nested too deeply") from None
 
     def key(self) -> str:
         """Hash of the canonical form: equal for graphs equal up to group labels/order."""

@@ -200,3 +200,8 @@ def test_rejects_moe_without_experts():
     g.nodes["s0:a+b"]["experts"] = 0
     with pytest.raises(GraphError, match="at least one expert"):
         SharingGraph(g)
+
+
+def test_deeply_nested_json_is_a_graph_error_not_a_recursion_error():
+    with pytest.raises(GraphError, match="nested too deeply"):
+        SharingGraph.from_json("[" * 100_000 + "]" * 100_000)

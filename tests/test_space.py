@@ -505,3 +505,10 @@ def test_average_linkage_does_not_chain_groups_through_one_pair():
 def test_unknown_linkage_is_rejected_with_the_key():
     with pytest.raises(SpaceError, match=r"branching\.linkage.*'complete'"):
         SearchSpace.from_dict({"backbone": {"widths": [4, 4]}, "branching": {"linkage": "complete"}}, source="x.toml")
+
+
+def test_a_space_file_that_is_not_utf8_is_one_clear_error(tmp_path):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(SharesearchError, match=r"latin1.toml: not UTF-8 text \(byte 0xe9 at offset 11\)"):
+        SearchSpace.from_file(bad)

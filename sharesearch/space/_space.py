@@ -109,6 +109,9 @@ class SearchSpace:
             text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise SpaceError(f"{path.name}: cannot read {str(path)!r}: {e.strerror or e}") from None
+        except UnicodeDecodeError as e:
+            raise SpaceError(f"{path.name}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})"
+                             ) from None
         fmt = "yaml" if path.suffix.lower() in (".yaml", ".yml", ".json") else "toml"
         return cls.from_text(text, path.name, fmt)
 
