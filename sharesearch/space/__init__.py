@@ -42,6 +42,7 @@ example (the shipped ``default.toml`` is the full one)::
     encoding = "auto"       # "pairwise" | "trunk" | "auto" (pairwise up to max_pairwise_tasks)
     max_pairwise_tasks = 8  # above this many tasks, auto uses the per-task trunk encoding
     linkage = "average"     # how requests become a tree: "average" | "single"
+    affinity = true         # warm start: enqueue the trees of a short affinity pass after the references
 
     [mechanisms]
     conditioning = ["none", "concat", "film", "gate"]  # of shared blocks  param: conditioning
