@@ -33,6 +33,9 @@ and runs alone with the command shown):
   planted clusters (5 data seeds of synthetic-planted), its cost / one default-space trial, and (with
   ``--part trials``) trials to the planted tree with the affinity warm start vs TPE alone vs random
   (``python benchmarks/bench_affinity.py [--quick] [--part ari|cost|trials] [--data-seeds N] [--trials M]``)
+* ``population`` -- k = 8 seeds of one shared-bottom graph (6 tasks, width 64 and 256) trained as one
+  population vs 8 separate runs; ``--sweep`` the time per member for P = 1..16
+  (``python benchmarks/bench_population.py [--quick] [--sweep] [--device cuda]``)
 * ``gpu``      -- CUDA only: trials/hour with 1, 2, 4 workers on one GPU, bf16 vs
   fp32 step, torch.compile vs eager (``python benchmarks/bench_gpu.py [--quick]``);
   skipped without CUDA. ``benchmarks/gpu_check.sh`` runs everything on a GPU machine.
@@ -72,6 +75,7 @@ BENCHMARKS = {
     "verdict": "bench_verdict",
     "overhead": "bench_overhead",
     "affinity": "bench_affinity",
+    "population": "bench_population",
 }
 _LINE = re.compile(r"^(?P<what>.*): (?P<ours_label>.+?) (?P<ours>[-+0-9.e]+) ?(?P<ours_unit>\S*) vs "
                    r"(?P<theirs_label>.+?) (?P<theirs>[-+0-9.e]+) ?(?P<theirs_unit>\S*) -> (?P<ratio>[-+0-9.e]+|inf|nan)x$")

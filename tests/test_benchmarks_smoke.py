@@ -33,7 +33,7 @@ def _smallest(mod, monkeypatch):
     if name == "bench_e2e":
         monkeypatch.setitem(mod.QUICK, "n", 300)
         monkeypatch.setitem(mod.QUICK, "n_trials", 3)
-        monkeypatch.setitem(mod.QUICK, "epochs", 1)
+        monkeypatch.setitem(mod.QUICK, "max_steps", 20)
         monkeypatch.setitem(mod.QUICK, "baseline_trials", 1)
     elif name == "bench_sampler":
         monkeypatch.setattr(mod, "QUICK", {"seeds": 1, "cap": 5})
@@ -48,6 +48,8 @@ def _smallest(mod, monkeypatch):
         monkeypatch.setattr(mod, "QUICK_PROTOCOL", mod.QUICK_PROTOCOL.updated(max_steps=4, eval_every=2))
     elif name == "bench_affinity":
         monkeypatch.setattr(mod, "QUICK", {**mod.QUICK, "data_seeds": 1, "steps": 10, "n": 300, "trial_steps": 10})
+    elif name == "bench_population":
+        monkeypatch.setattr(mod, "K", 2)
     elif name == "bench_overhead":
         monkeypatch.setattr(mod, "QUICK", {**mod.QUICK, "n": 200, "n_trials": 2, "max_steps": 20, "eval_every": 10,
                                            "baseline": {"trials": 1, "confirm_seeds": 1, "confirm_top": 1}})
@@ -55,7 +57,7 @@ def _smallest(mod, monkeypatch):
 
 @pytest.mark.parametrize("name", ["bench_network", "bench_batching", "bench_train", "bench_e2e",
                                   "bench_sampler", "bench_scale", "bench_gpu", "bench_verdict",
-                                  "bench_overhead", "bench_affinity"])
+                                  "bench_overhead", "bench_affinity", "bench_population"])
 def test_benchmark_prints_a_ratio(name, bench, monkeypatch, capsys):
     mod = bench(name)
     _smallest(mod, monkeypatch)
