@@ -53,13 +53,14 @@ from ._records import (
     mark_baseline_default_enqueued,
     mark_confirmations_enqueued,
 )
-from ._study import FINISHED, ask
+from ._liveness import Heartbeats, mark_worker, superseded, sweep_dead_trials, wait_until
+from ._study import FINISHED, ask, worker_seed
+from ._validate import check_baseline_sane, mean_predictor_metric
 
 __all__ = ["ensure_baselines", "baseline_study_name", "confirmation_seeds", "CONFIRM_SEED_OFFSET"]
 
 #: confirmation seeds are CONFIRM_SEED_OFFSET + i: never the search's seed, never a verdict seed (1000 + i)
 CONFIRM_SEED_OFFSET = 500
-_WAIT_S = 1800.0  # longest wait for another worker's running baseline trial (a dead worker's never ends)
 
 
 def baseline_study_name(study_name: str) -> str:
@@ -119,15 +120,21 @@ class _Runs:
         return float(sum(signed) / len(signed))
 
     def __call__(self, trial: optuna.Trial) -> float:
+        mark_worker(trial)  # so a sweep on this host finds the trial if this worker dies
         cand, seed, confirms, cfg = self._begin(trial)
         return self._finish(trial, cand, seed, confirms, train(cand.graph, self.data, cfg, keep_model=False))
 
     def confirm_waiting(self, bstudy: optuna.Study, tick) -> None:
         """Ask every queued confirmation run, train each configuration's seeds as one population, tell each."""
         asked = []
-        while bstudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            trial = ask(bstudy)
-            asked.append((trial, *self._begin(trial)))
+        with Heartbeats(bstudy._storage) as beats:
+            while bstudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                trial = ask(bstudy, beats)
+                asked.append((trial, *self._begin(trial)))
+            self._train_asked(bstudy, asked, tick)
+
+    def _train_asked(self, bstudy: optuna.Study, asked: list, tick) -> None:
+        """Train the asked confirmation runs, one population per configuration, and tell each."""
         try:
             by_config: dict[str, list] = {}
             for run in asked:
@@ -139,7 +146,7 @@ class _Runs:
                     tick()
         except BaseException:
             for trial, *_ in asked:  # a crash: fail what was asked and not told, then raise
-                if bstudy.get_trials(deepcopy=False)[trial.number].state == TrialState.RUNNING:
+                if bstudy._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
                     bstudy.tell(trial, state=TrialState.FAIL)
             raise
 
@@ -187,23 +194,35 @@ class _Bar:
 
 
 def _wait_running(bstudy: optuna.Study, tick=None) -> None:
-    """Wait until no trial of ``bstudy`` runs (other workers finish theirs first); ``tick()`` each second."""
-    t0 = time.monotonic()
-    while bstudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) and time.monotonic() - t0 < _WAIT_S:
-        time.sleep(1.0)
+    """Wait until no trial of ``bstudy`` runs (other workers finish theirs first); ``tick()`` each second.
+
+    A dead worker's trial is failed and queued again by the sweep
+    (:func:`~sharesearch.search._liveness.sweep_dead_trials`), so the wait ends.
+    """
+    def idle() -> bool:
         if tick is not None:
             tick()
+        return not bstudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
+    sweep_dead_trials(bstudy)
+    wait_until(idle, poll=1.0, sweep=bstudy)
 
 
 def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpace, train_base: TrainConfig,
-                     *, progress: bool | None = None) -> dict[str, TaskBaseline]:
+                     *, progress: bool | None = None, worker: int = 0) -> dict[str, TaskBaseline]:
     """Tune (once) and return each task's baseline, chosen on the mean of the confirmation seeds.
 
     Returns ``{task: TaskBaseline}``; raises :class:`SearchError` when some
     task got no finite validation metric from any baseline trial. While it
     tunes, a ``baselines`` progress bar counts the tuning trials, then the
     confirmation runs, with an ETA on stderr: ``progress=None`` shows it only
-    when stderr is a terminal, ``True`` always, ``False`` never.
+    when stderr is a terminal, ``True`` always, ``False`` never. ``worker``
+    seeds this worker's tuning sampler (:func:`~sharesearch.search._study.worker_seed`),
+    so workers tuning at once try different configurations. A tuning or
+    confirmation run whose worker died is failed and run again. A task whose
+    chosen baseline is absurd (:func:`~sharesearch.search._validate.check_baseline_sane`:
+    not finite, or far worse than predicting the training mean) stops the
+    search with :class:`SearchError` before it becomes the control.
     """
     StudyContext.from_study(study)  # a sharesearch study, or a clear error
     cand0 = space.sample_baseline(optuna.trial.FixedTrial(space.baseline_default_params()), data.tasks,
@@ -217,7 +236,8 @@ def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpac
         return stored.tasks
     bstudy = optuna.create_study(study_name=baseline_study_name(study.study_name), storage=study._storage,
                                  direction="maximize", load_if_exists=True,
-                                 sampler=optuna.samplers.TPESampler(seed=train_base.seed, n_startup_trials=4))
+                                 sampler=optuna.samplers.TPESampler(seed=worker_seed(train_base.seed, worker),
+                                                                    n_startup_trials=4))
     if not baseline_default_enqueued(bstudy):
         bstudy.enqueue_trial(space.baseline_default_params())
         mark_baseline_default_enqueued(bstudy)
@@ -230,16 +250,24 @@ def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpac
     if stored is not None and stored.key == key:
         return stored.tasks
     best = _choose(bstudy, data, space.baseline_confirm_top)
+    for spec in data.tasks:
+        value = best[spec.name].val_metric
+        check_baseline_sane(spec.name, spec.primary_metric, value,
+                            mean_predictor_metric(data, spec.name, spec.primary_metric))
     BaselineSet(key=key, tasks=best).save(study)
     return best
 
 
 def _run(bstudy: optuna.Study, data: MultiTaskData, space: SearchSpace, objective: _Runs, bar: _Bar) -> None:
-    """Run the tuning trials still due, enqueue the confirmation runs (once), run those still waiting."""
+    """Run the tuning trials still due, enqueue the confirmation runs (once), run those still waiting.
+
+    Loops until nothing waits or runs: a run whose worker died comes back as a
+    WAITING retry (a failed tuning trial that was retried no longer counts).
+    """
     n = space.baseline_trials
-    done = len(_trials(bstudy, False, FINISHED))
-    if done < n and not confirmations_enqueued(bstudy):
+    while (done := _counted(bstudy, False)) < n and not confirmations_enqueued(bstudy):
         bstudy.optimize(objective, n_trials=n - done, show_progress_bar=False, callbacks=[bar])
+        _wait_running(bstudy, bar)
     _wait_running(bstudy, bar)
     seeds = confirmation_seeds(space.baseline_confirm_seeds)
     if seeds and not confirmations_enqueued(bstudy):
@@ -250,8 +278,17 @@ def _run(bstudy: optuna.Study, data: MultiTaskData, space: SearchSpace, objectiv
                 bstudy.enqueue_trial(params, user_attrs=confirmation_attrs(s, number))
         mark_confirmations_enqueued(bstudy)
         bar()
-    objective.confirm_waiting(bstudy, bar)
-    _wait_running(bstudy, bar)
+    while True:
+        objective.confirm_waiting(bstudy, bar)
+        _wait_running(bstudy, bar)
+        if not bstudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return
+
+
+def _counted(bstudy: optuna.Study, confirmations: bool) -> int:
+    """Counted finished tuning trials (``confirmations=False``) or confirmation runs (retried failures left out)."""
+    gone = superseded(bstudy.get_trials(deepcopy=False))
+    return sum(1 for t in _trials(bstudy, confirmations, FINISHED) if t.number not in gone)
 
 
 def _primary(rec: BaselineTrialRecord, spec) -> float:

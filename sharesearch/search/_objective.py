@@ -9,7 +9,10 @@ training. Single-objective studies report Δm at every evaluation with the
 optimizer steps done as Optuna's step (the pruner's resource, so batch sizes
 are compared at equal updates); reference architectures report but are never
 pruned. A candidate whose canonical graph and training parameters were
-already trained reuses that result instead of training again. The enqueued
+already trained reuses that result instead of training again; one that
+another worker is training now waits for that result (a candidate pruned in
+training is pruned again, one whose worker died is trained here), so no two
+workers ever train the same candidate. The enqueued
 ``independent`` reference is the control itself (each task's own tuned
 baseline configuration): it is recorded with ``control=True`` and Δ = 0 per
 task, not trained here (one network cannot hold per-task batch sizes).
@@ -29,11 +32,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 import optuna
 from optuna.trial import TrialState
@@ -44,6 +46,7 @@ from ..tasks import metric_direction
 from ..training import Progress, TrainConfig, TrainResult, train_population
 from ..verdict import relative_delta
 from ._config import SearchConfig
+from ._liveness import wait_until, worker_id
 from ._records import StudyContext, TaskBaseline, TrialRecord
 
 __all__ = ["make_objective", "TrialRunner", "PendingTrial", "task_deltas", "weighted_mean", "objective_values"]
@@ -97,12 +100,56 @@ def _over_budget(trial: optuna.Trial, rec: TrialRecord, cfg: SearchConfig) -> st
     return None
 
 
-def _trained_before(study: optuna.Study, cache_key: str) -> tuple[optuna.trial.FrozenTrial, TrialRecord] | None:
-    for prev in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        rec = TrialRecord.from_trial(prev)
-        if rec.cache_key == cache_key and not rec.control:  # the control was not trained with these settings
-            return prev, rec
-    return None
+def _twins(study: optuna.Study, number: int, cache_key: str) -> list[optuna.trial.FrozenTrial]:
+    """Other trials of the same canonical candidate (graph and training settings), not the control."""
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)):
+        rec = TrialRecord.from_trial(t)
+        if t.number != number and rec.cache_key == cache_key and not rec.control:
+            out.append(t)
+    return out
+
+
+def _order(t: optuna.trial.FrozenTrial) -> tuple:
+    """The order in which trials claim a candidate: when they started, then their number."""
+    return (t.datetime_start or datetime.max, t.number)
+
+
+def _first_claim(study: optuna.Study, trial: optuna.Trial, cache_key: str
+                 ) -> optuna.trial.FrozenTrial | None:
+    """The trial this one must wait for or reuse: a twin that finished, or one that started first; ``None``: train.
+
+    Every worker writes a trial's candidate (its ``cache_key``) before it
+    looks for twins, and a RUNNING trial that started earlier and has not
+    written its candidate yet is waited for, so of two trials of one candidate
+    that run at once, the later one always sees the earlier one (stored
+    start time, then number, is a total order every worker reads alike; across
+    machines it needs their clocks to agree to well under a trial's sampling
+    time, as NTP does). A pruned twin is reused too: the same candidate with
+    the same seed would be pruned (or diverge) again.
+    """
+    me = study._storage.get_trial(trial._trial_id)
+
+    def sampling() -> bool:  # an earlier trial is still sampling: its candidate may be this one
+        return any(_order(t) < _order(me) and TrialRecord.from_trial(t).cache_key is None
+                   for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+    wait_until(lambda: not sampling(), poll=0.2, sweep=study)
+    twins = _twins(study, trial.number, cache_key)
+    done = [t for t in twins if t.state != TrialState.RUNNING]
+    if done:
+        return min(done, key=lambda t: t.number)
+    earlier = [t for t in twins if _order(t) < _order(me)]
+    return min(earlier, key=_order) if earlier else None
+
+
+def _reuse(study: optuna.Study, trial: optuna.Trial, rec: TrialRecord, twin: optuna.trial.FrozenTrial,
+           t0: float) -> optuna.trial.FrozenTrial:
+    """Wait for ``twin`` to finish (sweeping dead workers' trials); its final state. Records the wait."""
+    if twin.state == TrialState.RUNNING:
+        replace(rec, status=f"waiting for trial {twin.number}, the same candidate").write(trial, since=rec)
+        wait_until(lambda: study._storage.get_trial(twin._trial_id).state.is_finished(), sweep=study)
+    return study._storage.get_trial(twin._trial_id)
 
 
 def _control(trial: optuna.Trial, rec: TrialRecord, data: MultiTaskData, cfg: SearchConfig,
@@ -149,7 +196,7 @@ class TrialRunner:
         """Sample and record the candidate; its values when there is nothing to train (raises TrialPruned
         when it is over budget)."""
         t0, data, cfg = time.perf_counter(), self.data, self.cfg
-        rec = TrialRecord(worker=f"{socket.gethostname()}:{os.getpid()}")
+        rec = TrialRecord(worker=worker_id())
         rec.write(trial)
         sampled = _candidate_record(rec, self.space.sample(trial, data.tasks, data.input_shape), self.ref_by_key)
         sampled.write(trial, since=rec)
@@ -160,14 +207,25 @@ class TrialRunner:
             raise optuna.TrialPruned(over)
         if TrialRecord.from_attrs(trial.user_attrs).reference == "independent" and rec.reference == "independent":
             return _control(trial, rec, data, cfg, self.baselines, t0)
-        hit = _trained_before(self.study, rec.cache_key)
-        if hit is not None:
-            prev, prec = hit
-            replace(rec, val_metrics=prec.val_metrics, val_deltas=prec.val_deltas, best_epoch=prec.best_epoch,
-                    best_step=prec.best_step, steps_run=prec.steps_run, reused_from=prev.number, status="reused",
-                    duration_s=time.perf_counter() - t0).write(trial, since=rec)
-            return prev.values if cfg.multi_objective else prev.value
+        while (twin := _first_claim(self.study, trial, rec.cache_key)) is not None:
+            prev = _reuse(self.study, trial, rec, twin, t0)
+            if prev.state in (TrialState.COMPLETE, TrialState.PRUNED):  # else it failed: look again
+                return self._reused(trial, rec, prev, t0)
         return PendingTrial(trial, rec, self.train_base.updated(**rec.train, seed=cfg.seed), t0)
+
+    def _reused(self, trial: optuna.Trial, rec: TrialRecord, prev: optuna.trial.FrozenTrial, t0: float
+                ) -> float | list[float]:
+        """Record ``prev``'s outcome as this trial's (a pruned twin prunes this trial too)."""
+        prec = TrialRecord.from_trial(prev)
+        if prev.state == TrialState.PRUNED:
+            why = f"pruned: trial {prev.number}, the same candidate, was {prec.status}"
+            replace(rec, reused_from=prev.number, status=why, steps_run=prec.steps_run,
+                    duration_s=time.perf_counter() - t0).write(trial, since=rec)
+            raise optuna.TrialPruned(why)
+        replace(rec, val_metrics=prec.val_metrics, val_deltas=prec.val_deltas, best_epoch=prec.best_epoch,
+                best_step=prec.best_step, steps_run=prec.steps_run, reused_from=prev.number, status="reused",
+                duration_s=time.perf_counter() - t0).write(trial, since=rec)
+        return prev.values if self.cfg.multi_objective else prev.value
 
     def reporter(self, p: PendingTrial) -> Callable[[int, dict[str, float], Progress], None]:
         """The trial's evaluation callback: report Δm at every evaluation, raise TrialPruned when pruned."""

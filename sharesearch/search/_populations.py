@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 import optuna
 from optuna.trial import TrialState
 
 from ..space import SearchSpace
 from ..training import MEMBER_FIELDS, TrainConfig, population_groups, resolve_device, train_population
+from ._liveness import Heartbeats, retry, sweep_dead_trials
 from ._objective import PendingTrial, TrialRunner
+from ._records import TrialRecord
 from ._study import ask, finished_count
 
 __all__ = ["trial_population", "member_params", "optimize_in_populations"]
@@ -72,32 +75,115 @@ def _poolable(cfg: TrainConfig) -> bool:
     return len(population_groups([cfg, cfg.updated(lr=cfg.lr * 2)])) == 1
 
 
+#: seconds a worker waits, when the last trials run elsewhere, before it looks again
+POLL_S = 1.0
+
+
+def _earlier(t: optuna.trial.FrozenTrial, me: optuna.trial.FrozenTrial) -> bool:
+    return (t.datetime_start or datetime.max, t.number) < (me.datetime_start or datetime.max, me.number)
+
+
+def _admit(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
+    """Whether ``trial`` (just asked) is within ``target``; if not, it goes back to the queue untouched.
+
+    Within: the counted finished trials plus the RUNNING ones that started
+    before it are fewer than ``target``. Every worker reads the same start
+    order, so however many ask at once, at most ``target`` trials ever count;
+    a trial asked beyond that returns to WAITING (as it came, with no
+    parameters of its own unless it was enqueued with them) and trains nothing.
+    """
+    me = study._storage.get_trial(trial._trial_id)
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    ahead = sum(1 for t in running if t.number != me.number and _earlier(t, me))
+    if finished_count(study) + ahead < target:
+        return True
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+    return False
+
+
+def _room(study: optuna.Study, target: int) -> int:
+    """Trials still to ask for: ``target`` less the counted finished trials and the RUNNING ones."""
+    return target - finished_count(study) - len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
 def optimize_in_populations(study: optuna.Study, runner: TrialRunner, space: SearchSpace, *, population: int,
                             target: int, timeout: float | None = None,
                             callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = ()
                             ) -> None:
-    """Run trials until the study has ``target`` finished ones (or ``timeout`` seconds passed), ``population``
-    at a time (see the module docstring). An unexpected error fails the batch's trials and is raised."""
+    """Run trials until the study has ``target`` counted trials (or ``timeout`` seconds passed), ``population``
+    at a time (see the module docstring). This is every worker's loop (``population=1``: one trial at a time).
+
+    Exactly ``target``, however many workers join: a trial is asked only while
+    finished plus running trials are fewer than ``target``, and kept only if
+    it is within the target in start order (:func:`_admit`); when the last
+    trials run elsewhere the worker waits (one of them may die, be failed and
+    retried, and need a worker). Optuna's ``study.optimize`` with
+    ``MaxTrialsCallback`` counts finished trials only, so parallel workers
+    overshoot; this loop asks and tells itself, beating for its trials on
+    databases (:class:`~sharesearch.search._liveness.Heartbeats`). An
+    unexpected error fails the batch's unfinished trials with its message and
+    is raised; an interruption (Ctrl-C) fails them too and queues them again,
+    so a resumed search runs them.
+    """
     t0, member = time.monotonic(), member_params(space)
     told: set[int] = set()  # trial numbers told (the rest of a crashed batch is failed)
-    while (timeout is None or time.monotonic() - t0 < timeout):
-        left = target - finished_count(study)
-        if left <= 0:
+    with Heartbeats(study._storage) as beats:
+        while timeout is None or time.monotonic() - t0 < timeout:
+            sweep_dead_trials(study)
+            if finished_count(study) >= target:
+                return
+            left = _room(study, target)
+            if left <= 0:
+                time.sleep(POLL_S)
+                continue
+            batch: list[PendingTrial] = []
+            asked: list[optuna.Trial] = []  # every trial this batch asked and kept
+            try:
+                trial = ask(study, beats)
+                if not _admit(study, trial, target):
+                    beats.discard(trial._trial_id)
+                    time.sleep(POLL_S)
+                    continue
+                asked.append(trial)
+                lead = _begin(study, runner, trial, batch, told, callbacks)
+                if lead is not None and population > 1 and lead.rec.reference is None and _poolable(lead.config):
+                    _companions(study, runner, lead, member, min(population, left) - 1, target, beats, batch, asked,
+                                told, callbacks)
+                _train(study, runner, batch, told, callbacks)
+            except BaseException as e:
+                _fail_unfinished(study, asked, told, e)
+                raise
+            finally:
+                for t in asked:
+                    beats.discard(t._trial_id)
+
+
+def _companions(study: optuna.Study, runner: TrialRunner, lead: PendingTrial, member: set[str], n: int,
+                target: int, beats: Heartbeats, batch: list[PendingTrial], asked: list[optuna.Trial], told: set[int],
+                callbacks: Sequence[Callable]) -> None:
+    """Enqueue and ask ``n`` companions of ``lead`` (each admitted like any trial)."""
+    fixed = {k: v for k, v in lead.trial.params.items() if k not in member}
+    for _ in range(n):
+        study.enqueue_trial(fixed, skip_if_exists=False)
+        trial = ask(study, beats)  # another worker may take this companion, and this worker another trial
+        if not _admit(study, trial, target):
+            beats.discard(trial._trial_id)
             return
-        batch: list[PendingTrial] = []
-        try:
-            lead = _begin(study, runner, ask(study), batch, told, callbacks)
-            if lead is not None and population > 1 and lead.rec.reference is None and _poolable(lead.config):
-                fixed = {k: v for k, v in lead.trial.params.items() if k not in member}
-                for _ in range(min(population, left) - 1):
-                    study.enqueue_trial(fixed, skip_if_exists=False)
-                    _begin(study, runner, ask(study), batch, told, callbacks)
-            _train(study, runner, batch, told, callbacks)
-        except BaseException:
-            for p in batch:  # a crash: fail whatever the batch left unfinished, then raise
-                if p.trial.number not in told:
-                    study.tell(p.trial, state=TrialState.FAIL)
-            raise
+        asked.append(trial)
+        _begin(study, runner, trial, batch, told, callbacks)
+
+
+def _fail_unfinished(study: optuna.Study, asked: list[optuna.Trial], told: set[int], err: BaseException) -> None:
+    """Fail the untold ``asked`` trials with ``err`` as the reason; queue them again after an interruption."""
+    interrupted = not isinstance(err, Exception)  # KeyboardInterrupt, SystemExit
+    why = TrialRecord(status="interrupted" if interrupted else "error", message=f"{type(err).__name__}: {err}")
+    for trial in asked:
+        if trial.number in told or study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+            continue
+        why.write(trial)
+        study.tell(trial, state=TrialState.FAIL)
+        if interrupted:
+            retry(study, study._storage.get_trial(trial._trial_id))
 
 
 def _begin(study: optuna.Study, runner: TrialRunner, trial: optuna.Trial, batch: list[PendingTrial],

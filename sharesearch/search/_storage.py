@@ -18,11 +18,17 @@ import optuna
 
 from ._config import SearchError
 
-__all__ = ["open_storage", "storage_url", "is_shareable", "load_study", "study_names"]
+__all__ = ["open_storage", "storage_url", "is_shareable", "load_study", "study_names", "HEARTBEAT_S", "GRACE_BEATS"]
+
+#: seconds between a database worker's heartbeats for each trial it runs
+HEARTBEAT_S = 30
+#: a trial whose last heartbeat is this many intervals old belongs to a dead worker (and is failed and retried)
+GRACE_BEATS = 4
 
 
 def open_storage(url: str | None, study_name: str = "sharesearch", runs_dir: str | Path = "runs",
-                 workers: int = 1, *, must_exist: bool = False) -> optuna.storages.BaseStorage:
+                 workers: int = 1, *, must_exist: bool = False, heartbeat: int = HEARTBEAT_S
+                 ) -> optuna.storages.BaseStorage:
     """Open an Optuna storage.
 
     Parameters
@@ -39,6 +45,12 @@ def open_storage(url: str | None, study_name: str = "sharesearch", runs_dir: str
     must_exist : bool
         Joining or reading a study: a local file that does not exist is an
         error (a mistyped path must not create an empty file).
+    heartbeat : int
+        Databases: seconds between the heartbeats of a running trial; one
+        silent for ``GRACE_BEATS * heartbeat`` seconds is failed and retried
+        once (Optuna's heartbeat with :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`;
+        see :mod:`sharesearch.search._liveness`). A journal file has no
+        heartbeat: its workers' processes are checked on their own host.
 
     Examples
     --------
@@ -68,10 +80,17 @@ def open_storage(url: str | None, study_name: str = "sharesearch", runs_dir: str
     if "://" not in url:
         raise SearchError(f"storage: not a storage URL: {url!r} (try sqlite:///study.db, "
                           "postgresql://user:pass@host/db or journal:path/to/file.log)")
+    import warnings
+
+    from ._liveness import retry
+
     try:
-        storage = optuna.storages.RDBStorage(
-            url, heartbeat_interval=30, grace_period=120,
-            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None)
+        with warnings.catch_warnings():  # heartbeats are experimental in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                url, heartbeat_interval=heartbeat, grace_period=GRACE_BEATS * heartbeat,
+                heartbeat_stale_trial_callback=retry,
+                engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None)
     except Exception as e:  # sqlalchemy raises many kinds; the user needs the URL and the reason
         raise SearchError(f"storage: cannot open {url!r}: {e}") from None
     if url.startswith("sqlite"):

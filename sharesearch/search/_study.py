@@ -20,25 +20,23 @@ from dataclasses import replace
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
 from ..data import MultiTaskData
 from ..space import SearchSpace
 from ..training import TrainConfig, step_budget
 from ._config import SearchConfig, SearchError
+from ._liveness import FINISHED, Heartbeats, counted_trials, mark_worker
 from ._records import StudyContext, StudyData
 from ._storage import study_names
 
 __all__ = ["prepare_study", "default_study_name", "load_study_data", "make_sampler", "make_pruner", "step_cap",
-           "finished_count", "FINISHED", "ask"]
-
-#: trial states that count towards a study's target number of trials
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+           "finished_count", "FINISHED", "ask", "worker_seed"]
 
 
 def finished_count(study: optuna.Study) -> int:
-    """Trials of ``study`` that finished (complete, pruned or failed)."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """Trials of ``study`` that count towards its target: finished (complete, pruned or failed), less the
+    failed trials of dead workers that were retried (their retry counts instead)."""
+    return counted_trials(study)
 
 
 def default_study_name(data: MultiTaskData, space: SearchSpace) -> str:
@@ -46,13 +44,41 @@ def default_study_name(data: MultiTaskData, space: SearchSpace) -> str:
     return f"{data.name}-{data.fingerprint()[:8]}-{space.fingerprint()[:8]}"
 
 
-def make_sampler(cfg: SearchConfig) -> optuna.samplers.BaseSampler:
-    """The sampler ``cfg`` names, seeded with ``cfg.seed``."""
+def worker_seed(seed: int, worker: int = 0) -> int:
+    """The sampler seed of worker number ``worker`` of a study seeded ``seed``: ``seed`` itself for worker 0.
+
+    Workers that share a study must not share a sampler seed: their random
+    start-up trials would be the same candidates. Each other worker number
+    gets its own seed, the same on every run (NumPy's ``SeedSequence``).
+
+    >>> worker_seed(7), worker_seed(7, 1) == worker_seed(7, 1) != worker_seed(7, 2)
+    (7, True)
+    """
+    if worker == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, worker]).generate_state(1)[0])
+
+
+def make_sampler(cfg: SearchConfig, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler ``cfg`` names, seeded for worker number ``worker`` (:func:`worker_seed`).
+
+    TPE is Optuna's default with ``constant_liar=True``: the trials other
+    workers are running count as bad results while it samples, so parallel
+    workers do not all propose the same promising region (with one worker
+    nothing is running while it samples, and the sampler is Optuna's default).
+    """
+    seed = worker_seed(cfg.seed, worker)
     if cfg.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=cfg.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     # Optuna's default TPE: on the planted-cluster proxy of benchmarks/bench_sampler.py it needed a
     # median 10 trials against 21 for multivariate TPE with 8 start-up trials (5 seeds).
-    return optuna.samplers.TPESampler(seed=cfg.seed)
+    import warnings
+
+    with warnings.catch_warnings():  # constant_liar is experimental in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
 
 #: share of the step cap a trial runs before its first pruning decision
@@ -148,17 +174,23 @@ def load_study_data(study: optuna.Study) -> MultiTaskData:
     return StudyContext.from_study(study).data.load(study.study_name)
 
 
-def ask(study: optuna.Study) -> optuna.Trial:
-    """``study.ask()`` for trials trained in populations (ask-and-tell).
+def ask(study: optuna.Study, heartbeats: Heartbeats | None = None) -> optuna.Trial:
+    """``study.ask()`` for trials trained in populations (ask-and-tell), marked with this worker.
 
+    The trial records this worker (``host:pid``) at once, so a sweep finds it
+    if the worker dies, and ``heartbeats`` (a running :class:`Heartbeats`)
+    beats for it on a database. Without ``heartbeats`` an asked trial on a
+    database sends none: only its own host's sweep can then find it dead.
     An RDB storage with heartbeats warns that heartbeats need
-    ``Study.optimize``: an asked trial sends none, so a dead worker's asked
-    trial is not failed by the heartbeat sweep (``sweep_dead_trials`` still
-    fails it on the worker's own host). The warning is silenced here, where
-    that is known, and nowhere else.
+    ``Study.optimize``; the warning is silenced here, where it is handled,
+    and nowhere else.
     """
     import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-        return study.ask()
+        trial = study.ask()
+    if heartbeats is not None:
+        heartbeats.add(trial._trial_id)
+    mark_worker(trial)
+    return trial

@@ -9,8 +9,8 @@ another process or machine.
 from __future__ import annotations
 
 import os
-import socket
 import time
+from dataclasses import replace
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,84 +24,68 @@ from ..training import TrainConfig, resolve_device
 from ._baselines import ensure_baselines
 from ._config import SearchConfig, SearchError
 from ._dashboard import annotate_for_dashboard
+from ._liveness import sweep_dead_trials
 from ._objective import make_objective
 from ._populations import optimize_in_populations, trial_population
-from ._records import StudyContext, TrialRecord
+from ._records import StudyContext
 from ._references import enqueue_references
-from ._storage import load_study, open_storage, storage_url
-from ._study import FINISHED, default_study_name, finished_count, make_pruner, make_sampler, prepare_study
+from ._storage import HEARTBEAT_S, load_study, open_storage, storage_url
+from ._study import default_study_name, finished_count, make_pruner, make_sampler, prepare_study
+from ._validate import check_device, check_float, check_int, check_runs_dir, check_storage_url, check_study_name
 from ._verdict_runs import compute_verdict
 
 __all__ = ["run_worker", "run_search", "sweep_dead_trials"]
 
 
-def sweep_dead_trials(study: optuna.Study) -> int:
-    """Fail RUNNING trials whose worker process on this host is gone; returns how many.
-
-    The journal storage has no heartbeat, so a killed worker's trial would
-    stay RUNNING forever; RDB storages also fail stale trials by heartbeat.
-    """
-    host, n = socket.gethostname(), 0
-    for tr in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        h, _, pid = (TrialRecord.from_trial(tr).worker or "").rpartition(":")
-        if h == host and pid.isdigit() and not _alive(int(pid)):
-            study._storage.set_trial_state_values(tr._trial_id, TrialState.FAIL)
-            n += 1
-    return n
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, device: str | None = None,
                n_trials: int | None = None, data: MultiTaskData | None = None,
-               callbacks: Sequence[Callable] = ()) -> None:
-    """Join a study and run trials until it has ``n_trials`` finished trials.
+               callbacks: Sequence[Callable] = (), timeout: float | None = None, worker: int | None = None,
+               heartbeat: int = HEARTBEAT_S) -> None:
+    """Join a study and run trials until it has ``n_trials`` counted trials (the study's own number by default).
 
-    Everything else (space, data, budgets) comes from the study itself;
-    ``data``, when given, must match the study's fingerprint. Baselines and
+    Everything about the search (space, data, budgets) comes from the study
+    itself; ``data``, when given, must match the study's fingerprint. Baselines and
     trials train on the rows the study records for its search phase
     (:class:`~sharesearch.data.RowSample`; every row when none is recorded).
+
+    What belongs to this process and never to the study: ``device`` (``None``:
+    ``auto``; a device stored by an older version is ignored), ``timeout``
+    (seconds this worker runs, ``None``: no limit), ``worker`` (its number:
+    the sampler's seed is :func:`~sharesearch.search._study.worker_seed` of the
+    study's seed and this number; ``None``: a number from the process id, so
+    workers that join by hand differ) and ``heartbeat`` (seconds between a
+    database trial's heartbeats, see :func:`~sharesearch.search.open_storage`).
+    However many workers join, the study stops at exactly ``n_trials`` counted
+    trials, no two workers train the same candidate, and a dead worker's trial
+    is failed with the reason and retried once (:mod:`sharesearch.search._liveness`).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if isinstance(storage, str):
+        storage = open_storage(storage, must_exist=True, heartbeat=heartbeat)
     study = load_study(storage, study_name)
     ctx = StudyContext.from_study(study)
     cfg = ctx.search
-    study.sampler = make_sampler(cfg)
+    number = os.getpid() if worker is None else worker
+    study.sampler = make_sampler(cfg, number)
     space = ctx.search_space()
     if data is None:
         data = ctx.data.load(study_name)
     else:
         ctx.data.check(data, study_name)
     data = _search_rows(ctx.data.source, data, study_name)  # the search phase's sample; the verdict uses all rows
-    train_base = ctx.train if device is None else ctx.train.updated(device=device)
+    train_base = ctx.train.updated(device=device or "auto")
     data = data.to(resolve_device(train_base.device))
     sweep_dead_trials(study)
-    baselines = ensure_baselines(study, data, space, train_base)
+    baselines = ensure_baselines(study, data, space, train_base, worker=number)
     enqueue_references(study, data, space, baselines)
     study.pruner = make_pruner(cfg, space, train_base, data)
     target = n_trials if n_trials is not None else cfg.n_trials
-    remaining = target - finished_count(study)
-    if remaining <= 0:
+    if finished_count(study) >= target:
         return
     objective = make_objective(study, data, space, cfg, train_base, baselines)
     k = trial_population(train_base.device, cfg.population)
-    if k > 1:  # a topology and its companions train as one population (ask-and-tell)
-        optimize_in_populations(study, objective, space, population=k, target=target, timeout=cfg.timeout,
-                                callbacks=callbacks)
-        return
-    study.optimize(objective, n_trials=remaining, timeout=cfg.timeout, catch=(),
-                   callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED), *callbacks],
-                   gc_after_trial=False)
+    optimize_in_populations(study, objective, space, population=k, target=target, timeout=timeout,
+                            callbacks=callbacks)
 
 
 def _search_rows(source: Mapping[str, Any], data: MultiTaskData, study_name: str,
@@ -143,8 +127,8 @@ class _Progress:
 
 def _run_local_workers(st: optuna.storages.BaseStorage, study: optuna.Study, data: MultiTaskData,
                        space: SearchSpace, train_base: TrainConfig, config: SearchConfig, workers: int,
-                       bar: _Progress) -> None:
-    """``workers`` spawned processes join the study (one per GPU, round robin, when there are GPUs)."""
+                       timeout: float | None, bar: _Progress) -> None:
+    """``workers`` spawned processes (numbers 0 .. workers-1) join the study (one per GPU, round robin)."""
     import multiprocessing as mp
 
     import torch
@@ -152,10 +136,11 @@ def _run_local_workers(st: optuna.storages.BaseStorage, study: optuna.Study, dat
     enqueue_references(study, data, space,  # once, before the workers start
                        ensure_baselines(study, data, space, train_base))
     url = storage_url(st)
-    n_gpu = torch.cuda.device_count()
+    n_gpu = torch.cuda.device_count() if train_base.device in ("auto", "cuda") else 0
     ctxmp = mp.get_context("spawn")
     procs = [ctxmp.Process(target=run_worker, args=(url, study.study_name),
-                           kwargs={"device": f"cuda:{i % n_gpu}" if n_gpu else None, "n_trials": config.n_trials})
+                           kwargs={"device": f"cuda:{i % n_gpu}" if n_gpu else train_base.device,
+                                   "n_trials": config.n_trials, "timeout": timeout, "worker": i})
              for i in range(workers)]
     for p in procs:
         p.start()
@@ -176,20 +161,37 @@ def run_search(data: MultiTaskData, data_source: Mapping[str, Any], space: Searc
     With ``workers > 1``, that many local worker processes join the study
     (one per GPU when there are several GPUs). Returns the study; read it
     back with :func:`study_results`.
+
+    The study name, storage, runs folder, worker count, time limit and device
+    are checked before anything is written (:mod:`sharesearch.search._validate`).
+    The device (``train_base.device``), ``config.timeout`` and ``workers``
+    belong to this run, not to the study: the study stores ``auto`` and no
+    time limit, so a later run or worker chooses its own.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if study_name is not None:
+        check_study_name(study_name)
+    check_storage_url(storage)
+    check_runs_dir(runs_dir)
+    check_int("workers", workers)
+    timeout = check_float("timeout", config.timeout, optional=True)
+    device = check_device(train_base.device) or "auto"
     search_data, rows = data.search_view()  # data.search_rows: search on a sample, verify on every row
-    study_name = study_name or default_study_name(search_data, space)
+    study_name = study_name or check_study_name(default_study_name(search_data, space))
+    stored_config, stored_train = replace(config, timeout=None), train_base.updated(device="auto")
     st = open_storage(storage, study_name, runs_dir, workers)
-    study = prepare_study(st, study_name, data, {**data_source, "rows": rows.to_dict()}, space, config, train_base)
+    study = prepare_study(st, study_name, data, {**data_source, "rows": rows.to_dict()}, space, stored_config,
+                          stored_train)
     search_data = _search_rows(StudyContext.from_study(study).data.source, data, study_name, asked=rows)
     sweep_dead_trials(study)
     bar = _Progress(study, config.n_trials, progress)
     try:
         if workers <= 1:
-            run_worker(st, study_name, data=data, n_trials=config.n_trials, callbacks=[bar])
+            run_worker(st, study_name, data=data, n_trials=config.n_trials, callbacks=[bar], device=device,
+                       timeout=timeout, worker=0)
         else:
-            _run_local_workers(st, study, search_data, space, train_base, config, workers, bar)
+            _run_local_workers(st, study, search_data, space, stored_train.updated(device=device), config,
+                               workers, timeout, bar)
     finally:
         bar.close()
     if verdict:
