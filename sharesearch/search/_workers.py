@@ -40,7 +40,7 @@ __all__ = ["run_worker", "run_search", "sweep_dead_trials"]
 def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, device: str | None = None,
                n_trials: int | None = None, data: MultiTaskData | None = None,
                callbacks: Sequence[Callable] = (), timeout: float | None = None, worker: int | None = None,
-               heartbeat: int = HEARTBEAT_S) -> None:
+               heartbeat: int = HEARTBEAT_S, threads: int | None = None) -> None:
     """Join a study and run trials until it has ``n_trials`` counted trials (the study's own number by default).
 
     Everything about the search (space, data, budgets) comes from the study
@@ -53,13 +53,20 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
     (seconds this worker runs, ``None``: no limit), ``worker`` (its number:
     the sampler's seed is :func:`~sharesearch.search._study.worker_seed` of the
     study's seed and this number; ``None``: a number from the process id, so
-    workers that join by hand differ) and ``heartbeat`` (seconds between a
-    database trial's heartbeats, see :func:`~sharesearch.search.open_storage`).
+    workers that join by hand differ), ``heartbeat`` (seconds between a
+    database trial's heartbeats, see :func:`~sharesearch.search.open_storage`)
+    and ``threads`` (torch's CPU threads in this process; ``None``: torch's
+    default; local workers sharing a CPU split its cores, as oversubscribed
+    threads slowed 4 workers on 2 cores several-fold).
     However many workers join, the study stops at exactly ``n_trials`` counted
     trials, no two workers train the same candidate, and a dead worker's trial
     is failed with the reason and retried once (:mod:`sharesearch.search._liveness`).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     if isinstance(storage, str):
         storage = open_storage(storage, must_exist=True, heartbeat=heartbeat)
     study = load_study(storage, study_name)
@@ -137,10 +144,11 @@ def _run_local_workers(st: optuna.storages.BaseStorage, study: optuna.Study, dat
                        ensure_baselines(study, data, space, train_base))
     url = storage_url(st)
     n_gpu = torch.cuda.device_count() if train_base.device in ("auto", "cuda") else 0
+    threads = None if n_gpu else max(1, (os.cpu_count() or 1) // workers)  # CPU workers split the cores
     ctxmp = mp.get_context("spawn")
     procs = [ctxmp.Process(target=run_worker, args=(url, study.study_name),
                            kwargs={"device": f"cuda:{i % n_gpu}" if n_gpu else train_base.device,
-                                   "n_trials": config.n_trials, "timeout": timeout, "worker": i})
+                                   "n_trials": config.n_trials, "timeout": timeout, "worker": i, "threads": threads})
              for i in range(workers)]
     for p in procs:
         p.start()
