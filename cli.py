@@ -185,7 +185,8 @@ def cmd_verdict(args) -> int:
     _check_numbers(args, {"--seeds": 2, "--top-k": 0})
     _check_place(args, must_exist=True)
     storage = open_storage(args.storage, must_exist=True)
-    run_verdict(storage, args.study, n_seeds=args.seeds, top_k=args.top_k, progress=not args.quiet)
+    run_verdict(storage, args.study, n_seeds=args.seeds, top_k=args.top_k, progress=not args.quiet,
+                device=args.device)
     return _finish(load_results(storage, args.study), out_dir=Path(args.out or Path(args.runs) / args.study))
 
 
@@ -405,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--study", required=True)
     v.add_argument("--seeds", type=int, default=None)
     v.add_argument("--top-k", type=int, default=None)
+    v.add_argument("--device", default=None, help="this process's device for the retraining (default: auto)")
     v.add_argument("--runs", default="runs")
     v.add_argument("--out", default=None, help="report folder (default: RUNS/STUDY)")
     v.add_argument("--quiet", action="store_true")

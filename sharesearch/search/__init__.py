@@ -51,7 +51,8 @@ from ._records import BaselineSet, StudyContext, StudyData, TaskBaseline, TrialR
 from ._references import enqueue_references  # noqa: E402
 from ._results import load_results, study_results  # noqa: E402
 from ._storage import load_study, open_storage, storage_url, study_names  # noqa: E402
-from ._study import default_study_name, load_study_data, make_pruner, make_sampler, prepare_study  # noqa: E402
+from ._study import (default_study_name, load_study_data, make_pruner, make_sampler, prepare_study,  # noqa: E402
+                     worker_seed)
 from ._verdict_runs import compute_verdict, run_verdict  # noqa: E402
 from ._workers import run_search, run_worker, sweep_dead_trials  # noqa: E402
 from ._validate import (check_baseline_sane, check_data_rows, check_device, check_float, check_int,  # noqa: E402
@@ -72,6 +73,7 @@ __all__ = [
     "load_study_data",
     "make_sampler",
     "make_pruner",
+    "worker_seed",
     "ensure_baselines",
     "baseline_study_name",
     "enqueue_references",

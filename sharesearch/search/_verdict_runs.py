@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -169,18 +169,21 @@ def _arm_entry(name: str, trial: int | None, graph: SharingGraph | None, params:
 
 def compute_verdict(study: optuna.Study, data: MultiTaskData | None = None, *, n_seeds: int | None = None,
                     top_k: int | None = None, progress: bool = False,
-                    row_resamples: int = ROW_RESAMPLES) -> dict[str, Any]:
+                    row_resamples: int = ROW_RESAMPLES, device: str | None = None) -> dict[str, Any]:
     """Retrain the top candidates, the references and the matched control with the same seeds, test them, and
     store the verdict (the previous one kept in its ``history``).
 
     ``n_seeds`` None: the study's configured number, or the power rule when
     that is auto (see the module docstring); ``top_k`` defaults to the
-    study's; ``data`` to its recorded source. Returns the verdict dict also
+    study's; ``data`` to its recorded source; ``device`` (this process's, not
+    the study's) to the study's training device, ``"auto"``. Returns the verdict dict also
     stored in the study (schema in :mod:`sharesearch.report`).
     """
     from tqdm.auto import tqdm
 
     ctx = StudyContext.from_study(study)
+    if device is not None:
+        ctx = replace(ctx, train=ctx.train.updated(device=device))
     top_k = ctx.search.top_k if top_k is None else top_k
     if data is None:
         data = ctx.data.load(study.study_name)
@@ -253,6 +256,7 @@ def _protocol(study: optuna.Study, plan, seeds: list[int], aa_seeds: list[int], 
 
 
 def run_verdict(storage: str | optuna.storages.BaseStorage, study_name: str, *, n_seeds: int | None = None,
-                top_k: int | None = None, progress: bool = False) -> dict[str, Any]:
+                top_k: int | None = None, progress: bool = False, device: str | None = None) -> dict[str, Any]:
     """Load ``study_name`` from ``storage`` (a URL or an open storage) and :func:`compute_verdict` it."""
-    return compute_verdict(load_study(storage, study_name), n_seeds=n_seeds, top_k=top_k, progress=progress)
+    return compute_verdict(load_study(storage, study_name), n_seeds=n_seeds, top_k=top_k, progress=progress,
+                           device=device)

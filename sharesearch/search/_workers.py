@@ -203,6 +203,6 @@ def run_search(data: MultiTaskData, data_source: Mapping[str, Any], space: Searc
     finally:
         bar.close()
     if verdict:
-        compute_verdict(study, data, progress=progress)
+        compute_verdict(study, data, progress=progress, device=train_base.device)
     annotate_for_dashboard(study)
     return study
