@@ -19,7 +19,7 @@ Example
 >>> w = torch.zeros(2, 3, requires_grad=True)          # two members, three weights each
 >>> opt = MemberOptimizer([w], "adam", lr=[0.1, 0.01], weight_decay=[0.0, 0.0])
 >>> w.grad = torch.ones(2, 3); opt.step()
->>> [round(float(v), 4) for v in w[:, 0]]              # Adam's first step moves by lr
+>>> [round(float(v), 4) for v in w.detach()[:, 0]]     # Adam's first step moves by lr
 [-0.1, -0.01]
 """
 
