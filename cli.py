@@ -173,9 +173,10 @@ def _finish(results: dict, out_dir: Path) -> int:
 def cmd_worker(args) -> int:
     from sharesearch.search import run_worker
 
-    _check_numbers(args, {"--n-trials": 1})
+    _check_numbers(args, {"--n-trials": 1, "--worker-index": 0}, floats=("--timeout",))
     _check_place(args, must_exist=True)
-    run_worker(args.storage, args.study, device=args.device, n_trials=args.n_trials)
+    run_worker(args.storage, args.study, device=args.device, n_trials=args.n_trials, worker=args.worker_index,
+               timeout=args.timeout)
     return 0
 
 
@@ -399,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--study", required=True)
     w.add_argument("--n-trials", type=int, default=None, help="finished trials to reach (default: the study's)")
     w.add_argument("--device", default=None)
+    w.add_argument("--worker-index", type=int, default=None,
+                   help="this worker's number: seeds its sampler reproducibly (default: from the process id)")
+    w.add_argument("--timeout", type=float, default=None, help="seconds this worker starts trials for")
     w.set_defaults(func=cmd_worker)
 
     v = sub.add_parser("verdict", help="recompute the verdict of a study (retrain with seeds, test once)")

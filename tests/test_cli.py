@@ -138,3 +138,15 @@ def test_bad_builtin_data_option_names_the_option(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "n='abc'" in err[0] and "synthetic-mmoe" in err[0]
     assert not (tmp_path / "runs").exists()
+
+
+def test_worker_index_and_timeout_belong_to_the_worker_process(tmp_path, monkeypatch):
+    import sharesearch.search as search
+
+    db = tmp_path / "s.db"
+    search.open_storage(f"sqlite:///{db}")  # an existing storage to join
+    seen = {}
+    monkeypatch.setattr(search, "run_worker", lambda storage, study, **kw: seen.update(kw))
+    rc = cli.main(["worker", "--storage", f"sqlite:///{db}", "--study", "s", "--worker-index", "3",
+                   "--timeout", "90"])
+    assert rc == 0 and seen["worker"] == 3 and seen["timeout"] == 90.0 and seen["device"] is None
