@@ -120,3 +120,16 @@ def test_confirmation_seeds_of_a_baseline_configuration_train_as_one_population(
     assert all(b.seeds == (500, 501, 502) and len(b.seed_values) == 3 for b in baselines.values())
     bstudy = optuna.load_study(study_name="conf.baselines", storage=study._storage)
     assert all(t.state == TrialState.COMPLETE for t in bstudy.get_trials(deepcopy=False))
+
+
+def test_each_trial_records_the_seed_of_the_worker_sampler_that_proposed_it(data, tmp_path):
+    from sharesearch.search import open_storage, run_worker, worker_seed
+
+    space = _space()
+    url = f"sqlite:///{tmp_path / 'seed.db'}"
+    cfg = SearchConfig(n_trials=2, references=(), seed=7)
+    prepare_study(open_storage(url), "seeded", data, SOURCE, space, cfg, TrainConfig(device="cpu"))
+    run_worker(url, "seeded", worker=3, data=data)
+    study = optuna.load_study(study_name="seeded", storage=url)
+    seeds = {t.user_attrs.get("sampler_seed") for t in study.get_trials(deepcopy=False)}
+    assert seeds == {worker_seed(7, 3)} and worker_seed(7, 3) != worker_seed(7, 0)

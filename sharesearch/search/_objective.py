@@ -187,8 +187,10 @@ class TrialRunner:
     """
 
     def __init__(self, study: optuna.Study, data: MultiTaskData, space: SearchSpace, cfg: SearchConfig,
-                 train_base: TrainConfig, baselines: Mapping[str, TaskBaseline]) -> None:
+                 train_base: TrainConfig, baselines: Mapping[str, TaskBaseline],
+                 sampler_seed: int | None = None) -> None:
         self.study, self.data, self.space, self.cfg = study, data, space, cfg
+        self.sampler_seed = sampler_seed  # recorded on every trial this worker proposes
         self.train_base, self.baselines = train_base, baselines
         self.ref_by_key = {v: k for k, v in StudyContext.from_study(study).references.items()}
 
@@ -196,7 +198,7 @@ class TrialRunner:
         """Sample and record the candidate; its values when there is nothing to train (raises TrialPruned
         when it is over budget)."""
         t0, data, cfg = time.perf_counter(), self.data, self.cfg
-        rec = TrialRecord(worker=worker_id())
+        rec = TrialRecord(worker=worker_id(), sampler_seed=self.sampler_seed)
         rec.write(trial)
         sampled = _candidate_record(rec, self.space.sample(trial, data.tasks, data.input_shape), self.ref_by_key)
         sampled.write(trial, since=rec)
@@ -272,6 +274,7 @@ class TrialRunner:
 
 
 def make_objective(study: optuna.Study, data: MultiTaskData, space: SearchSpace, cfg: SearchConfig,
-                   train_base: TrainConfig, baselines: Mapping[str, TaskBaseline]) -> TrialRunner:
+                   train_base: TrainConfig, baselines: Mapping[str, TaskBaseline],
+                   sampler_seed: int | None = None) -> TrialRunner:
     """The objective every worker optimises: a :class:`TrialRunner` (callable on one trial)."""
-    return TrialRunner(study, data, space, cfg, train_base, baselines)
+    return TrialRunner(study, data, space, cfg, train_base, baselines, sampler_seed)

@@ -163,6 +163,7 @@ class TrialRecord:
     """What a search trial's user attributes hold; ``None`` means not (yet) recorded."""
 
     worker: str | None = None  # "host:pid" of the worker running it (to sweep trials of dead workers)
+    sampler_seed: int | None = None  # the seed of the sampler that proposed it (worker_seed of the study's seed)
     reference: str | None = None  # reference architecture name, when the trial is one
     graph: dict[str, Any] | None = None  # SharingGraph.to_dict() of the sampled candidate
     graph_key: str | None = None  # SharingGraph.key(): canonical hash of the topology

@@ -30,7 +30,7 @@ from ._populations import optimize_in_populations, trial_population
 from ._records import StudyContext
 from ._references import enqueue_references
 from ._storage import HEARTBEAT_S, load_study, open_storage, storage_url
-from ._study import default_study_name, finished_count, make_pruner, make_sampler, prepare_study
+from ._study import default_study_name, finished_count, make_pruner, make_sampler, prepare_study, worker_seed
 from ._validate import check_device, check_float, check_int, check_runs_dir, check_storage_url, check_study_name
 from ._verdict_runs import compute_verdict
 
@@ -89,7 +89,7 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
     target = n_trials if n_trials is not None else cfg.n_trials
     if finished_count(study) >= target:
         return
-    objective = make_objective(study, data, space, cfg, train_base, baselines)
+    objective = make_objective(study, data, space, cfg, train_base, baselines, worker_seed(cfg.seed, number))
     k = trial_population(train_base.device, cfg.population)
     optimize_in_populations(study, objective, space, population=k, target=target, timeout=timeout,
                             callbacks=callbacks)
