@@ -50,6 +50,7 @@ Example
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -63,7 +64,7 @@ from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
 from ..tasks import TaskSpec, compute_metric, task_loss
 from ._config import ConfigError, TrainConfig
-from ._loop import Progress, TrainResult, _autocast, _non_finite, _Selection, _task_batcher, resolve_device, train
+from ._loop import Progress, TrainResult, _autocast, _Selection, _task_batcher, resolve_device, train
 from ._member_optim import MemberOptimizer
 from ._schedule import LrSchedule
 
@@ -320,9 +321,9 @@ class _Population:
                 due = at_cap or (end_of_epoch if every is None else step % every == 0)
                 leaving: dict[int, tuple[str, str]] = {}  # slot -> (status, message)
                 if end_of_epoch or due:
-                    sums = loss_sum.tolist()
+                    sums = loss_sum.tolist()  # one device sync for every member
                     for m in self.members:
-                        bad = _non_finite(torch.tensor(sums[m.slot]), self.names)
+                        bad = [t for t, v in zip(self.names, sums[m.slot]) if not math.isfinite(v)]
                         if bad:
                             leaving[m.slot] = ("diverged",
                                                f"epoch {epoch} (step {step}): non-finite training loss for task(s) {bad}")
