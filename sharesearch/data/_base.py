@@ -38,13 +38,16 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from sharesearch.data._rows import RowSample, check_search_rows, sample_rows
 from sharesearch.tasks import TaskSpec
+
+if TYPE_CHECKING:  # written by helper D2; only the type is needed here
+    from sharesearch.data._preprocess import Preprocessing
 
 __all__ = ["MultiTaskData", "make_split", "SPLITS"]
 
@@ -129,6 +132,15 @@ class MultiTaskData:
         The search phase's rows (:mod:`sharesearch.data._rows`): at most this
         many training rows (int), this fraction of them (float), or all (None).
         Not part of the fingerprint: it says how the data is used, not what it is.
+    weights : torch.Tensor or None
+        float32 ``[N]`` per-row sample weights (finite, >= 0) from a spec's
+        ``weight_column``; each task's loss is then the weighted mean over its
+        labelled rows. None: every row weighs 1 (training is bit-identical to
+        data without weights). Part of the fingerprint when present.
+    preprocessing : Preprocessing or None
+        The fitted encoding of raw feature columns into ``x`` (a spec file's
+        columns), kept so an exported model can take raw rows; None for
+        built-in sources.
     """
 
     name: str
@@ -139,6 +151,8 @@ class MultiTaskData:
     split_seed: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
     search_rows: int | float | None = None
+    weights: torch.Tensor | None = None
+    preprocessing: "Preprocessing | None" = None
 
     def __post_init__(self) -> None:
         self.tasks = list(self.tasks)
@@ -171,6 +185,7 @@ class MultiTaskData:
             )
         if split.dtype != torch.int8 or tuple(split.shape) != (n,):
             raise SharesearchError(f"{where}: split must be int8 of shape {(n,)}, got {split.dtype} {tuple(split.shape)}")
+        self._validate_weights(n)
         if n and not bool(((split >= 0) & (split <= 2)).all()):
             raise SharesearchError(f"{where}: split codes must be 0 (train), 1 (val) or 2 (test)")
         if n and not bool(torch.isfinite(x).all()):
@@ -196,6 +211,20 @@ class MultiTaskData:
             if not bool((lab & train).any()):
                 raise SharesearchError(f"{where}: task {t.name!r} has no labelled row in the train split")
 
+    def _validate_weights(self, n: int) -> None:
+        w = self.weights
+        if w is None:
+            return
+        where = f"data {self.name!r}"
+        if not isinstance(w, torch.Tensor) or w.dtype != torch.float32 or tuple(w.shape) != (n,):
+            got = f"{w.dtype} {tuple(w.shape)}" if isinstance(w, torch.Tensor) else type(w).__name__
+            raise SharesearchError(f"{where}: weights must be a float32 tensor of shape {(n,)}, got {got}")
+        bad = ~torch.isfinite(w) | (w < 0)  # [N]
+        if n and bool(bad.any()):
+            row = int(torch.nonzero(bad)[0])
+            raise SharesearchError(f"{self._origin()}: weights: row {row} (from 0) has {float(w[row])!r}; "
+                                   "sample weights must be finite and >= 0")
+
     def _origin(self) -> str:
         """``data 'name'`` and, when known, the file it came from: the start of an error message."""
         source = self.meta.get("data_file") or self.meta.get("source")
@@ -218,6 +247,8 @@ class MultiTaskData:
             "split_seed": self.split_seed,
             "meta": self.meta,
             "search_rows": self.search_rows,
+            "weights": self.weights,
+            "preprocessing": self.preprocessing,
         }
 
     # -------------------------------------------------------------- properties
@@ -327,14 +358,17 @@ class MultiTaskData:
         f = self._fields()
         for k in ("x", "y", "split"):
             f[k] = f[k].to(device)
+        if self.weights is not None:
+            f["weights"] = self.weights.to(device)
         return MultiTaskData._unchecked(**f)
 
     def fingerprint(self) -> str:
-        """sha256 hex digest over x, y, split (bytes, shapes, dtypes) and the task specs.
+        """sha256 hex digest over x, y, split (bytes, shapes, dtypes), the task specs and any weights.
 
         Stable across runs, processes and devices; changes when any value,
-        label, split assignment or task spec changes. ``name`` and ``meta``
-        are not part of it.
+        label, split assignment, task spec or sample weight changes. ``name``,
+        ``meta`` and ``preprocessing`` are not part of it; data without
+        weights has the digest it had before weights existed.
 
         >>> from sharesearch.data import load_data
         >>> a, b = load_data("synthetic-mmoe", n=64), load_data("synthetic-mmoe", n=64)
@@ -346,7 +380,10 @@ class MultiTaskData:
         h.update(specs.encode())
         y = self.y.detach().cpu()
         y = torch.where(torch.isnan(y), torch.full_like(y, float("nan")), y)  # one NaN bit pattern
-        for name, t in (("x", self.x.detach().cpu()), ("y", y), ("split", self.split.detach().cpu())):
+        parts = [("x", self.x.detach().cpu()), ("y", y), ("split", self.split.detach().cpu())]
+        if self.weights is not None:
+            parts.append(("weights", self.weights.detach().cpu()))
+        for name, t in parts:
             t = t.contiguous()
             h.update(f"\0{name}:{t.dtype}:{tuple(t.shape)}\0".encode())
             h.update(t.numpy().tobytes())
