@@ -41,7 +41,7 @@ multiplicity-adjusted; the verdict labels are (Holm).
 Modules: ``_delta`` (Δ, Δm), ``_tests`` (Welch, Fieller, Holm, TOST, power),
 ``_runs`` (an arm's runs), ``_intervals`` (Δm interval, bootstraps),
 ``_records`` (:class:`TaskVerdict`, :class:`Verdict`), ``_markdown``,
-``_verdicts`` (:func:`task_verdicts`).
+``_verdicts`` (:func:`task_verdicts`), ``_recommend`` (:func:`recommend`: what to ship).
 
 Example
 -------
@@ -66,6 +66,7 @@ from ._intervals import (
     delta_m_interval,
     hierarchical_bootstrap_delta_m,
 )
+from ._recommend import Recommendation, TaskChoice, recommend
 from ._records import VERDICTS, TaskVerdict, Verdict
 from ._tests import holm, minimum_detectable_effect, seeds_for_power, tost_p
 from ._verdicts import task_verdicts
@@ -80,6 +81,9 @@ __all__ = [
     "task_verdicts",
     "TaskVerdict",
     "Verdict",
+    "Recommendation",
+    "TaskChoice",
+    "recommend",
     "DeltaMInterval",
     "RowPredictions",
     "delta_m_interval",

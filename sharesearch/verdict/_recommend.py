@@ -1,0 +1,223 @@
+"""What to ship: one recommendation per task and overall, from the verdict's test results.
+
+:func:`recommend` reads the verdict's arms (the top-k candidates and the
+reference architectures, each a :class:`~._records.Verdict` against the
+matched control) and names what the test results support:
+``"share as in trial 23"``, ``"share as in trial 23; keep task u independent"``
+or ``"keep independent models"``.
+
+The rule
+--------
+1. **The control check first.** The ``independent`` arm is the control
+   trained again (an A/A comparison). When its Δm interval excludes 0, or
+   any of its tasks is flagged negative or positive transfer, the protocol
+   disagrees with itself and no Δ can be trusted: keep independent models.
+2. **An arm credibly helps** when the lower end of its Δm interval is above
+   0, or at least one of its tasks is flagged positive transfer (Holm).
+3. **Among the arms that credibly help and flag no task negative transfer**,
+   the one with the largest Δm: share as in it, every task.
+4. **Otherwise, among the arms that credibly help with some task flagged
+   negative transfer**, the one with the largest *shipped* Δm (the flagged
+   tasks counted as 0, since they keep their independent network): share as
+   in it, and keep each flagged task independent.
+5. **Otherwise** keep independent models.
+
+Ties go to the arm listed first. "Share" on a task whose own Δ is
+inconclusive or equivalent means the arm's overall gain carries it: the
+per-task ``why`` says so with the task's own label.
+
+Example
+-------
+>>> from sharesearch.verdict import task_verdicts
+>>> dirs = {"a": "maximize", "b": "maximize"}
+>>> base = {"a": [0.80, 0.81, 0.79], "b": [0.70, 0.71, 0.69]}
+>>> up = task_verdicts({"a": [0.88, 0.89, 0.87], "b": [0.77, 0.78, 0.76]}, base, dirs, n_resamples=200)
+>>> r = recommend([{"name": "trial 23", "trial": 23, "graph": None, "verdict": up.to_dict()}])
+>>> r.overall, r.per_task["a"].choice
+('share as in trial 23', 'share')
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .. import fmt
+from ._records import TaskVerdict, Verdict
+
+__all__ = ["CONTROL_ARM", "RULE", "TaskChoice", "Recommendation", "recommend"]
+
+#: the name of the arm that is the control trained again (the A/A check)
+CONTROL_ARM = "independent"
+#: the rule in one sentence (stored with the recommendation)
+RULE = ("control check first (the independent arm's Δm interval must contain 0 and flag no task); then, among arms "
+        "whose Δm interval lies above 0 or that flag a task positive transfer: the largest Δm with no task flagged "
+        "negative transfer, else the largest shipped Δm with the flagged tasks kept independent; else independent "
+        "models")
+
+
+@dataclass(frozen=True)
+class TaskChoice:
+    """What to ship for one task."""
+
+    choice: str  # "share" (the recommended arm's head) or "independent" (the task's own tuned network)
+    why: str  # one line: the test result that supports it
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """What the verdict's test results support shipping, per task and overall."""
+
+    overall: str  # one line: "share as in trial 23", "... ; keep task u independent", "keep independent models"
+    kind: str  # "share" | "share-partly" | "independent"
+    arm: str  # the recommended arm's name ("independent" when no sharing is supported)
+    trial: int | None  # its trial number in the study (None: not a trial)
+    graph: dict | None  # its SharingGraph.to_dict() (None: not stored)
+    per_task: dict[str, TaskChoice]  # task -> what to ship for it and why
+    test_deltas: dict[str, float]  # task -> the recommended arm's test Δ_t (the A/A arm's for independent)
+    delta_m: float  # the shipped Δm on test: the arm's Δm, flagged tasks counted as 0 (NaN: none)
+    control_ok: bool | None  # the A/A check passed (None: no independent arm in the verdict)
+    control_note: str  # the A/A check in words ("" when there is none)
+    rule: str = RULE  # the rule that chose it, in words
+    model_dir: str | None = None  # folder the recommended arm's seed-0 network was saved to (None: not saved)
+    notes: tuple[str, ...] = field(default_factory=tuple)  # further caveats, one line each
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN -> None); ``per_task`` as ``{task: {"choice", "why"}}``."""
+        return {"overall": self.overall, "kind": self.kind, "arm": self.arm, "trial": self.trial,
+                "graph": self.graph, "per_task": {t: {"choice": c.choice, "why": c.why}
+                                                  for t, c in self.per_task.items()},
+                "test_deltas": {t: _enc(v) for t, v in self.test_deltas.items()}, "delta_m": _enc(self.delta_m),
+                "control_ok": self.control_ok, "control_note": self.control_note, "rule": self.rule,
+                "model_dir": self.model_dir, "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Recommendation":
+        """Inverse of :meth:`to_dict`."""
+        return cls(overall=d["overall"], kind=d["kind"], arm=d["arm"], trial=d.get("trial"), graph=d.get("graph"),
+                   per_task={t: TaskChoice(c["choice"], c["why"]) for t, c in (d.get("per_task") or {}).items()},
+                   test_deltas={t: fmt.as_float(v) for t, v in (d.get("test_deltas") or {}).items()},
+                   delta_m=fmt.as_float(d.get("delta_m")), control_ok=d.get("control_ok"),
+                   control_note=d.get("control_note", ""), rule=d.get("rule", RULE), model_dir=d.get("model_dir"),
+                   notes=tuple(d.get("notes") or ()))
+
+    def with_model_dir(self, path: str | None) -> "Recommendation":
+        """The same recommendation with the folder its model was saved to."""
+        return replace(self, model_dir=None if path is None else str(path))
+
+
+def _enc(x: float) -> float | None:
+    return None if not math.isfinite(fmt.as_float(x)) else float(x)
+
+
+def _verdict(arm: Mapping) -> Verdict | None:
+    try:
+        return Verdict.from_dict(arm["verdict"]) if arm.get("verdict") else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _task_line(tv: TaskVerdict) -> str:
+    """``"positive transfer: Δ +3.10% [+1.00%, +5.20%], Holm p 0.0100"``."""
+    ci = fmt.interval(*tv.delta_ci, fmt.delta)
+    return f"{tv.label}: Δ {fmt.delta(tv.delta)} {ci}".rstrip() + f", Holm p {fmt.p_value(tv.p_holm)}"
+
+
+def _control_check(arms: Sequence[tuple[Mapping, Verdict]]) -> tuple[bool | None, str]:
+    """Whether the A/A arm agrees with the control, and the check in words."""
+    for arm, v in arms:
+        if arm.get("name") != CONTROL_ARM:
+            continue
+        flagged = [tv.task for tv in v.tasks if tv.verdict in ("negative transfer", "positive transfer")]
+        lo, hi = v.delta_m_ci
+        dm = f"Δm {fmt.delta(v.delta_m)} {fmt.interval(lo, hi, fmt.delta)}"
+        if not (lo <= 0.0 <= hi) or flagged:
+            why = f"flags {', '.join(flagged)}" if flagged else "its interval excludes 0"
+            return False, (f"control check failed: the independent arm (the control trained again) scored {dm}; "
+                           f"{why}")
+        return True, f"control check passed: the independent arm (the control trained again) scored {dm}"
+    return None, ""
+
+
+def _helps(v: Verdict) -> bool:
+    return v.delta_m_ci[0] > 0.0 or any(tv.verdict == "positive transfer" for tv in v.tasks)
+
+
+def _shipped_dm(v: Verdict) -> float:
+    """Δm with the tasks flagged negative transfer counted as 0 (they keep their independent network)."""
+    w = {tv.task: v.weights.get(tv.task, 1.0) for tv in v.tasks}
+    total = sum(w.values())
+    if total <= 0:
+        return math.nan
+    return sum(w[tv.task] * (0.0 if tv.verdict == "negative transfer" else tv.delta) for tv in v.tasks) / total
+
+
+def _arm_name(arm: Mapping) -> str:
+    name, trial = str(arm.get("name", "?")), arm.get("trial")
+    return name if trial is None or name == f"trial {trial}" else f"{name} (trial {trial})"
+
+
+def recommend(arms: Sequence[Mapping[str, Any]]) -> Recommendation:
+    """The recommendation the verdict's arms support (the rule is in the module docstring).
+
+    Parameters
+    ----------
+    arms : sequence of the verdict's arm dicts
+        ``{"name", "trial", "graph", "verdict": Verdict.to_dict()}`` as
+        :func:`sharesearch.search.compute_verdict` stores them under
+        ``"candidates"``; the arm named ``"independent"`` is the A/A check.
+        An arm whose verdict cannot be read is skipped.
+
+    Returns
+    -------
+    Recommendation
+    """
+    read = [(a, v) for a in arms if (v := _verdict(a)) is not None]
+    control_ok, control_note = _control_check(read)
+    aa = next(((a, v) for a, v in read if a.get("name") == CONTROL_ARM), None)
+    shared = [(a, v) for a, v in read if a.get("name") != CONTROL_ARM and _helps(v)]
+    clean = [(a, v) for a, v in shared if not v.negative_transfer]
+    if control_ok is False:
+        return _independent(read, aa, control_ok, control_note, "the control check failed, so no Δ can be trusted")
+    if clean:
+        arm, v = max(clean, key=lambda av: (av[1].delta_m, -clean.index(av)))
+    elif shared:
+        arm, v = max(shared, key=lambda av: (_shipped_dm(av[1]), -shared.index(av)))
+    else:
+        return _independent(read, aa, control_ok, control_note, "no arm credibly beat the control on test")
+    name = _arm_name(arm)
+    per_task = {}
+    for tv in v.tasks:
+        if tv.verdict == "negative transfer":
+            per_task[tv.task] = TaskChoice("independent", f"{_task_line(tv)} under {name}")
+        elif tv.verdict == "positive transfer":
+            per_task[tv.task] = TaskChoice("share", _task_line(tv))
+        else:
+            per_task[tv.task] = TaskChoice("share", f"{_task_line(tv)}; shared for the arm's overall gain "
+                                                    f"(Δm {fmt.delta(v.delta_m)})")
+    keep = v.negative_transfer
+    overall = f"share as in {name}" + (f"; keep task{'s' if len(keep) > 1 else ''} {', '.join(keep)} independent"
+                                       if keep else "")
+    return Recommendation(overall, "share-partly" if keep else "share", str(arm.get("name")), arm.get("trial"),
+                          arm.get("graph"), per_task, {tv.task: tv.delta for tv in v.tasks}, _shipped_dm(v),
+                          control_ok, control_note)
+
+
+def _independent(read: Sequence[tuple[Mapping, Verdict]], aa: tuple[Mapping, Verdict] | None,
+                 control_ok: bool | None, control_note: str, reason: str) -> Recommendation:
+    """Keep independent models: per task, the best Δ any sharing arm reached and why it was not enough."""
+    per_task: dict[str, TaskChoice] = {}
+    tasks = [tv.task for tv in read[0][1].tasks] if read else []
+    for t in tasks:
+        seen = [(a, v.get(t)) for a, v in read if a.get("name") != CONTROL_ARM and t in {x.task for x in v.tasks}]
+        if control_ok is False or not seen:
+            per_task[t] = TaskChoice("independent", reason)
+            continue
+        arm, tv = max(seen, key=lambda av: fmt.as_float(av[1].delta) if math.isfinite(av[1].delta) else -math.inf)
+        per_task[t] = TaskChoice("independent", f"{reason}; best arm on it: {_arm_name(arm)}, {_task_line(tv)}")
+    deltas = {tv.task: tv.delta for tv in aa[1].tasks} if aa else {}
+    return Recommendation(f"keep independent models: {reason}", "independent", CONTROL_ARM,
+                          aa[0].get("trial") if aa else None, aa[0].get("graph") if aa else None, per_task, deltas,
+                          0.0, control_ok, control_note)

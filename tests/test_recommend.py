@@ -1,0 +1,76 @@
+"""The recommendation rule on hand-built verdicts: share, keep one task independent, keep independent models,
+and a control that disagrees with itself."""
+
+from __future__ import annotations
+
+import json
+
+from sharesearch.verdict import Recommendation, recommend, task_verdicts
+
+DIRS = {"a": "maximize", "b": "maximize", "c": "minimize"}
+BASE = {"a": [0.80, 0.81, 0.79, 0.80], "b": [0.70, 0.71, 0.69, 0.70], "c": [10.0, 10.1, 9.9, 10.0]}
+
+
+def arm(name: str, trial: int | None, shift: dict[str, float]) -> dict:
+    """An arm dict as compute_verdict stores it: candidate = baseline + shift per task (tiny jitter)."""
+    jit = [0.0, 0.002, -0.002, 0.001]
+    cand = {t: [x + shift.get(t, 0.0) + j for x, j in zip(v, jit)] for t, v in BASE.items()}
+    v = task_verdicts(cand, BASE, DIRS, n_resamples=200)
+    return {"name": name, "trial": trial, "graph": {"tag": name}, "verdict": v.to_dict()}
+
+
+AA = arm("independent", 0, {})
+
+
+def test_share_the_arm_with_the_largest_gain_and_no_harm():
+    small = arm("shared-bottom", 1, {"a": 0.03})
+    big = arm("trial 23", 23, {"a": 0.08, "b": 0.07})
+    harmful = arm("trial 9", 9, {"a": 0.2, "c": 3.0})  # larger Δm on a but harms c: not preferred
+    r = recommend([AA, small, big, harmful])
+    assert r.overall == "share as in trial 23" and r.kind == "share"
+    assert (r.arm, r.trial, r.graph) == ("trial 23", 23, {"tag": "trial 23"})
+    assert {t: c.choice for t, c in r.per_task.items()} == {"a": "share", "b": "share", "c": "share"}
+    assert r.per_task["a"].why.startswith("positive transfer: Δ +")
+    assert "overall gain" in r.per_task["c"].why
+    assert r.test_deltas["a"] > 0.09 and r.control_ok is True
+
+
+def test_keep_one_task_independent_when_the_best_arm_harms_it():
+    r = recommend([AA, arm("mmoe", 2, {"a": 0.1, "b": 0.08, "c": 2.0}), arm("trial 4", 4, {"a": 0.02, "c": 3.0})])
+    assert r.overall == "share as in mmoe (trial 2); keep task c independent"
+    assert r.kind == "share-partly" and r.arm == "mmoe"
+    assert r.per_task["c"].choice == "independent" and "negative transfer" in r.per_task["c"].why
+    assert r.per_task["a"].choice == "share"
+    # the shipped Δm counts the independent task as 0: the mean of a's and b's gains over three tasks
+    assert abs(r.delta_m - (r.test_deltas["a"] + r.test_deltas["b"]) / 3) < 1e-12
+
+
+def test_keep_independent_models_when_nothing_credibly_helps():
+    r = recommend([AA, arm("shared-bottom", 1, {"a": -0.1}), arm("trial 3", 3, {})])
+    assert r.overall.startswith("keep independent models") and r.kind == "independent"
+    assert r.arm == "independent" and r.trial == 0
+    assert all(c.choice == "independent" for c in r.per_task.values())
+    assert "best arm on it" in r.per_task["a"].why
+    assert set(r.test_deltas) == set(DIRS)
+
+
+def test_a_control_that_disagrees_with_itself_overrules_every_gain():
+    bad_aa = arm("independent", 0, {"a": 0.1, "b": 0.1})  # the control trained again "gains": protocol broken
+    r = recommend([bad_aa, arm("trial 23", 23, {"a": 0.2, "b": 0.2})])
+    assert r.control_ok is False and r.kind == "independent"
+    assert "control check failed" in r.control_note and "control check failed" in r.overall
+    assert all("control check failed" in c.why for c in r.per_task.values())
+
+
+def test_without_an_independent_arm_the_check_is_unknown_and_round_trips_through_json():
+    r = recommend([arm("trial 5", 5, {"b": 0.1})])
+    assert r.control_ok is None and r.overall == "share as in trial 5"
+    r = r.with_model_dir("runs/s/model")
+    d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert {"overall", "arm", "trial", "graph", "per_task", "test_deltas", "model_dir"} <= set(d)
+    assert Recommendation.from_dict(d) == r
+
+
+def test_unreadable_arms_are_skipped():
+    r = recommend([{"name": "trial 1", "trial": 1, "verdict": {"broken": True}}, arm("trial 2", 2, {"a": 0.1})])
+    assert r.arm == "trial 2"
