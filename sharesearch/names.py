@@ -48,6 +48,7 @@ __all__ = [
     "METRICS",
     "REFERENCE_ARCHITECTURES",
     "Metric",
+    "metric_names",
     "Pref",
     "ReferencePoint",
     "SpaceDefaults",
@@ -92,6 +93,15 @@ class Metric:
     kinds: tuple[str, ...]  # task kinds it applies to ("binary", "multiclass", "regression")
 
 
+def metric_names(kind: str) -> tuple[str, ...]:
+    """The metrics that apply to a task of ``kind``, in registry order.
+
+    >>> metric_names("binary")
+    ('auc', 'accuracy', 'macro_f1', 'f1', 'average_precision', 'logloss')
+    """
+    return tuple(m.name for m in METRICS.values() if kind in m.kinds)
+
+
 #: metric name -> record, in the order reports list them
 METRICS: dict[str, Metric] = {
     m.name: m
@@ -99,6 +109,8 @@ METRICS: dict[str, Metric] = {
         Metric("auc", "maximize", ("binary",)),
         Metric("accuracy", "maximize", ("binary", "multiclass")),
         Metric("macro_f1", "maximize", ("binary", "multiclass")),
+        Metric("f1", "maximize", ("binary",)),  # F1 of the positive class
+        Metric("average_precision", "maximize", ("binary",)),  # area under the precision-recall curve
         Metric("logloss", "minimize", ("binary", "multiclass")),
         Metric("rmse", "minimize", ("regression",)),
         Metric("mae", "minimize", ("regression",)),

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .names import METRICS
+from .names import METRICS, metric_names
 
 __all__ = [
     "TASK_KINDS",
@@ -90,11 +90,14 @@ class TaskSpec:
             object.__setattr__(self, "n_classes", 2)
         if not self.metrics:
             object.__setattr__(self, "metrics", _DEFAULT_METRICS[self.kind])
+        valid = ", ".join(metric_names(self.kind))
         for m in self.metrics:
             if m not in METRICS:
-                raise SharesearchError(f"task {self.name!r}: unknown metric {m!r}; valid metrics: {sorted(METRICS)}")
+                raise SharesearchError(f"task {self.name!r}: unknown metric {m!r}; valid metrics of a {self.kind} "
+                                       f"task: {valid}")
             if self.kind not in METRICS[m].kinds:
-                raise SharesearchError(f"task {self.name!r}: metric {m!r} does not apply to a {self.kind} task")
+                raise SharesearchError(f"task {self.name!r}: metric {m!r} does not apply to a {self.kind} task "
+                                       f"(valid: {valid})")
         if not (isinstance(self.weight, (int, float)) and math.isfinite(self.weight) and self.weight > 0):
             raise SharesearchError(f"task {self.name!r}: weight must be a positive number, got {self.weight!r}")
         if not (self.target_std > 0 and math.isfinite(self.target_std)):
@@ -135,19 +138,28 @@ def labelled_mask(spec: TaskSpec, y: torch.Tensor) -> torch.Tensor:
     return ~torch.isnan(y)
 
 
-def task_loss(spec: TaskSpec, out: torch.Tensor, y: torch.Tensor, dense: bool = False) -> torch.Tensor:
+def task_loss(spec: TaskSpec, out: torch.Tensor, y: torch.Tensor, dense: bool = False,
+              weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean loss over the labelled examples (0, with a graph, when there are none).
 
     ``out`` is the head output, shape [B, out_dim]; ``y`` is [B] (float, NaN =
     missing). Regression targets are expected already standardised. The
     computation is masked rather than indexed, so it never synchronises a GPU.
     ``dense=True`` promises every label is present and skips the masking.
+    ``weights`` ([B], finite, >= 0; a spec's ``weight_column``) makes it the
+    weighted mean ``sum(w * loss) / sum(w)`` over the labelled rows, so a row of
+    weight 2 counts as that row twice; ``None`` is the plain mean, computed
+    exactly as before weights existed.
 
     >>> spec = TaskSpec("t", "binary")
     >>> float(task_loss(spec, torch.zeros(2, 1), torch.tensor([1.0, float("nan")])))  # log 2
     0.6931471824645996
+    >>> out, y = torch.tensor([[0.0], [2.0]]), torch.tensor([1.0, 0.0])
+    >>> twice = task_loss(spec, torch.tensor([[0.0], [0.0], [2.0]]), torch.tensor([1.0, 1.0, 0.0]))
+    >>> bool(torch.isclose(task_loss(spec, out, y, weights=torch.tensor([2.0, 1.0])), twice))
+    True
     """
-    if dense:
+    if dense and weights is None:
         o, t = out.float(), y.float()
         if spec.kind == "binary":
             return F.binary_cross_entropy_with_logits(o[:, 0], t)
@@ -158,13 +170,16 @@ def task_loss(spec: TaskSpec, out: torch.Tensor, y: torch.Tensor, dense: bool = 
     yy = torch.where(mask, y, torch.zeros_like(y))  # [B]
     o = out.float()
     if spec.kind == "binary":
-        per = F.binary_cross_entropy_with_logits(o[:, 0], yy.float(), reduction="none")
+        per = F.binary_cross_entropy_with_logits(o[:, 0], yy.float(), reduction="none")  # [B]
     elif spec.kind == "multiclass":
-        per = F.cross_entropy(o, yy.long(), reduction="none")
+        per = F.cross_entropy(o, yy.long(), reduction="none")  # [B]
     else:
-        per = (o[:, 0] - yy.float()) ** 2
-    m = mask.to(per.dtype)
-    return (per * m).sum() / m.sum().clamp(min=1.0)
+        per = (o[:, 0] - yy.float()) ** 2  # [B]
+    m = mask.to(per.dtype)  # [B]
+    if weights is None:
+        return (per * m).sum() / m.sum().clamp(min=1.0)
+    wm = weights.to(per.dtype) * m  # [B]: 0 on unlabelled rows
+    return (per * wm).sum() / wm.sum().clamp(min=torch.finfo(per.dtype).tiny)  # 0 when no weight is labelled
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -178,16 +193,20 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float:
     return float((r[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def _macro_f1(y: np.ndarray, pred: np.ndarray, n: int) -> float:
-    f1s = []
-    for c in range(n):
-        tp = np.sum((pred == c) & (y == c))
-        fp = np.sum((pred == c) & (y != c))
-        fn = np.sum((pred != c) & (y == c))
-        if tp + fp + fn == 0:
-            continue
-        f1s.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(f1s)) if f1s else float("nan")
+def _f1(y: np.ndarray, pred: np.ndarray, average: str) -> float:
+    """scikit-learn's F1 (NaN, not a warning, when no row is positive in labels or predictions)."""
+    from sklearn.metrics import f1_score
+
+    if average == "binary" and not ((y == 1).any() or (pred == 1).any()):
+        return float("nan")
+    return float(f1_score(y, pred, average=average, zero_division=0.0))
+
+
+def _average_precision(y: np.ndarray, s: np.ndarray) -> float:
+    """scikit-learn's average precision of scores ``s`` (NaN without a positive label)."""
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(y, s)) if (y == 1).any() else float("nan")
 
 
 def compute_metric(spec: TaskSpec, metric: str, out: torch.Tensor, y: torch.Tensor) -> float:
@@ -195,6 +214,16 @@ def compute_metric(spec: TaskSpec, metric: str, out: torch.Tensor, y: torch.Tens
 
     Regression outputs and targets are un-standardised with the spec's
     ``target_mean``/``target_std`` first, so RMSE/MAE are in original units.
+    F1 (``f1``: the positive class of a binary task; ``macro_f1``) and
+    ``average_precision`` are scikit-learn's; a binary prediction is positive
+    when its logit is > 0. Metrics are unweighted (sample weights shape the
+    loss only). NaN when a score is undefined (no labelled row; AUC or
+    average precision without both classes; F1 with no positive at all).
+
+    >>> spec = TaskSpec("t", "binary")
+    >>> logits, y = torch.tensor([[2.0], [-1.0], [0.5], [-3.0]]), torch.tensor([1.0, 1.0, 0.0, float("nan")])
+    >>> compute_metric(spec, "f1", logits, y), round(compute_metric(spec, "average_precision", logits, y), 4)
+    (0.5, 0.8333)
     """
     mask = labelled_mask(spec, y)
     if not bool(mask.any()):
@@ -218,7 +247,11 @@ def compute_metric(spec: TaskSpec, metric: str, out: torch.Tensor, y: torch.Tens
         if metric == "accuracy":
             return float(np.mean((s > 0) == (t == 1)))
         if metric == "macro_f1":
-            return _macro_f1(t.astype(int), (s > 0).astype(int), 2)
+            return _f1(t.astype(int), (s > 0).astype(int), "macro")
+        if metric == "f1":
+            return _f1(t.astype(int), (s > 0).astype(int), "binary")
+        if metric == "average_precision":
+            return _average_precision(t.astype(int), s)
         if metric == "logloss":
             p = 1 / (1 + np.exp(-s))
             p = np.clip(p, 1e-7, 1 - 1e-7)
@@ -228,7 +261,7 @@ def compute_metric(spec: TaskSpec, metric: str, out: torch.Tensor, y: torch.Tens
         if metric == "accuracy":
             return float(np.mean(pred == t))
         if metric == "macro_f1":
-            return _macro_f1(t.astype(int), pred, spec.n_classes)
+            return _f1(t.astype(int), pred, "macro")
         if metric == "logloss":
             lo = o - o.max(axis=1, keepdims=True)
             logp = lo - np.log(np.exp(lo).sum(axis=1, keepdims=True))
