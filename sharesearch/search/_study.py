@@ -15,7 +15,9 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -29,8 +31,8 @@ from ._liveness import FINISHED, Heartbeats, counted_trials, mark_worker
 from ._records import StudyContext, StudyData
 from ._storage import study_names
 
-__all__ = ["prepare_study", "default_study_name", "load_study_data", "make_sampler", "make_pruner", "step_cap",
-           "finished_count", "FINISHED", "ask", "worker_seed"]
+__all__ = ["prepare_study", "default_study_name", "legacy_study_name", "load_study_data", "make_sampler",
+           "make_pruner", "step_cap", "finished_count", "FINISHED", "ask", "worker_seed"]
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -39,9 +41,41 @@ def finished_count(study: optuna.Study) -> int:
     return counted_trials(study)
 
 
-def default_study_name(data: MultiTaskData, space: SearchSpace) -> str:
-    """A name that resumes the same search: data source, data and space fingerprints."""
+def default_study_name(data: MultiTaskData, space: SearchSpace, existing: Collection[str] = ()) -> str:
+    """A readable name that resumes the same search: ``<data>-<space>-<6 hex digits>``.
+
+    The digits hash the data's and the space's fingerprints together, so the
+    same data and space give the same name (and resume the study) and any other
+    pair gives another. A study made before names were readable
+    (``<data>-<8 hex>-<8 hex>``, :func:`legacy_study_name`) keeps its name: when
+    it is among ``existing`` (the studies already there) and the readable one
+    is not, that old name is returned.
+
+    >>> from sharesearch.data import load_data
+    >>> from sharesearch.space import load_space
+    >>> data, space = load_data("synthetic-mmoe", n=200, seed=0), load_space("tiny")
+    >>> name = default_study_name(data, space)
+    >>> name.startswith("synthetic-mmoe-tiny-"), len(name.rsplit("-", 1)[1])
+    (True, 6)
+    >>> old = legacy_study_name(data, space)
+    >>> default_study_name(data, space, existing=[old]) == old
+    True
+    """
+    digest = hashlib.sha256(f"{data.fingerprint()}:{space.fingerprint()}".encode()).hexdigest()[:6]
+    readable = f"{_slug(data.name, 48)}-{_slug(space.name, 32)}-{digest}"
+    legacy = legacy_study_name(data, space)
+    return legacy if legacy in existing and readable not in existing else readable
+
+
+def legacy_study_name(data: MultiTaskData, space: SearchSpace) -> str:
+    """The default name of studies made before readable names (data name and two fingerprints)."""
     return f"{data.name}-{data.fingerprint()[:8]}-{space.fingerprint()[:8]}"
+
+
+def _slug(text: str, most: int) -> str:
+    """``text`` in the characters a study name allows (others become ``-``), at most ``most`` long."""
+    slug = re.sub(r"[^A-Za-z0-9._+=-]+", "-", str(text)).strip("-._+=")[:most].rstrip("-._+=")
+    return slug or "x"
 
 
 def worker_seed(seed: int, worker: int = 0) -> int:
