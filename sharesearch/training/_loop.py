@@ -366,9 +366,10 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
         batches = list(batcher)
         for i, idx in enumerate(batches):
             xb, yb = data.x[idx], data.y[idx]  # [B, *input_shape], [B, T_data]
+            wb = None if data.weights is None else data.weights[idx]  # [B] sample weights, or None
             with _autocast(device, config.amp):
                 out = model(xb, tasks=names)
-            losses = {t: task_loss(s, out[t], yb[:, c], dense) for t, s, c in zip(names, specs, cols)}
+            losses = {t: task_loss(s, out[t], yb[:, c], dense, wb) for t, s, c in zip(names, specs, cols)}
             counts = None  # dense: every task is labelled in every row
             if not dense:  # a task unlabelled in the batch has loss 0, a perfect fit to the eye: say so
                 labelled = (~torch.isnan(yb[:, cols])).sum(dim=0)  # [T], no device sync

@@ -183,9 +183,10 @@ class _StepModule(nn.Module):
         self.net, self.specs, self.cols, self.dense, self.penalty = net, list(specs), list(cols), dense, penalty
         self.names = [s.name for s in specs]
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, y: torch.Tensor,
+                w: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.net(x, tasks=self.names)  # {task: [B, out_dim]}
-        losses = torch.stack([task_loss(s, out[s.name], y[:, c], self.dense)
+        losses = torch.stack([task_loss(s, out[s.name], y[:, c], self.dense, w)
                               for s, c in zip(self.specs, self.cols)])  # [T]
         pen = self.net.penalty() if self.penalty else losses.new_zeros(())
         return losses, pen
@@ -260,16 +261,19 @@ class _Population:
         self.done: list[_Member] = []
 
     # ------------------------------------------------------------- stepping
-    def _losses(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``xb [P, B, *in]``, ``yb [P, B, T_data]`` -> per-member task losses ``[P, T]`` and penalties ``[P]``."""
+    def _losses(self, xb: torch.Tensor, yb: torch.Tensor,
+                wb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``xb [P, B, *in]``, ``yb [P, B, T_data]``, sample weights ``wb [P, B]`` or None
+        -> per-member task losses ``[P, T]`` and penalties ``[P]``."""
         named = {f"net.{k}": v for k, v in self.params.items()}
         bufs = {f"net.{k}": v for k, v in self.buffers.items()}
+        batch = (xb, yb) if wb is None else (xb, yb, wb)
 
-        def one(p, b, x, y):
-            return functional_call(self.step_module, (p, b), (x, y))
+        def one(p, b, *args):
+            return functional_call(self.step_module, (p, b), args)
 
         with _autocast(self.device, self.cfg.amp):
-            return vmap(one, randomness="different")(named, bufs, xb, yb)
+            return vmap(one, randomness="different")(named, bufs, *batch)
 
     @torch.no_grad()
     def _evaluate(self) -> list[dict[str, dict[str, float]]]:
@@ -303,7 +307,8 @@ class _Population:
             loss_sum = torch.zeros(len(self.members), len(self.names), device=self.device)  # [P, T]
             for i in range(n_batches):
                 idx = torch.stack([m.batches[i] for m in self.members])  # [P, B]
-                losses, pen = self._losses(data.x[idx], data.y[idx])  # [P, T], [P]
+                wb = None if data.weights is None else data.weights[idx]  # [P, B] or None
+                losses, pen = self._losses(data.x[idx], data.y[idx], wb)  # [P, T], [P]
                 # as EqualWeighting: a NaN loss contributes nothing (zero gradient), priorities multiply
                 kept = torch.where(torch.isnan(losses), torch.zeros_like(losses), losses)
                 self.opt.zero_grad()
