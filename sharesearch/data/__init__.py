@@ -45,6 +45,7 @@ __all__ = [
     "load_data",
     "SOURCES",
     "register_source",
+    "source_options",
     "IndexBatcher",
     "SAMPLINGS",
     "DataSpecError",
@@ -57,24 +58,46 @@ __all__ = [
 
 #: source name -> builder(**options) -> MultiTaskData
 SOURCES: dict[str, Callable[..., MultiTaskData]] = {}
+#: source name -> the options its builder takes (listed in errors and in the command line's help)
+_OPTIONS: dict[str, tuple[str, ...]] = {}
 
 
-def register_source(name: str, builder: Callable[..., MultiTaskData]) -> None:
+def register_source(name: str, builder: Callable[..., MultiTaskData],
+                    options: "Callable[..., Any] | None" = None) -> None:
     """Make ``builder(**options)`` available as ``load_data(name, **options)``.
 
-    >>> register_source("tiny-mmoe", lambda **o: make_synthetic_mmoe(n=40, **o))
-    >>> load_data("tiny-mmoe").n
-    40
+    ``options`` is the function whose named parameters are the source's
+    options, when ``builder`` only forwards ``**options`` to it (a preset);
+    default: ``builder`` itself.
+
+    >>> register_source("tiny-mmoe", lambda n=40, **o: make_synthetic_mmoe(n=n, **o), options=make_synthetic_mmoe)
+    >>> load_data("tiny-mmoe").n, source_options("tiny-mmoe")[:3]
+    (40, ('n', 'd', 'p'))
     >>> del SOURCES["tiny-mmoe"]
     """
     if not isinstance(name, str) or not name or Path(name).suffix.lower() in SPEC_SUFFIXES:
         raise SharesearchError(f"register_source: invalid source name {name!r}")
+    params = inspect.signature(options or builder).parameters.values()
     SOURCES[name] = builder
+    _OPTIONS[name] = tuple(p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+
+def source_options(name: str) -> tuple[str, ...]:
+    """The options of the built-in source ``name``, ``search_rows`` (every source's) last.
+
+    >>> source_options("multifashion")
+    ('root', 'n_train', 'n_val', 'n_test', 'seed', 'search_rows')
+    >>> source_options("synthetic-planted") == source_options("synthetic-mmoe")
+    True
+    """
+    if name not in SOURCES:
+        raise SharesearchError(f"unknown data source {name!r}; valid names: {', '.join(sorted(SOURCES))}")
+    return (*_OPTIONS.get(name, ()), "search_rows")
 
 
 register_source("synthetic-mmoe", make_synthetic_mmoe)
-register_source("synthetic-planted", make_synthetic_planted)
-register_source("synthetic-null", make_synthetic_null)
+register_source("synthetic-planted", make_synthetic_planted, options=make_synthetic_mmoe)
+register_source("synthetic-null", make_synthetic_null, options=make_synthetic_mmoe)
 register_source("multifashion", make_multifashion)
 
 
@@ -111,11 +134,9 @@ def load_data(source: "str | os.PathLike[str]", **options: Any) -> MultiTaskData
     """
     if isinstance(source, str) and source in SOURCES:
         search_rows = check_search_rows(options.pop("search_rows", None), f"load_data({source!r}): search_rows")
-        builder = SOURCES[source]
-        params = inspect.signature(builder).parameters
-        valid = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        builder, valid = SOURCES[source], source_options(source)
         unknown = sorted(set(options) - set(valid))
-        if unknown and valid:
+        if unknown and valid[:-1]:  # a source registered with no named options takes what it takes
             raise SharesearchError(f"load_data({source!r}): unknown option {unknown[0]!r}; "
                                    f"valid options: {', '.join(valid)}")
         try:
