@@ -33,9 +33,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
@@ -43,13 +44,15 @@ from optuna.trial import TrialState
 from ..data import MultiTaskData
 from ..space import Candidate, SearchSpace
 from ..tasks import metric_direction
-from ..training import Progress, TrainConfig, TrainResult, train_population
+from ..training import Progress, TrainConfig, TrainResult, step_budget, train_population
 from ..verdict import relative_delta
 from ._config import SearchConfig
 from ._liveness import wait_until, worker_id
+from ._log import EvalLog, trial_log_name
 from ._records import StudyContext, TaskBaseline, TrialRecord
 
-__all__ = ["make_objective", "TrialRunner", "PendingTrial", "task_deltas", "weighted_mean", "objective_values"]
+__all__ = ["make_objective", "TrialRunner", "PendingTrial", "task_deltas", "weighted_mean", "objective_values",
+           "close_logs"]
 
 
 def task_deltas(data: MultiTaskData, primary: Mapping[str, float], baselines: Mapping[str, TaskBaseline]
@@ -172,6 +175,7 @@ class PendingTrial:
     rec: TrialRecord  # what is recorded so far
     config: TrainConfig  # the training configuration of its run
     t0: float  # when the trial began (perf_counter)
+    log: EvalLog | None = None  # its training log (TrialRunner.reporter opens it; finish closes it)
 
 
 class TrialRunner:
@@ -184,13 +188,16 @@ class TrialRunner:
     the trial's values. Between them the caller trains one pending trial or a
     population of them, each with its own :meth:`reporter` (which reports Δm at
     every evaluation and prunes). Calling the runner is the one-trial objective.
+    With a ``run_dir``, each trained trial's evaluations also go to its log
+    there (:mod:`sharesearch.search._log`); ``None``: no logs.
     """
 
     def __init__(self, study: optuna.Study, data: MultiTaskData, space: SearchSpace, cfg: SearchConfig,
                  train_base: TrainConfig, baselines: Mapping[str, TaskBaseline],
-                 sampler_seed: int | None = None) -> None:
+                 sampler_seed: int | None = None, run_dir: str | Path | None = None) -> None:
         self.study, self.data, self.space, self.cfg = study, data, space, cfg
         self.sampler_seed = sampler_seed  # recorded on every trial this worker proposes
+        self.run_dir = run_dir  # the run folder its trials log to (None: no logs)
         self.train_base, self.baselines = train_base, baselines
         self.ref_by_key = {v: k for k, v in StudyContext.from_study(study).references.items()}
 
@@ -229,14 +236,26 @@ class TrialRunner:
                 duration_s=time.perf_counter() - t0).write(trial, since=rec)
         return prev.values if self.cfg.multi_objective else prev.value
 
+    def open_log(self, p: PendingTrial) -> EvalLog | None:
+        """The trial's training log in the run folder (``None`` without one); closed by :meth:`finish`."""
+        if self.run_dir is None:
+            return None
+        tasks = [t for t in self.data.tasks if t.name in p.rec.sharing_graph().tasks]
+        per_epoch = step_budget(p.config.updated(epochs=1, max_steps=None), self.data, [t.name for t in tasks])
+        return EvalLog(self.run_dir, trial_log_name(p.trial.number), tasks, per_epoch, deltas=True)
+
     def reporter(self, p: PendingTrial) -> Callable[[int, dict[str, float], Progress], None]:
-        """The trial's evaluation callback: report Δm at every evaluation, raise TrialPruned when pruned."""
+        """The trial's evaluation callback: log the evaluation, report Δm, raise TrialPruned when pruned."""
         data, cfg, trial, rec = self.data, self.cfg, p.trial, p.rec
+        p.log = self.open_log(p)
 
         def report(epoch: int, primary: dict[str, float], progress: Progress) -> None:
+            deltas = task_deltas(data, primary, self.baselines)
+            dm = weighted_mean(data, deltas)
+            if p.log is not None:
+                p.log(epoch, primary, progress, deltas=deltas, delta_m=dm)
             if cfg.multi_objective:
                 return
-            dm = weighted_mean(data, task_deltas(data, primary, self.baselines))
             if math.isfinite(dm):
                 trial.report(dm, progress.step)  # the resource is optimizer steps, not epochs
                 if rec.reference is None and trial.should_prune():  # a reference is never pruned
@@ -249,6 +268,8 @@ class TrialRunner:
     def finish(self, p: PendingTrial, res: TrainResult) -> float | list[float]:
         """Record the trained run; the trial's values (re-raises a pruning, raises TrialPruned on divergence)."""
         data, cfg, rec = self.data, self.cfg, p.rec
+        if p.log is not None:
+            p.log.close()
         if res.status == "stopped" and res.interrupted is not None:
             raise res.interrupted
         done = replace(rec, duration_s=time.perf_counter() - p.t0,
@@ -268,13 +289,23 @@ class TrialRunner:
         p = self.begin(trial)
         if not isinstance(p, PendingTrial):
             return p
-        (res,) = train_population(p.rec.sharing_graph(), self.data, [p.config], callbacks=[self.reporter(p)],
-                                  keep_model=False)
+        try:
+            (res,) = train_population(p.rec.sharing_graph(), self.data, [p.config], callbacks=[self.reporter(p)],
+                                      keep_model=False)
+        finally:
+            close_logs([p])
         return self.finish(p, res)
+
+
+def close_logs(pending: Sequence[PendingTrial]) -> None:
+    """Close the training logs of ``pending`` (after their training, whatever happened)."""
+    for p in pending:
+        if p.log is not None:
+            p.log.close()
 
 
 def make_objective(study: optuna.Study, data: MultiTaskData, space: SearchSpace, cfg: SearchConfig,
                    train_base: TrainConfig, baselines: Mapping[str, TaskBaseline],
-                   sampler_seed: int | None = None) -> TrialRunner:
+                   sampler_seed: int | None = None, run_dir: str | Path | None = None) -> TrialRunner:
     """The objective every worker optimises: a :class:`TrialRunner` (callable on one trial)."""
-    return TrialRunner(study, data, space, cfg, train_base, baselines, sampler_seed)
+    return TrialRunner(study, data, space, cfg, train_base, baselines, sampler_seed, run_dir)

@@ -35,7 +35,7 @@ from optuna.trial import TrialState
 from ..space import SearchSpace
 from ..training import MEMBER_FIELDS, TrainConfig, population_groups, resolve_device, train_population
 from ._liveness import Heartbeats, retry, sweep_dead_trials
-from ._objective import PendingTrial, TrialRunner
+from ._objective import PendingTrial, TrialRunner, close_logs
 from ._records import TrialRecord
 from ._study import ask, finished_count
 
@@ -207,8 +207,11 @@ def _train(study: optuna.Study, runner: TrialRunner, batch: list[PendingTrial], 
     for p in batch:
         by_graph.setdefault(p.rec.graph_key, []).append(p)
     for group in by_graph.values():
-        results = train_population(group[0].rec.sharing_graph(), runner.data, [p.config for p in group],
-                                   callbacks=[runner.reporter(p) for p in group], keep_model=False)
+        try:
+            results = train_population(group[0].rec.sharing_graph(), runner.data, [p.config for p in group],
+                                       callbacks=[runner.reporter(p) for p in group], keep_model=False)
+        finally:
+            close_logs(group)
         for p, res in zip(group, results):
             try:
                 values = runner.finish(p, res)

@@ -25,6 +25,7 @@ from ._baselines import ensure_baselines
 from ._config import SearchConfig, SearchError
 from ._dashboard import annotate_for_dashboard
 from ._liveness import sweep_dead_trials
+from ._log import run_folder
 from ._objective import make_objective
 from ._populations import optimize_in_populations, trial_population
 from ._records import StudyContext
@@ -40,7 +41,7 @@ __all__ = ["run_worker", "run_search", "sweep_dead_trials"]
 def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, device: str | None = None,
                n_trials: int | None = None, data: MultiTaskData | None = None,
                callbacks: Sequence[Callable] = (), timeout: float | None = None, worker: int | None = None,
-               heartbeat: int = HEARTBEAT_S, threads: int | None = None) -> None:
+               heartbeat: int = HEARTBEAT_S, threads: int | None = None, run_dir: str | Path | None = None) -> None:
     """Join a study and run trials until it has ``n_trials`` counted trials (the study's own number by default).
 
     Everything about the search (space, data, budgets) comes from the study
@@ -57,7 +58,10 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
     database trial's heartbeats, see :func:`~sharesearch.search.open_storage`)
     and ``threads`` (torch's CPU threads in this process; ``None``: torch's
     default; local workers sharing a CPU split its cores, as oversubscribed
-    threads slowed 4 workers on 2 cores several-fold).
+    threads slowed 4 workers on 2 cores several-fold) and ``run_dir`` (the run
+    folder where each trial this worker trains writes its training log,
+    :mod:`sharesearch.search._log`; ``None``: :func:`~sharesearch.search._log.run_folder`
+    of the storage, so a worker on a database server's storage logs nowhere).
     However many workers join, the study stops at exactly ``n_trials`` counted
     trials, no two workers train the same candidate, and a dead worker's trial
     is failed with the reason and retried once (:mod:`sharesearch.search._liveness`).
@@ -67,6 +71,7 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
         import torch
 
         torch.set_num_threads(threads)
+    run_dir = Path(run_dir) if run_dir is not None else run_folder(storage, study_name)
     if isinstance(storage, str):
         storage = open_storage(storage, must_exist=True, heartbeat=heartbeat)
     study = load_study(storage, study_name)
@@ -89,7 +94,8 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
     target = n_trials if n_trials is not None else cfg.n_trials
     if finished_count(study) >= target:
         return
-    objective = make_objective(study, data, space, cfg, train_base, baselines, worker_seed(cfg.seed, number))
+    objective = make_objective(study, data, space, cfg, train_base, baselines, worker_seed(cfg.seed, number),
+                               run_dir=run_dir)
     k = trial_population(train_base.device, cfg.population)
     optimize_in_populations(study, objective, space, population=k, target=target, timeout=timeout,
                             callbacks=callbacks)
@@ -134,7 +140,7 @@ class _Progress:
 
 def _run_local_workers(st: optuna.storages.BaseStorage, study: optuna.Study, data: MultiTaskData,
                        space: SearchSpace, train_base: TrainConfig, config: SearchConfig, workers: int,
-                       timeout: float | None, bar: _Progress) -> None:
+                       timeout: float | None, bar: _Progress, run_dir: Path | None) -> None:
     """``workers`` spawned processes (numbers 0 .. workers-1) join the study (one per GPU, round robin)."""
     import multiprocessing as mp
 
@@ -148,7 +154,8 @@ def _run_local_workers(st: optuna.storages.BaseStorage, study: optuna.Study, dat
     ctxmp = mp.get_context("spawn")
     procs = [ctxmp.Process(target=run_worker, args=(url, study.study_name),
                            kwargs={"device": f"cuda:{i % n_gpu}" if n_gpu else train_base.device,
-                                   "n_trials": config.n_trials, "timeout": timeout, "worker": i, "threads": threads})
+                                   "n_trials": config.n_trials, "timeout": timeout, "worker": i, "threads": threads,
+                                   "run_dir": run_dir})
              for i in range(workers)]
     for p in procs:
         p.start()
@@ -174,7 +181,9 @@ def run_search(data: MultiTaskData, data_source: Mapping[str, Any], space: Searc
     are checked before anything is written (:mod:`sharesearch.search._validate`).
     The device (``train_base.device``), ``config.timeout`` and ``workers``
     belong to this run, not to the study: the study stores ``auto`` and no
-    time limit, so a later run or worker chooses its own.
+    time limit, so a later run or worker chooses its own. Training logs go to
+    the run folder of a local storage file (``runs_dir/<study>`` by default,
+    :func:`~sharesearch.search._log.run_folder`), else to ``runs_dir/<study>``.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if study_name is not None:
@@ -192,14 +201,15 @@ def run_search(data: MultiTaskData, data_source: Mapping[str, Any], space: Searc
                           stored_train)
     search_data = _search_rows(StudyContext.from_study(study).data.source, data, study_name, asked=rows)
     sweep_dead_trials(study)
+    run_dir = run_folder(st, study_name) or Path(runs_dir) / study_name
     bar = _Progress(study, config.n_trials, progress)
     try:
         if workers <= 1:
             run_worker(st, study_name, data=data, n_trials=config.n_trials, callbacks=[bar], device=device,
-                       timeout=timeout, worker=0)
+                       timeout=timeout, worker=0, run_dir=run_dir)
         else:
             _run_local_workers(st, study, search_data, space, stored_train.updated(device=device), config,
-                               workers, timeout, bar)
+                               workers, timeout, bar, run_dir)
     finally:
         bar.close()
     if verdict:
