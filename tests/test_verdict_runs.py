@@ -131,3 +131,21 @@ def test_still_learning_runs_are_flagged_when_the_budget_is_cut_short(study, dat
     assert flagged and all(set(c["runs"]["still_learning_tasks"]) <= set(data.task_names) for c in flagged)
     html = report_html(load_results(study._storage, "v"))
     assert "still improving at the budget&#x27;s end: raise max_steps" in html  # html-escaped apostrophe
+
+
+def test_the_recommended_model_is_saved_beside_never_over_an_earlier_one(study, data, tmp_path):
+    from sharesearch.export import load_model
+
+    folder = tmp_path / "run" / "model"
+    first = compute_verdict(study, data, n_seeds=2, row_resamples=0, top_k=0, model_dir=folder)
+    second = compute_verdict(study, data, n_seeds=2, row_resamples=0, top_k=0, model_dir=folder)
+    rec1, rec2 = first["recommendation"], second["recommendation"]
+    assert rec1["model_dir"] == str(folder) and rec2["model_dir"] == str(folder.parent / "model-2")
+    assert {"overall", "arm", "trial", "graph", "per_task", "test_deltas"} <= set(rec2)
+    assert set(rec2["per_task"]) == set(data.task_names)
+    results = load_results(study._storage, "v")
+    assert results["recommendation"] == rec2
+    kept = [p for p in folder.parent.rglob("graph.json")]
+    assert kept and all(p.is_relative_to(folder) or p.is_relative_to(folder.parent / "model-2") for p in kept)
+    model = load_model(kept[0].parent)  # a model folder load_model reads back, weights and graph together
+    assert set(model.graph.tasks) <= set(data.task_names)

@@ -11,6 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..affinity import Affinity, affinity_linkage
+from ..verdict import recommend
 from ._records import AffinityRecord, BaselineSet, StudyContext, TrialRecord, read_verdict
 from ._storage import is_shareable, load_study, storage_url
 
@@ -78,9 +79,18 @@ def study_results(study: optuna.Study) -> dict[str, Any]:
         "baselines": {t: {"val_metric": b.val_metric, "config": b.config, "width_scale": b.width_scale}
                       for t, b in (baselines.tasks.items() if baselines else ())},
         "verdict": verdict,
+        "recommendation": _recommendation(verdict),
         "affinity": _affinity(study, n_complete),
         "reproducibility": _reproducibility(ctx, verdict),
     }
+
+
+def _recommendation(verdict: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The verdict's stored recommendation; for a verdict stored before recommendations, computed from its arms
+    (no model saved then); None without a verdict."""
+    if not verdict or not verdict.get("candidates"):
+        return None
+    return verdict.get("recommendation") or recommend(verdict["candidates"]).to_dict()
 
 
 def _affinity(study: optuna.Study, n_complete: int) -> dict[str, Any] | None:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -28,8 +28,8 @@ from ..tasks import TaskSpec, compute_metric
 from ..training import TrainConfig, TrainResult, train_population
 from ._records import TaskBaseline
 
-__all__ = ["RunOutcome", "RowMetric", "BUDGET_FIELDS", "arm_params", "train_run", "train_runs", "control_groups",
-           "train_control", "train_control_runs"]
+__all__ = ["RunOutcome", "KeptModel", "ship_state", "RowMetric", "BUDGET_FIELDS", "arm_params", "train_run",
+           "train_runs", "control_groups", "train_control", "train_control_runs"]
 
 #: TrainConfig fields the verdict fixes for every arm and the control alike (the matched budget)
 BUDGET_FIELDS = ("epochs", "max_steps", "eval_every", "patience", "min_delta")
@@ -47,6 +47,7 @@ class RunOutcome:
     still_learning: tuple[str, ...]  # tasks whose best evaluation was the last one
     gates: dict | None = None  # MoE gate values on validation rows (first seed of an arm only)
     stitch: dict | None = None  # cross-stitch weights (first seed of an arm only)
+    kept: tuple["KeptModel", ...] = ()  # the trained networks of this run, kept to ship (first seed only)
 
     @property
     def n_still_learning(self) -> int:
@@ -65,6 +66,47 @@ class RowMetric:
 
         spec = self.specs[task]
         return compute_metric(spec, spec.primary_metric, torch.from_numpy(y_pred), torch.from_numpy(y_true))
+
+
+@dataclass(frozen=True)
+class KeptModel:
+    """One trained network of a verdict run, kept so the recommended arm can be shipped without retraining."""
+
+    graph: SharingGraph  # the graph it was compiled from
+    result: TrainResult  # its training: the model (final weights) and each task's best weights
+    tasks: tuple[str, ...]  # the tasks it serves
+
+
+def ship_state(kept: KeptModel, data: MultiTaskData, score: Callable[[dict[str, float]], float]) -> dict:
+    """One consistent ``state_dict`` of a kept network: the best of its candidate weights on validation.
+
+    The verdict scores each task with its own best weights; a network to ship
+    has one set. The candidates are every task's best weights laid over the
+    final ones (all tasks' together first: for independent networks, whose
+    tasks share no weights, that is exactly the verdict's model), the final
+    weights, and each task's alone; ``score`` (higher is better; the
+    validation Δm against the control) of their primary validation metrics
+    picks one.
+    """
+    from ..training import evaluate
+
+    res, specs = kept.result, {s.name: s for s in data.tasks}
+    model = res.model
+    final = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    overlays = [[t for t in kept.tasks if t in res.best_state]] + [[]] + [[t] for t in kept.tasks
+                                                                        if t in res.best_state]
+    best, best_score = final, -math.inf
+    for overlay in overlays:
+        state = dict(final)
+        for t in overlay:
+            state.update({k: v.detach().clone() for k, v in res.best_state[t].items()})
+        model.load_state_dict(state)
+        val = evaluate(model, data, "val")
+        s = score({t: val[t][specs[t].primary_metric] for t in kept.tasks if t in val})
+        if math.isfinite(s) and s > best_score:
+            best, best_score = state, s
+    model.load_state_dict(best)
+    return best
 
 
 def arm_params(params: Mapping[str, object]) -> dict[str, object]:
@@ -97,13 +139,17 @@ def _test_predictions(res: TrainResult, data: MultiTaskData, tasks: Sequence[str
 
 
 def train_runs(graph: SharingGraph, data: MultiTaskData, configs: Sequence[TrainConfig], tasks: Sequence[str],
-               mechanisms_first: bool = False) -> list[RunOutcome]:
+               mechanisms_first: bool = False, keep_first: bool = False) -> list[RunOutcome]:
     """Train ``graph`` once per configuration (one population where they can share one) and keep ``tasks``'
-    test predictions and metrics; with ``mechanisms_first``, the first run keeps its gates and stitch weights.
+    test predictions and metrics; with ``mechanisms_first``, the first run keeps its gates and stitch weights;
+    with ``keep_first``, its trained network (:class:`KeptModel`).
     """
     results = train_population(graph, data, configs)
-    return [_outcome(res, graph, data, cfg, tasks, mechanisms_first and i == 0)
-            for i, (res, cfg) in enumerate(zip(results, configs))]
+    out = [_outcome(res, graph, data, cfg, tasks, mechanisms_first and i == 0)
+           for i, (res, cfg) in enumerate(zip(results, configs))]
+    if keep_first and out and out[0].status == "ok":
+        out[0] = replace(out[0], kept=(KeptModel(graph, results[0], tuple(tasks)),))
+    return out
 
 
 def train_run(graph: SharingGraph, data: MultiTaskData, config: TrainConfig, tasks: Sequence[str],
@@ -153,15 +199,17 @@ def control_groups(baselines: Mapping[str, TaskBaseline]) -> list[tuple[dict, li
 
 
 def train_control_runs(data: MultiTaskData, baselines: Mapping[str, TaskBaseline], base: TrainConfig,
-                       budget: Mapping[str, object], seeds: Sequence[int]) -> list[RunOutcome]:
+                       budget: Mapping[str, object], seeds: Sequence[int], keep_first: bool = False
+                       ) -> list[RunOutcome]:
     """The control with each of ``seeds``: every task's tuned baseline trained with the shared ``budget``
-    (the seeds of each baseline configuration as one population); one :class:`RunOutcome` per seed."""
+    (the seeds of each baseline configuration as one population); one :class:`RunOutcome` per seed; with
+    ``keep_first``, the first seed keeps each configuration's network (one :class:`KeptModel` each)."""
     per_group = []
     for spec, tasks in control_groups(baselines):
         g_full = SharingGraph.from_dict(spec["graph"])
         g = SharingGraph.independent({t: g_full.g.nodes[g_full.head(t)]["out_dim"] for t in tasks}, g_full.backbone)
         cfgs = [base.updated(**arm_params(spec["train"]), **budget, seed=s) for s in seeds]
-        per_group.append(train_runs(g, data, cfgs, tasks))
+        per_group.append(train_runs(g, data, cfgs, tasks, keep_first=keep_first))
     order = [s.name for s in data.tasks]
     out = []
     for i, seed in enumerate(seeds):
@@ -171,7 +219,8 @@ def train_control_runs(data: MultiTaskData, baselines: Mapping[str, TaskBaseline
         preds = {t: v for r in runs for t, v in r.preds.items()}
         status = next((r.status for r in runs if r.status != "ok"), "ok")
         out.append(RunOutcome(seed, status, {t: test[t] for t in order}, {t: val[t] for t in order},
-                              {t: preds[t] for t in order}, tuple(t for r in runs for t in r.still_learning)))
+                              {t: preds[t] for t in order}, tuple(t for r in runs for t in r.still_learning),
+                              kept=tuple(k for r in runs for k in r.kept)))
     return out
 
 

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,15 +47,16 @@ from ..data import MultiTaskData
 from ..graph import SharingGraph
 from ..tasks import metric_direction
 from ..training import TrainConfig, step_budget
-from ..verdict import RowPredictions, task_verdicts
+from ..verdict import Recommendation, RowPredictions, recommend, relative_delta, task_verdicts
 from ._baselines import ensure_baselines
 from ._config import SearchConfig
 from ._protocol import VerdictProtocol, count_looks, design_key, plan_seeds
 from ._records import StudyContext, TaskBaseline, TrialRecord, read_verdict, write_verdict
 from ._storage import load_study
-from ._verdict_arms import RowMetric, RunOutcome, arm_params, control_groups, train_control_runs, train_runs
+from ._verdict_arms import (KeptModel, RowMetric, RunOutcome, arm_params, control_groups, ship_state,
+                            train_control_runs, train_runs)
 
-__all__ = ["compute_verdict", "run_verdict", "VERDICT_SEED_OFFSET", "PILOT_SEEDS", "ROW_RESAMPLES"]
+__all__ = ["compute_verdict", "run_verdict", "fresh_folder", "VERDICT_SEED_OFFSET", "PILOT_SEEDS", "ROW_RESAMPLES"]
 
 VERDICT_SEED_OFFSET = 1000  # verdict seeds never coincide with the search seed
 PILOT_SEEDS = 3  # control runs that measure the spread when the baseline record has none
@@ -169,7 +171,8 @@ def _arm_entry(name: str, trial: int | None, graph: SharingGraph | None, params:
 
 def compute_verdict(study: optuna.Study, data: MultiTaskData | None = None, *, n_seeds: int | None = None,
                     top_k: int | None = None, progress: bool = False,
-                    row_resamples: int = ROW_RESAMPLES, device: str | None = None) -> dict[str, Any]:
+                    row_resamples: int = ROW_RESAMPLES, device: str | None = None,
+                    model_dir: str | Path | None = None) -> dict[str, Any]:
     """Retrain the top candidates, the references and the matched control with the same seeds, test them, and
     store the verdict (the previous one kept in its ``history``).
 
@@ -193,10 +196,12 @@ def compute_verdict(study: optuna.Study, data: MultiTaskData | None = None, *, n
     runs = list(refs.values()) + _top_candidates(study, top_k, set(ctx.references.values()))
     budget = _budget(ctx.train, data, runs, baselines)
     control: dict[int, RunOutcome] = {}
+    keep = model_dir is not None
 
     def control_runs(wanted_seeds: Sequence[int]) -> list[RunOutcome]:  # pilot seeds are reused, not retrained
         new = [s for s in wanted_seeds if s not in control]
-        control.update(zip(new, train_control_runs(data, baselines, ctx.train, budget, new) if new else []))
+        control.update(zip(new, train_control_runs(data, baselines, ctx.train, budget, new, keep_first=keep)
+                           if new else []))
         return [control[s] for s in wanted_seeds]
 
     wanted = _requested_seeds(n_seeds, ctx.search)
@@ -217,23 +222,89 @@ def compute_verdict(study: optuna.Study, data: MultiTaskData | None = None, *, n
         return outcomes
 
     base_runs = tick(control_runs(seeds))
+    kept: dict[str, tuple[KeptModel, ...]] = {"independent": base_runs[0].kept if base_runs else ()}
     aa_runs = tick(train_control_runs(data, baselines, ctx.train, budget, aa_seeds))
     entries = [_arm_entry("independent", aa_ref.trial if aa_ref else None, aa_ref.graph if aa_ref else None,
                           {"control": "the tuned baselines, per-task configurations"}, aa_runs, base_runs, data,
                           ctx.search.alpha, row_resamples)]
     for run in runs:
         cfgs = [ctx.train.updated(**arm_params(run.train), **budget, seed=s) for s in seeds]
-        outs = tick(train_runs(run.graph, data, cfgs, data.task_names, mechanisms_first=True))
+        outs = tick(train_runs(run.graph, data, cfgs, data.task_names, mechanisms_first=True, keep_first=keep))
+        kept[run.name] = outs[0].kept if outs else ()
         entries.append(_arm_entry(run.name, run.trial, run.graph, run.train, outs, base_runs, data,
                                   ctx.search.alpha, row_resamples))
     bar.close()
+    rec = recommend(entries)
+    if model_dir is not None:
+        provenance = {"study": study.study_name, "arm": rec.arm, "trial": rec.trial, "seed": seeds[0],
+                      "trained_in": "verdict", "test_deltas": rec.to_dict()["test_deltas"]}
+        rec = _ship(rec, kept.get(rec.arm, ()), data, _val_score(data, baselines), Path(model_dir), provenance)
     out = {"protocol": _protocol(study, plan, seeds, aa_seeds, entries, budget, top_k, ctx, data, row_resamples),
            "candidates": entries, "control": _run_summary(base_runs),
            "baseline_test_metrics": {t: [o.test[t] for o in base_runs] for t in data.task_names},
-           "computed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+           "recommendation": rec.to_dict(), "computed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     out["history"] = _history(read_verdict(study))
     write_verdict(study, out)
     return out
+
+
+def _val_score(data: MultiTaskData, baselines: dict[str, TaskBaseline]) -> Callable[[dict[str, float]], float]:
+    """The validation Δm against the control of some tasks' primary metrics (NaN when any is not finite)."""
+    w = {s.name: s.weight for s in data.tasks}
+    dirs = {s.name: metric_direction(s.primary_metric) for s in data.tasks}
+
+    def score(primary: dict[str, float]) -> float:
+        ds = [(w[t], relative_delta(m, baselines[t].val_metric, dirs[t])) for t, m in primary.items()]
+        if not ds or not all(math.isfinite(d) for _, d in ds):
+            return math.nan
+        return sum(wi * d for wi, d in ds) / sum(wi for wi, _ in ds)
+
+    return score
+
+
+def fresh_folder(path: Path) -> Path:
+    """``path`` when it does not exist yet, else the first free ``<path>-2``, ``<path>-3``, ... beside it.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> (d / "model").mkdir(); fresh_folder(d / "model").name
+    'model-2'
+    """
+    if not path.exists():
+        return path
+    i = 2
+    while path.with_name(f"{path.name}-{i}").exists():
+        i += 1
+    return path.with_name(f"{path.name}-{i}")
+
+
+def _ship(rec: Recommendation, kept: Sequence[KeptModel], data: MultiTaskData,
+          score: Callable[[dict[str, float]], float], model_dir: Path, provenance: dict[str, Any]) -> Recommendation:
+    """Save the recommended arm's seed-0 network(s) into a fresh folder and record it in the recommendation.
+
+    One network (an arm, or a control of one configuration): saved into the
+    folder itself. A control of several configurations: one sub-folder per
+    configuration (``group-0``, ``group-1``, ...), each a model folder of its
+    tasks. Nothing kept (the arm's first run diverged): nothing written.
+    """
+    from ..export import save_model
+
+    if not kept:
+        return replace(rec, notes=rec.notes + ("no model saved: the recommended arm's seed-0 run diverged",))
+    folder = fresh_folder(model_dir)
+    parts = [(folder, kept[0])] if len(kept) == 1 else [(folder / f"group-{i}", k) for i, k in enumerate(kept)]
+    for path, k in parts:
+        state = ship_state(k, data, score)
+        save_model(state, k.graph, path, tasks=[s for s in data.tasks if s.name in k.tasks])
+    notes = rec.notes
+    if len(parts) > 1:
+        notes += (f"the control has {len(parts)} configurations: one model folder per configuration under "
+                  f"{folder} ({', '.join(p.name for p, _ in parts)})",)
+    keep = [t for t, c in rec.per_task.items() if c.choice == "independent"] if rec.kind == "share-partly" else []
+    if keep:
+        notes += (f"the saved network also has heads for {', '.join(keep)}; serve them from their independent "
+                  "networks instead",)
+    return replace(rec.with_model_dir(str(folder)), notes=notes)
 
 
 def _history(previous: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -256,7 +327,9 @@ def _protocol(study: optuna.Study, plan, seeds: list[int], aa_seeds: list[int], 
 
 
 def run_verdict(storage: str | optuna.storages.BaseStorage, study_name: str, *, n_seeds: int | None = None,
-                top_k: int | None = None, progress: bool = False, device: str | None = None) -> dict[str, Any]:
-    """Load ``study_name`` from ``storage`` (a URL or an open storage) and :func:`compute_verdict` it."""
+                top_k: int | None = None, progress: bool = False, device: str | None = None,
+                model_dir: str | Path | None = None) -> dict[str, Any]:
+    """Load ``study_name`` from ``storage`` (a URL or an open storage) and :func:`compute_verdict` it
+    (``model_dir``: where the recommended model goes, never over an existing folder)."""
     return compute_verdict(load_study(storage, study_name), n_seeds=n_seeds, top_k=top_k, progress=progress,
-                           device=device)
+                           device=device, model_dir=model_dir)
