@@ -16,13 +16,9 @@ Graph formats
 
 Models
 ------
-:func:`save_model` writes a folder holding ``model.pt`` (a ``state_dict`` of
-tensors only, :func:`torch.save`), ``graph.json`` and, when task specs are
-given, ``tasks.json``. :func:`load_model` reads it back with
-``torch.load(..., weights_only=True)`` -- nothing but tensors is unpickled --
-and :func:`sharesearch.network.compile_graph`; it imports no search code.
-:func:`predict` turns head outputs into predictions (probabilities, or values
-in the target's original units).
+The model folder lives in :mod:`sharesearch.model_folder` (its files are
+listed there); :func:`save_model`, :func:`load_model`, :func:`predict`,
+:class:`LoadedModel` and the folder's errors are importable from here too.
 
 Example
 -------
@@ -36,8 +32,6 @@ True
 
 from __future__ import annotations
 
-from sharesearch.errors import SharesearchError
-
 import json
 from pathlib import Path
 from typing import Any
@@ -45,13 +39,12 @@ from typing import Any
 import networkx as nx
 
 from .graph import SharingGraph
+from .model_folder import (GRAPH_FILE, MODEL_FILE, PREPROCESSING_FILE, PROVENANCE_FILE, TASKS_FILE, LoadedModel,
+                           ModelFileMissingError, ModelFolderError, load_model, predict, save_model)
 
-__all__ = ["to_json", "to_graphml", "to_dot", "to_mermaid", "save_model", "load_model", "predict",
-           "ModelFolderError", "ModelFileMissingError", "MODEL_FILE", "GRAPH_FILE", "TASKS_FILE"]
-
-MODEL_FILE = "model.pt"
-GRAPH_FILE = "graph.json"
-TASKS_FILE = "tasks.json"
+__all__ = ["to_json", "to_graphml", "to_dot", "to_mermaid", "save_model", "load_model", "predict", "LoadedModel",
+           "ModelFolderError", "ModelFileMissingError", "MODEL_FILE", "GRAPH_FILE", "TASKS_FILE",
+           "PREPROCESSING_FILE", "PROVENANCE_FILE"]
 
 
 # ------------------------------------------------------------------ graphs
@@ -203,202 +196,3 @@ def to_mermaid(graph: SharingGraph) -> str:
         else:
             lines.append(f"  {ids[u]} -.-|{_mq(_edge_label(d))}| {ids[v]}")
     return "\n".join(lines) + "\n"
-
-
-# ------------------------------------------------------------------ models
-def save_model(net_or_state: Any, graph: SharingGraph, path_dir: str | Path, *, tasks=None) -> Path:
-    """Write ``model.pt`` (tensors only), ``graph.json`` and optionally ``tasks.json`` into ``path_dir``.
-
-    Parameters
-    ----------
-    net_or_state : torch.nn.Module or dict of str -> Tensor
-        The compiled network of ``graph`` or its ``state_dict``.
-    graph : SharingGraph
-    path_dir : folder, created if missing
-    tasks : list of TaskSpec, optional
-        Stored so :func:`predict` can apply each task's output transform.
-
-    Returns
-    -------
-    Path
-        The folder.
-    """
-    import torch
-
-    state = net_or_state.state_dict() if isinstance(net_or_state, torch.nn.Module) else dict(net_or_state)
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise TypeError(f"save_model: state entries must be tensors; not tensors: {bad[:5]}")
-    out = Path(path_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, out / MODEL_FILE)
-    (out / GRAPH_FILE).write_text(graph.to_json(indent=2))
-    if tasks is not None:
-        names = set(graph.tasks)
-        specs = [t.to_dict() for t in tasks if t.name in names]
-        missing = names - {s["name"] for s in specs}
-        if missing:
-            raise SharesearchError(f"save_model: no TaskSpec for tasks {sorted(missing)}")
-        (out / TASKS_FILE).write_text(json.dumps(specs, indent=2))
-    elif (out / TASKS_FILE).exists():
-        (out / TASKS_FILE).unlink()  # do not leave specs of an older model beside this one
-    return out
-
-
-class ModelFolderError(SharesearchError):
-    """A folder :func:`load_model` cannot use; one line naming the file and what is wrong with it."""
-
-
-class ModelFileMissingError(ModelFolderError, FileNotFoundError):
-    """The folder lacks ``model.pt`` or ``graph.json`` (also a :class:`FileNotFoundError`)."""
-
-
-def load_model(path_dir: str | Path, map_location: Any = "cpu"):
-    """Load a model written by :func:`save_model`, in eval mode, ready for :func:`predict`.
-
-    Only tensors are unpickled (``torch.load(weights_only=True)``); a file
-    holding anything else is refused. The folder is checked before a network
-    is built: both files present and readable, the graph's parameters exactly
-    the weights' names and shapes, every weight finite. Any damage raises
-    :class:`ModelFolderError` (:class:`ModelFileMissingError` for a missing
-    file). The task specs of ``tasks.json``, when present, are attached as
-    ``net.task_specs``.
-
-    Returns
-    -------
-    sharesearch.network.MultiTaskNet
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> load_model(tempfile.mkdtemp())  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    sharesearch.export.ModelFileMissingError: load_model: .../model.pt is missing (expected a folder written by save_model)
-    """
-    import torch
-
-    from .network import compile_graph
-
-    d = Path(path_dir)
-    for f in (MODEL_FILE, GRAPH_FILE):
-        if not (d / f).is_file():
-            raise ModelFileMissingError(f"load_model: {d / f} is missing (expected a folder written by save_model)")
-    graph = _read_graph(d / GRAPH_FILE)
-    state = _read_weights(d / MODEL_FILE, map_location)
-    net = compile_graph(graph, seed=0)
-    _check_weights_fit(net.state_dict(), state, d)
-    net.load_state_dict(state, strict=True)
-    net.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu")
-    net.eval()
-    net.task_specs = _read_tasks(d / TASKS_FILE) if (d / TASKS_FILE).is_file() else None
-    return net
-
-
-def _first_line(e: BaseException, limit: int = 160) -> str:
-    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _read_graph(path: Path) -> SharingGraph:
-    try:
-        return SharingGraph.from_dict(json.loads(path.read_bytes()))
-    except RecursionError:
-        raise ModelFolderError(f"load_model: {path}: JSON nested too deeply to be a sharing graph") from None
-    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError and GraphError are ValueErrors
-        raise ModelFolderError(f"load_model: {path}: not a sharing graph ({_first_line(e)})") from None
-
-
-def _read_weights(path: Path, map_location: Any) -> dict:
-    """The state_dict in ``path``: tensors only (``weights_only``), every floating one finite."""
-    import pickle
-
-    import torch
-
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
-        raise ModelFolderError(f"load_model: {path}: cannot read the weights as tensors only "
-                               f"({_first_line(e)})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelFolderError(f"load_model: {path} is not a state_dict of tensors")
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:
-        raise ModelFolderError(f"load_model: {path}: weights {bad[0]!r} hold NaN or infinite values "
-                               f"({len(bad)} of {len(state)} tensors)")
-    return state
-
-
-def _check_weights_fit(expected: dict, state: dict, d: Path) -> None:
-    """The graph's parameters and buffers are exactly the weights' names and shapes."""
-    missing = [k for k in expected if k not in state]
-    extra = [k for k in state if k not in expected]
-    shapes = [k for k in expected if k in state and tuple(expected[k].shape) != tuple(state[k].shape)]
-    if missing or extra or shapes:
-        what = (f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}" if extra else
-                f"{shapes[0]!r} is {list(state[shapes[0]].shape)} in the weights, {list(expected[shapes[0]].shape)} "
-                "in the graph")
-        raise ModelFolderError(f"load_model: {d / GRAPH_FILE} does not match {d / MODEL_FILE}: {what} "
-                               f"({len(missing)} missing, {len(extra)} unexpected, {len(shapes)} of another shape)")
-
-
-def _read_tasks(path: Path) -> list:
-    from .tasks import TaskSpec
-
-    try:
-        return [TaskSpec.from_dict(s) for s in json.loads(path.read_bytes())]
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError, UnicodeDecodeError) as e:
-        raise ModelFolderError(f"load_model: {path}: not a list of task specs ({_first_line(e)})") from None
-
-
-def predict(net, x, tasks=None) -> dict:
-    """Predictions of every task in the units a person expects.
-
-    * binary: ``P(y = 1)``, shape ``[B]`` (sigmoid of the logit);
-    * multiclass: class probabilities, shape ``[B, n_classes]`` (softmax);
-    * regression: the value in the target's original units, shape ``[B]``
-      (``out * target_std + target_mean``).
-
-    Parameters
-    ----------
-    net : MultiTaskNet
-    x : Tensor
-    tasks : list of TaskSpec, optional
-        Defaults to ``net.task_specs`` (set by :func:`load_model` from ``tasks.json``).
-
-    >>> import torch
-    >>> from sharesearch.tasks import TaskSpec
-    >>> class Fake(torch.nn.Module):
-    ...     def forward(self, x):
-    ...         return {"p": torch.zeros(2, 1), "y": torch.ones(2, 1)}
-    >>> out = predict(Fake(), torch.zeros(2, 3),
-    ...               [TaskSpec("p", "binary"), TaskSpec("y", "regression", target_mean=10.0, target_std=2.0)])
-    >>> out["p"].tolist(), out["y"].tolist()
-    ([0.5, 0.5], [12.0, 12.0])
-    """
-    import torch
-
-    specs = tasks if tasks is not None else getattr(net, "task_specs", None)
-    if not specs:
-        raise SharesearchError("predict: task specs are needed to transform the outputs; pass tasks=[TaskSpec...] "
-                         "or load a model saved with save_model(..., tasks=...)")
-    by_name = {s.name: s for s in specs}
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            out = net(x)
-    finally:
-        net.train(was_training)
-    res = {}
-    for t, o in out.items():
-        s = by_name.get(t)
-        if s is None:
-            raise SharesearchError(f"predict: no TaskSpec for task {t!r}; specs given for {sorted(by_name)}")
-        if s.kind == "binary":
-            res[t] = torch.sigmoid(o[:, 0])
-        elif s.kind == "multiclass":
-            res[t] = torch.softmax(o, dim=1)
-        else:
-            res[t] = o[:, 0] * s.target_std + s.target_mean
-    return res
