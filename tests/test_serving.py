@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from sharesearch.data import DataSpecError, load_spec_file
 from sharesearch.data._preprocess import ColumnEncoding, Preprocessing
@@ -114,3 +115,102 @@ def test_from_dict_refuses_damaged_data_in_one_line(bad, field):
         Preprocessing.from_dict(bad)
     msg = str(info.value)
     assert len(msg.splitlines()) == 1 and msg.startswith("preprocessing: ") and field.split(".")[0] in msg
+
+
+# ---------------------------------------------------------------- the model folder on raw rows
+SERVE_TOML = ('path = "s.csv"\nsplit = [0.6, 0.2, 0.2]\nfeatures = ["age", "income", "city"]\ncategorical = ["city"]\n'
+              '[[targets]]\ncolumn = "buy"\nkind = "binary"\n'
+              '[[targets]]\ncolumn = "tier"\nkind = "multiclass"\n'
+              '[[targets]]\ncolumn = "spend"\nkind = "regression"\n')
+
+
+def _serving_table(tmp_path, n: int = 150):
+    """A CSV whose test split holds a row with a missing number and a row with a city never seen in training."""
+    from sharesearch.data import make_split
+
+    rng = np.random.default_rng(1)
+    split = make_split(n, 0, (0.6, 0.2, 0.2)).numpy()
+    test = np.flatnonzero(split == 2)
+    age = rng.normal(40, 10, n)
+    city = rng.choice(["Lyon", "Oslo", "Rome"], n).astype(object)
+    df = pd.DataFrame({"id": np.arange(n), "age": age, "income": rng.normal(3000, 500, n), "city": city,
+                       "buy": np.where(age + rng.normal(0, 5, n) > 40, "yes", "no"),
+                       "tier": rng.choice(["gold", "bronze", "silver"], n),
+                       "spend": 1000 + 20 * age + rng.normal(0, 50, n)})
+    df.loc[test[0], "age"] = np.nan
+    df.loc[test[1], "city"] = "Atlantis"
+    df.to_csv(tmp_path / "s.csv", index=False)
+    (tmp_path / "s.toml").write_text(SERVE_TOML)
+    return test
+
+
+def test_predicting_raw_rows_equals_the_trained_network(tmp_path):
+    from sharesearch.export import load_model, predict, save_model
+    from sharesearch.graph import SharingGraph
+    from sharesearch.training import TrainConfig, train
+
+    test = _serving_table(tmp_path)
+    d = load_spec_file(tmp_path / "s.toml")
+    raw = pd.read_csv(tmp_path / "s.csv")
+    pre = getattr(d, "preprocessing", None) or Preprocessing.fit(
+        raw, d.meta["feature_columns"], ["city"], d.split.numpy() == 0, where="s.csv")
+    assert np.array_equal(pre.transform(raw), d.x.numpy())  # the loader's tensors are the record's encoding
+    names = pre.feature_names
+    assert d.x[test[0], names.index("age__missing")] == 1 and d.x[test[0], names.index("age")] == 0
+    assert (d.x[test[1], [names.index(f) for f in names if f.startswith("city=")]] == 0).all()  # unseen
+
+    g = SharingGraph.shared_bottom(d.tasks, {"name": "mlp", "input_shape": [pre.n_features], "widths": [16, 8]}, 1)
+    net = train(g, d, TrainConfig(max_steps=30, batch_size=32, lr=1e-2, device="cpu")).model.cpu()
+    out = save_model(net, g, tmp_path / "model", tasks=d.tasks, preprocessing=pre,
+                     provenance={"arm": "shared_bottom", "split": "val", "source": "retrained", "seed": 0,
+                                 "figures": {"spend": {"rmse": 51.5}}})
+    model = load_model(out)
+    assert model.provenance.split == "val" and model.provenance.figures[0].metric == "rmse"
+
+    rows = raw.loc[test].drop(columns=["buy", "tier", "spend"]).sample(frac=1.0, random_state=0)  # any order
+    got = model.predict(rows.assign(note="extra columns are ignored"))
+    assert list(got.index) == list(rows.index)
+    want = predict(net, d.x[rows.index.tolist()], d.tasks)  # the loader's tensors of the same rows
+    spec = {t.name: t for t in d.tasks}
+    assert np.array_equal(got["spend"].to_numpy(), want["spend"].numpy())  # original units
+    assert abs(got["spend"].mean() - raw["spend"].mean()) < 5 * raw["spend"].std()
+    assert np.array_equal(got["buy_proba"].to_numpy(), want["buy"].numpy())
+    assert spec["buy"].classes == ("no", "yes")
+    assert (got["buy"] == np.where(want["buy"].numpy() > 0.5, "yes", "no")).all()
+    tiers = list(spec["tier"].classes)
+    assert tiers == ["bronze", "gold", "silver"]
+    proba = np.stack([got[f"tier_proba={c}"].to_numpy() for c in tiers], axis=1)
+    assert np.array_equal(proba, want["tier"].numpy())
+    assert (got["tier"].to_numpy() == np.array(tiers, dtype=object)[want["tier"].numpy().argmax(1)]).all()
+
+
+def test_raw_row_errors_and_a_folder_without_preprocessing(tmp_path):
+    from sharesearch.export import ModelFolderError, load_model, predict, save_model
+    from sharesearch.graph import SharingGraph
+    from sharesearch.network import compile_graph
+    from sharesearch.tasks import TaskSpec
+
+    pre = Preprocessing((ColumnEncoding("a", "numeric"), ColumnEncoding("b", "categorical", categories=("x", "y"))))
+    tasks = [TaskSpec("t", "regression"), TaskSpec("u", "binary")]
+    g = SharingGraph.shared_bottom(tasks, {"name": "mlp", "input_shape": [3], "widths": [4]}, 1)
+    net = compile_graph(g, seed=0)
+    with pytest.raises(DataSpecError, match=r"^predict: missing column 'b' \(the model reads the columns: a, b\)$"):
+        load_model(save_model(net, g, tmp_path / "m", tasks=tasks, preprocessing=pre)).predict(
+            pd.DataFrame({"a": [1.0]}))
+    assert load_model(tmp_path / "m").predict(pd.DataFrame({"b": ["z"], "a": [0]}))["u"].tolist() in (["0"], ["1"])
+    # a folder written without preprocessing (as before it existed) loads; predict(frame) says what to do
+    old = save_model(net, g, tmp_path / "m", tasks=tasks)  # the same folder: the old preprocessing.json goes
+    assert not (old / "preprocessing.json").exists()
+    model = load_model(old)
+    assert model.preprocessing is None and set(predict(model, torch.zeros(2, 3))) == {"t", "u"}
+    with pytest.raises(ModelFolderError, match=r"no preprocessing\.json .* pass encoded tensors") as info:
+        model.predict(pd.DataFrame({"a": [1.0], "b": ["x"]}))
+    assert len(str(info.value).splitlines()) == 1
+    # a preprocessing of another width is refused before anything is written
+    wide = Preprocessing((ColumnEncoding("a", "numeric"),))
+    with pytest.raises(ValueError, match=r"preprocessing gives 1 features but the graph's input shape is \[3\]"):
+        save_model(net, g, tmp_path / "new", tasks=tasks, preprocessing=wide)
+    with pytest.raises(ValueError, match="provenance: split"):
+        save_model(net, g, tmp_path / "new", provenance={"arm": "x", "split": "validation"})
+    assert not (tmp_path / "new").exists()
+
