@@ -35,6 +35,7 @@ __all__ = [
     "METRICS",
     "TaskSpec",
     "metric_direction",
+    "default_metrics",
     "labelled_mask",
     "task_loss",
     "compute_metric",
@@ -48,6 +49,15 @@ _DEFAULT_METRICS = {
     "multiclass": ("accuracy", "macro_f1"),
     "regression": ("rmse", "mae", "r2"),
 }
+
+
+def default_metrics(kind: str) -> tuple[str, ...]:
+    """The metrics a task of ``kind`` reports when its spec names none (the first selects).
+
+    >>> default_metrics("regression")
+    ('rmse', 'mae', 'r2')
+    """
+    return _DEFAULT_METRICS[kind]
 
 
 def metric_direction(name: str) -> str:

@@ -322,7 +322,7 @@ def test_binary_label_forms(tmp_path, values, classes, expected):
 
 
 def test_binary_declared_order(tmp_path):
-    df = pd.DataFrame({"f": np.arange(20.0), "b": ["pos", "neg"] * 10, "r": np.arange(20.0)})
+    df = pd.DataFrame({"f": np.arange(20.0) + 0.5, "b": ["pos", "neg"] * 10, "r": np.arange(20.0)})
     df.to_csv(tmp_path / "t.csv", index=False)
     spec = _write_spec(tmp_path, 'path = "t.csv"\n[[targets]]\ncolumn = "b"\nkind = "binary"\nclasses = ["pos", "neg"]\n[[targets]]\ncolumn = "r"\nkind = "regression"\n', "t.toml")
     d = load_data(spec)
