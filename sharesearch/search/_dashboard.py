@@ -85,8 +85,8 @@ def _transfer_table(tasks: Sequence[TaskSpec], candidates: Sequence[Mapping[str,
             ci = fmt.interval(*(tv.get("delta_ci") or (None, None)), fmt.delta)
             cells.append(f"{fmt.delta(tv.get('delta'))} {ci} {MARKS.get(tv.get('verdict'), '')}".replace("  ", " "))
         lines.append("| " + " | ".join(cells) + " |")
-    dm = [f"**{fmt.delta(c['verdict'].get('delta_m'))}** {fmt.interval(*(c['verdict'].get('delta_m_ci') or (None, None)), fmt.delta)}".strip()
-          for c in cols]
+    dm = [f"**{fmt.delta(v.get('delta_m'))}** {fmt.interval(*(v.get('delta_m_ci') or (None, None)), fmt.delta)}".strip()
+          for v in (c["verdict"] for c in cols)]
     lines.append("| " + " | ".join(["**Δm** (weighted mean)"] + dm) + " |")
     return lines
 
@@ -114,10 +114,11 @@ def study_note(results: Mapping[str, Any]) -> str:
         per_task = rec.get("per_task") or {}
         if per_task:
             lines += ["", "| task | ship | why |", "|---|---|---|"]
-            lines += [f"| {_md(t)} | {_md(c.get('choice', ''))} | {_md(c.get('why', ''))} |" for t, c in per_task.items()]
+            lines += [f"| {_md(t)} | {_md(c.get('choice', ''))} | {_md(c.get('why', ''))} |"
+                      for t, c in per_task.items()]
     elif best:
-        lines.append(f"Best trial on validation: trial {best['number']} (validation Δm {fmt.delta(best['values'][0])}); "
-                     "the verdict below says whether the test split confirms it.")
+        lines.append(f"Best trial on validation: trial {best['number']} (validation Δm "
+                     f"{fmt.delta(best['values'][0])}); the verdict below says whether the test split confirms it.")
     seeds = (verdict.get("protocol") or {}).get("seeds") or []
     lines += ["", "## Transfer per task (test split)", "",
               f"Test Δ of each task against its tuned independent baseline, mean of {len(seeds)} seeds, with its "

@@ -136,6 +136,7 @@ class EvalLog:
     tasks : the run's tasks (their primary metrics name the columns).
     steps_per_epoch : optimizer steps in one pass over the training rows (for ``epoch``).
     deltas : whether the rows carry Δ per task and Δm (trials; baselines have none).
+    per_task : one file per task (a baseline run trains every task's own network at once).
     tensorboard : write event files too; ``None``: when :func:`tensorboard_available`.
 
     Calling it logs one evaluation: ``log(epoch, primary, progress, deltas=, delta_m=)``
@@ -143,8 +144,9 @@ class EvalLog:
     closes the event files; the CSV needs no closing.
     """
 
-    def __init__(self, folder: str | Path, name: str | Callable[[str], str], tasks: Sequence[TaskSpec], steps_per_epoch: int, *,
-                 deltas: bool = False, per_task: bool = False, tensorboard: bool | None = None) -> None:
+    def __init__(self, folder: str | Path, name: str | Callable[[str], str], tasks: Sequence[TaskSpec],
+                 steps_per_epoch: int, *, deltas: bool = False, per_task: bool = False,
+                 tensorboard: bool | None = None) -> None:
         self.tasks, self.deltas = list(tasks), deltas
         self.steps_per_epoch = max(1, steps_per_epoch)
         groups = [[t] for t in self.tasks] if per_task else [self.tasks]
