@@ -207,9 +207,9 @@ def _feature_columns(spec: DataSpec, columns: list[str]) -> list[str]:
 
 def _feature_note(spec: DataSpec, features: list[str], columns: list[str]) -> str:
     """One line saying which columns became features, for a person to check."""
-    shown = columns_text(features, limit=12)
+    shown, plural = columns_text(features, limit=12), "" if len(features) == 1 else "s"
     if spec.features is not None:
-        head = f"features: {len(features)} columns as listed ({shown})"
+        head = f"features: {len(features)} column{plural} as listed ({shown})"
     else:
         head = f"features: {len(features)} of {len(columns)} columns ({shown})"
     parts = [head]
