@@ -118,6 +118,17 @@ CASES = [
     case("spec-split-two", [*SEARCH, "--data", "d.toml"], ["d.toml", "split"], table(extra="split = [0.5, 0.5]")),
     case("spec-missing", [*SEARCH, "--data", "missing.toml"], ["missing.toml"]),
     case("spec-name-path", [*SEARCH, "--data", "d.toml"], ["d.toml", "name", "'../x'"], table(extra='name = "../x"')),
+    # ---- data-spec keys of issue 14: split and weight columns, exclude, a feature that copies a target
+    case("split-column-unnamed-value", [*SEARCH, "--data", "d.toml"], ["d.csv", "column 'c'", "row 1", "'u'"],
+         table(extra='split_column = "c"')),
+    case("split-column-and-split", [*SEARCH, "--data", "d.toml"], ["d.toml", "split", "split_column 'c'"],
+         table(extra='split_column = "c"\nsplit = [0.5, 0.25, 0.25]')),
+    case("weight-negative", [*SEARCH, "--data", "d.toml"], ["d.csv", "column 'a'", "row 3", "-1"],
+         table(csv_rows(40, a=lambda i: "-1" if i == 2 else str(i)), extra='weight_column = "a"')),
+    case("exclude-unknown", [*SEARCH, "--data", "d.toml"], ["d.toml", "exclude", "'zz'"],
+         table(extra='exclude = ["zz"]')),
+    case("feature-copies-target", [*SEARCH, "--data", "d.toml"], ["d.toml", "features", "'a'", "'y1'"],
+         table(csv_rows(40, a=lambda i: str(i % 2)))),
     # ---- built-in sources: options
     case("syn-n-3", [*SEARCH, "--data", "synthetic-mmoe", "--data-option", "n=3"], ["synthetic-mmoe", "n=3", "split"]),
     case("syn-n-600.5", [*SEARCH, "--data", "synthetic-mmoe", "--data-option", "n=600.5"], ["n", "600.5"]),
