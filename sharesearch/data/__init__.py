@@ -34,7 +34,8 @@ from sharesearch.data._batching import SAMPLINGS, IndexBatcher
 from sharesearch.data._rows import MIN_SEARCH_ROWS, RowSample, check_search_rows
 from sharesearch.data.multifashion import make_multifashion
 from sharesearch.data.synthetic import make_synthetic_mmoe, make_synthetic_null, make_synthetic_planted
-from sharesearch.data.tabular import SPEC_SUFFIXES, DataFileNotFoundError, DataSpecError, load_spec_file, read_spec
+from sharesearch.data.tabular import (SPEC_SUFFIXES, DataFileNotFoundError, DataSpec, DataSpecError, load_spec_file,
+                                      read_spec)
 
 __all__ = [
     "MultiTaskData",
@@ -51,6 +52,7 @@ __all__ = [
     "DataSpecError",
     "DataFileNotFoundError",
     "read_spec",
+    "DataSpec",
     "load_spec_file",
     "make_synthetic_mmoe",
     "make_multifashion",
