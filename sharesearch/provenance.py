@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sharesearch.errors import SharesearchError
@@ -54,6 +54,7 @@ class Provenance:
     seed: int | None = None                 # the training seed of these weights
     figures: tuple[QuotedFigure, ...] = ()  # per-task metrics on ``split``
     delta_m: float | None = None            # Δm against the independent control on ``split`` (a fraction)
+    deltas: Mapping[str, float] = field(default_factory=dict)  # task -> its Δ against the control on ``split``
 
     def __post_init__(self) -> None:
         if not isinstance(self.arm, str) or not self.arm:
@@ -72,6 +73,13 @@ class Provenance:
             raise SharesearchError(f"provenance: study: expected a study name, got {self.study!r}")
         if self.delta_m is not None and not _number(self.delta_m):
             raise SharesearchError(f"provenance: delta_m: expected a finite number, got {self.delta_m!r}")
+        object.__setattr__(self, "figures", _figures(self.figures))  # records, dicts or {task: {metric: v}}
+        if isinstance(self.deltas, Mapping):  # NaN (no finite Δ) is kept as None: JSON has no NaN
+            object.__setattr__(self, "deltas", {t: None if isinstance(v, float) and math.isnan(v) else v
+                                                for t, v in self.deltas.items()})
+        if not isinstance(self.deltas, Mapping) or not all(
+                isinstance(t, str) and (_number(v) or v is None) for t, v in self.deltas.items()):
+            raise SharesearchError(f"provenance: deltas: expected {{task: number}}, got {self.deltas!r}")
 
     def describe(self) -> str:
         """One line a person reads: what the weights are and which split the figures are on."""
@@ -80,12 +88,15 @@ class Provenance:
                                     "the verdict's run" if self.source == "verdict" else "retrained") if x)
         figs = "; ".join(f"{f.task} {f.metric} {f.value:.4g}" for f in self.figures)
         dm = f"; Δm {self.delta_m * 100:+.2f}%" if self.delta_m is not None else ""
-        return f"{who}; figures on the {self.split} split" + (f": {figs}" if figs else "") + dm
+        ds = ", ".join(f"{t} {v * 100:+.2f}%" for t, v in self.deltas.items() if v is not None)
+        return f"{who}; figures on the {self.split} split" + (f": {figs}" if figs else "") + dm + \
+            (f"; Δ {ds}" if ds else "")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data; :meth:`from_dict` reads it back."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["figures"] = [{"task": f.task, "metric": f.metric, "value": f.value} for f in self.figures]
+        d["deltas"] = dict(self.deltas)
         return d
 
     @classmethod
@@ -95,7 +106,7 @@ class Provenance:
         >>> Provenance.from_dict({"arm": "x", "split": "test", "colour": 1})
         Traceback (most recent call last):
         ...
-        sharesearch.errors.SharesearchError: provenance: unknown key 'colour' (valid keys: arm, split, source, study, trial, seed, figures, delta_m)
+        sharesearch.errors.SharesearchError: provenance: unknown key 'colour' (valid keys: arm, split, source, study, trial, seed, figures, delta_m, deltas)
         """
         if not isinstance(d, Mapping):
             raise SharesearchError(f"provenance: expected a table of fields, got {type(d).__name__}")
@@ -107,7 +118,6 @@ class Provenance:
             if k not in d:
                 raise SharesearchError(f"provenance: {k}: missing required key")
         kw = dict(d)
-        kw["figures"] = _figures(d.get("figures", ()))
         if kw.get("delta_m") is not None and _number(kw["delta_m"]):
             kw["delta_m"] = float(kw["delta_m"])
         return cls(**kw)
