@@ -58,11 +58,12 @@ from typing import Any
 
 import optuna
 
+from ..data import MultiTaskData
 from ..tasks import TaskSpec
-from ..training import Progress
+from ..training import Progress, TrainConfig, step_budget
 
-__all__ = ["EvalLog", "run_folder", "trial_log_name", "baseline_log_name", "tensorboard_available",
-           "LOGS_DIR", "TB_DIR"]
+__all__ = ["EvalLog", "trial_log", "baseline_log", "run_folder", "trial_log_name", "baseline_log_name",
+           "tensorboard_available", "LOGS_DIR", "TB_DIR"]
 
 #: the CSV logs' folder inside the run folder
 LOGS_DIR = "logs"
@@ -215,3 +216,29 @@ class EvalLog:
             w.close()
         if self.writers:
             self.writers = []
+
+
+def _steps_per_epoch(data: MultiTaskData, config: TrainConfig, tasks: Sequence[str]) -> int:
+    return step_budget(config.updated(epochs=1, max_steps=None), data, list(tasks))
+
+
+def trial_log(run_dir: str | Path | None, number: int, data: MultiTaskData, config: TrainConfig,
+              tasks: Sequence[str]) -> EvalLog | None:
+    """Search trial ``number``'s log (Δ and Δm columns), for the graph's ``tasks``; ``None`` without a run folder."""
+    if run_dir is None:
+        return None
+    specs = [t for t in data.tasks if t.name in set(tasks)]
+    return EvalLog(run_dir, trial_log_name(number), specs, _steps_per_epoch(data, config, tasks), deltas=True)
+
+
+def baseline_log(run_dir: str | Path | None, number: int, data: MultiTaskData, config: TrainConfig
+                 ) -> EvalLog | None:
+    """Baseline run ``number``'s log, one file per task (:func:`baseline_log_name`); ``None`` without a run folder.
+
+    It is a training callback: ``train(..., callback=log)`` or one of
+    ``train_population``'s ``callbacks``; :meth:`EvalLog.close` it after the run.
+    """
+    if run_dir is None:
+        return None
+    return EvalLog(run_dir, lambda task: baseline_log_name(task, number), data.tasks,
+                   _steps_per_epoch(data, config, data.task_names), per_task=True)

@@ -44,11 +44,11 @@ from optuna.trial import TrialState
 from ..data import MultiTaskData
 from ..space import Candidate, SearchSpace
 from ..tasks import metric_direction
-from ..training import Progress, TrainConfig, TrainResult, step_budget, train_population
+from ..training import Progress, TrainConfig, TrainResult, train_population
 from ..verdict import relative_delta
 from ._config import SearchConfig
 from ._liveness import wait_until, worker_id
-from ._log import EvalLog, trial_log_name
+from ._log import EvalLog, trial_log
 from ._records import StudyContext, TaskBaseline, TrialRecord
 
 __all__ = ["make_objective", "TrialRunner", "PendingTrial", "task_deltas", "weighted_mean", "objective_values",
@@ -240,9 +240,7 @@ class TrialRunner:
         """The trial's training log in the run folder (``None`` without one); closed by :meth:`finish`."""
         if self.run_dir is None:
             return None
-        tasks = [t for t in self.data.tasks if t.name in p.rec.sharing_graph().tasks]
-        per_epoch = step_budget(p.config.updated(epochs=1, max_steps=None), self.data, [t.name for t in tasks])
-        return EvalLog(self.run_dir, trial_log_name(p.trial.number), tasks, per_epoch, deltas=True)
+        return trial_log(self.run_dir, p.trial.number, self.data, p.config, p.rec.sharing_graph().tasks)
 
     def reporter(self, p: PendingTrial) -> Callable[[int, dict[str, float], Progress], None]:
         """The trial's evaluation callback: log the evaluation, report Δm, raise TrialPruned when pruned."""
