@@ -1,14 +1,19 @@
 """The sharesearch command line. Each command parses its arguments and calls the library.
 
     sharesearch search     search sharing graphs (no arguments: the quick start)
+    sharesearch studies    list the studies under the runs folder
     sharesearch worker     join an existing study from another process or machine
-    sharesearch verdict    recompute the verdict of a study
+    sharesearch verdict    recompute the verdict of a study (its report beside the earlier ones)
     sharesearch train      train one topology beside its independent baselines
     sharesearch report     write the HTML/JSON/Markdown report of a study
-    sharesearch show       draw the topology of one trial or of a graph file
-    sharesearch export     export a graph (JSON, GraphML, DOT, Mermaid) or the best model
+    sharesearch show       draw the recommended architecture, one trial's, or a graph file's
+    sharesearch export     export a graph (JSON, GraphML, DOT, Mermaid) or the recommended model
     sharesearch space      show or copy a shipped search-space file to edit
     sharesearch affinity   measure inter-task affinity and print the sharing trees it proposes
+
+A study is named by its run folder (``runs/NAME``), its name, or the first
+letters of exactly one name under ``--runs``; ``--storage URL --study NAME``
+names one in any storage.
 
 Bad input (a data-spec or search-space file, a graph file, an option) ends
 with one line ``sharesearch: error: ...`` naming the file, field and value,
@@ -66,77 +71,29 @@ def _check_place(args, must_exist: bool = False) -> None:
         check_runs_dir(args.runs, "--runs")
 
 
-def _check_out_file(value: str, flag: str = "--out") -> Path:
-    """A file the command may write: not a folder, inside a folder (or one that can be made)."""
-    out = Path(value)
-    if out.is_dir():
-        raise SharesearchError(f"{flag}: {value!r} is a folder; give a file name")
-    for p in out.parents:
-        if p.exists() and not p.is_dir():
-            raise SharesearchError(f"{flag}: cannot write {value!r}: {str(p)!r} is a file, not a folder")
-    return out
-
-
-def _load_space(value: str):
-    """The search space of --space; a file that is not UTF-8 text is one line naming it."""
-    from sharesearch.space import load_space
-
-
-    path = Path(value)
-    if path.is_file():
-        try:
-            path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise SharesearchError(f"{value}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    return load_space(value)
-
-
 def _data_args(p: argparse.ArgumentParser, default: str | None = "synthetic-mmoe") -> None:
+    from sharesearch.inputs import builtin_options
+
     p.add_argument("--data", default=default,
-                   help="a data-spec file (.toml/.yaml), 'synthetic-mmoe' or 'multifashion' (default: %(default)s)")
+                   help="a data-spec file (.toml/.yaml) or a built-in source: synthetic-mmoe, synthetic-planted, "
+                        "synthetic-null, multifashion (default: %(default)s)")
     p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="an option of a built-in source, e.g. n=2000 or root=/path (repeatable; values are JSON)")
-
-
-def _parse_options(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SharesearchError(f"--data-option: expected KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+                   help="an option of a built-in source (repeatable; values are JSON), e.g. n=2000 or "
+                        "root=/path. Options: " + builtin_options().replace("\n", "; ").replace("%", "%%"))
 
 
 def _load_data(args, splits: tuple[str, ...] = ("train", "val", "test")):
     """The data of --data/--data-option, each task labelled in every split of ``splits``; and its source."""
-    from sharesearch.data import load_data
-    from sharesearch.search import check_data_rows
+    from sharesearch.inputs import load_data_arg, parse_options
 
-    options = _parse_options(args.data_option)
-    source = args.data
-    given = " ".join(f"{k}={v!r}" for k, v in options.items())
-    named = f"--data {source}" + (f" ({given})" if given else "")
-    if Path(source).suffix.lower() in (".toml", ".yaml", ".yml"):
-        source = str(Path(source).resolve())
-        try:
-            data = load_data(source, **options)
-        except SharesearchError as e:
-            raise SharesearchError(f"--data-option: {e}" if options and "unknown option" in str(e) else e) from None
-    else:
-        try:
-            data = load_data(source, **options)
-        except SharesearchError as e:  # a built-in source: name the options given
-            raise SharesearchError(f"--data {source} ({given or 'no --data-option'}): {e}") from None
-    check_data_rows(data, splits, where=named)
-    return data, {"source": source, "options": options}
+    return load_data_arg(args.data, parse_options(args.data_option, "--data-option"), splits,
+                         where="--data", options_where="--data-option")
 
 
 def cmd_search(args) -> int:
-    from sharesearch.search import SearchConfig, check_study_name, default_study_name, run_search, study_results
+    from sharesearch.search import SearchConfig, check_study_name, run_search, study_results
+    from sharesearch.search._catalog import default_name
+    from sharesearch.space import load_space
     from sharesearch.training import TrainConfig
 
     # the front door: every argument, the data and the space are checked before anything is written
@@ -144,16 +101,17 @@ def cmd_search(args) -> int:
                           "--max-params": 1, "--max-flops": 1}, floats=("--timeout",))
     _check_place(args)
     data, source = _load_data(args)
-    space = _load_space(args.space)
-    name = args.study or check_study_name(default_study_name(data.search_view()[0], space),
-                                          "the default study name (from the data's name; pass --study)")
+    space = load_space(args.space)
+    if args.study is None:  # readable, and the same for the same data and space (a study under its old name keeps it)
+        args.study = check_study_name(default_name(data.search_view()[0], space, args.runs, args.storage),
+                                      "the default study name (from the data's name; pass --study)")
     objectives = ["delta_m"] + [o for o in args.objective if o != "delta_m"]
     cfg = SearchConfig(n_trials=args.n_trials, timeout=args.timeout, objectives=tuple(objectives),
                        max_params=args.max_params, max_flops=args.max_flops, sampler=args.sampler,
                        pruner=args.pruner, seed=args.seed, top_k=args.top_k, n_seeds=args.seeds,
                        population=args.population)
     train_base = TrainConfig(device=args.device, seed=args.seed, amp=args.amp)
-    study = run_search(data, source, space, storage=args.storage, study_name=name, runs_dir=args.runs,
+    study = run_search(data, source, space, storage=args.storage, study_name=args.study, runs_dir=args.runs,
                        config=cfg, train_base=train_base, workers=args.workers, progress=not args.quiet,
                        verdict=not args.no_verdict)
     return _finish(study_results(study), out_dir=Path(args.runs) / study.study_name)
@@ -170,125 +128,109 @@ def _finish(results: dict, out_dir: Path) -> int:
     return 0
 
 
+def _study(args):
+    """The study of STUDY or --study (a run folder, a name or a unique prefix; in --storage when given)."""
+    from sharesearch.search._catalog import resolve_study
+
+    if args.ref and args.study:
+        raise SharesearchError(f"{args.command}: give the study once: {args.ref!r} or --study {args.study!r}")
+    _check_place(args, must_exist=True)
+    return resolve_study(args.runs, args.ref or args.study, storage=args.storage)
+
+
+def cmd_studies(args) -> int:
+    from sharesearch.search._catalog import format_studies, list_studies
+
+    found = list_studies(args.runs)
+    print(format_studies(found) if found else f"no studies under {args.runs!r}")
+    return 0
+
+
 def cmd_worker(args) -> int:
     from sharesearch.search import run_worker
 
     _check_numbers(args, {"--n-trials": 1, "--worker-index": 0}, floats=("--timeout",))
-    _check_place(args, must_exist=True)
-    run_worker(args.storage, args.study, device=args.device, n_trials=args.n_trials, worker=args.worker_index,
+    ref = _study(args)
+    run_worker(ref.storage_url, ref.study_name, device=args.device, n_trials=args.n_trials, worker=args.worker_index,
                timeout=args.timeout)
     return 0
 
 
 def cmd_verdict(args) -> int:
-    from sharesearch.search import load_results, open_storage, run_verdict
+    from sharesearch.search import load_results, run_verdict
+    from sharesearch.search._catalog import new_report_dir
 
     _check_numbers(args, {"--seeds": 2, "--top-k": 0})
-    _check_place(args, must_exist=True)
-    storage = open_storage(args.storage, must_exist=True)
-    run_verdict(storage, args.study, n_seeds=args.seeds, top_k=args.top_k, progress=not args.quiet,
-                device=args.device)
-    return _finish(load_results(storage, args.study), out_dir=Path(args.out or Path(args.runs) / args.study))
+    ref = _study(args)
+    base = Path(args.out) if args.out else ref.run_dir
+    out_dir = new_report_dir(base)  # chosen first: a new verdict never goes over an earlier one's report
+    run_verdict(ref.storage_url, ref.study_name, n_seeds=args.seeds, top_k=args.top_k, progress=not args.quiet,
+                device=args.device, model_dir=base / "model")
+    if out_dir != base:
+        print(f"the earlier verdict's report stays in {base}; this one goes to {out_dir}")
+    return _finish(load_results(ref.storage_url, ref.study_name), out_dir=out_dir)
 
 
 def cmd_report(args) -> int:
     from sharesearch.search import load_results
+    from sharesearch.search._catalog import latest_report_dir
 
-    _check_place(args, must_exist=True)
-    return _finish(load_results(args.storage, args.study), out_dir=Path(args.out or Path(args.runs) / args.study))
-
-
-def _graph_from_arg(value: str, data=None, widths=None):
-    from sharesearch.compare import REFERENCE_ARCHITECTURES, reference_graph
-    from sharesearch.graph import SharingGraph
-
-    if value in REFERENCE_ARCHITECTURES:
-        if data is None:
-            raise SharesearchError(f"--graph {value}: a named architecture needs --data")
-        return reference_graph(value, data, widths)
-    path = Path(value)
-    if not path.is_file():
-        raise FileNotFoundError(f"--graph: no such file {value!r} and not one of {sorted(REFERENCE_ARCHITECTURES)}")
-    try:
-        obj = json.loads(path.read_bytes())
-    except RecursionError:  # the decoder recurses once per level
-        raise SharesearchError(f"{value}: JSON nested too deeply to be a sharing graph") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SharesearchError(f"{value}: not valid JSON: {e}") from None
-    try:
-        graph = SharingGraph.from_dict(obj)
-    except SharesearchError as e:
-        raise SharesearchError(f"{value}: {e}") from None
-    if data is not None and tuple(graph.backbone.input_shape) != tuple(data.input_shape):
-        raise SharesearchError(f"{value}: backbone input_shape {list(graph.backbone.input_shape)} does not match "
-                               f"the data's input shape {list(data.input_shape)}")
-    if data is not None and sorted(graph.tasks) != sorted(data.task_names):
-        raise SharesearchError(f"{value}: tasks {sorted(graph.tasks)} are not the data's tasks {data.task_names}")
-    return graph
-
-
-def _widths(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    items = text.split(",")
-    if not all(w.strip().isdigit() and int(w) >= 1 for w in items):
-        raise SharesearchError(f"--widths: expected positive integers separated by commas (e.g. 64,64,32), "
-                               f"got {text!r}")
-    return [int(w) for w in items]
+    ref = _study(args)
+    out_dir = Path(args.out) if args.out else latest_report_dir(ref.run_dir)
+    return _finish(load_results(ref.storage_url, ref.study_name), out_dir=out_dir)
 
 
 def cmd_train(args) -> int:
-    from sharesearch import fmt
-    from sharesearch.compare import compare_topology
+    from sharesearch.compare import compare_topology, format_comparison
+    from sharesearch.inputs import graph_from_arg, parse_widths
     from sharesearch.training import TrainConfig
 
     _check_numbers(args, {"--seeds": 1})
     _check_place(args)
-    widths = _widths(args.widths)
+    widths = parse_widths(args.widths, "--widths")
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weighting=args.weighting,
                       device=args.device, amp=args.amp, max_steps=args.max_steps, eval_every=args.eval_every,
                       patience=args.patience, lr_schedule=args.lr_schedule)
     data, _ = _load_data(args, splits=("train", args.split))
-    graph = _graph_from_arg(args.graph, data, widths)
+    graph = graph_from_arg(args.graph, data, widths, where="--graph")
     print(graph.describe())
-    table = compare_topology(graph, data, cfg, seeds=list(range(args.seeds)), split=args.split)
-    print(f"split: {args.split}" + ("" if args.split == "test" else " (pass --split test for the final figure: "
-                                    "the test split is meant to be used once)"))
-    shown = table.assign(relative_diff=[fmt.delta(v) for v in table["relative_diff"]],
-                         topology=[fmt.value(v) for v in table["topology"]],
-                         independent=[fmt.value(v) for v in table["independent"]])
-    print(shown.to_string(index=False))
+    table = compare_topology(graph, data, cfg, seeds=list(range(args.seeds)), split=args.split,
+                             progress=not args.quiet)
+    print(format_comparison(table, args.split))
     return 0
 
 
-def _study_trial(args) -> dict:
-    """The results-dict entry of --trial (default: the best trial) of --study in --storage."""
+def _chosen(args):
+    """The graph of --graph, or the study's recommended architecture (--trial N: that trial's)."""
+    from sharesearch.graph import SharingGraph
+    from sharesearch.inputs import graph_from_arg
     from sharesearch.search import load_results
+    from sharesearch.search._catalog import Chosen, chosen_architecture
 
-    if not (args.storage and args.study):
-        raise SharesearchError(f"{args.command}: give --graph FILE, or --storage URL --study NAME [--trial N]")
-    _check_place(args, must_exist=True)
-    results = load_results(args.storage, args.study)
-    number = args.trial if args.trial is not None else (results["best_trials"] or [None])[0]
-    trial = next((t for t in results["trials"] if t["number"] == number and t.get("graph")), None)
-    if trial is None:
-        raise SharesearchError(f"--trial: no trained trial {number!r} in study {args.study!r}")
-    return trial
+    if args.graph:
+        return Chosen(graph_from_arg(args.graph, where="--graph").to_dict(), None, "validation", None, "")
+    if not (args.ref or args.study):
+        raise SharesearchError(f"{args.command}: give --graph FILE, or a study (a run folder, a name or its first "
+                               "letters, or --storage URL --study NAME) [--trial N]")
+    ref = _study(args)
+    chosen = chosen_architecture(load_results(ref.storage_url, ref.study_name), args.trial)
+    SharingGraph.from_dict(chosen.graph)  # a damaged record is one line, not a traceback below
+    return chosen
 
 
 def cmd_show(args) -> int:
     from sharesearch.figure import topology_figure
     from sharesearch.graph import SharingGraph
+    from sharesearch.inputs import check_out_file
 
-    deltas = None
-    out = _check_out_file(args.out)
-    if args.graph:
-        graph = _graph_from_arg(args.graph)
-    else:
-        trial = _study_trial(args)
-        graph, deltas = SharingGraph.from_dict(trial["graph"]), trial.get("val_deltas")
+    out = check_out_file(args.out, "--out")
+    chosen = _chosen(args)
+    if chosen.note:
+        print(chosen.note)
+    graph = SharingGraph.from_dict(chosen.graph)
     print(graph.describe())
-    fig = topology_figure(graph, deltas=deltas)
+    split = {"delta_split": chosen.delta_split} if chosen.deltas else {}  # the split the Δ are on, labelled
+    fig = topology_figure(graph, deltas=chosen.deltas, **split)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.write_html(str(out), include_plotlyjs=True)
     print(f"wrote figure: {out}")
@@ -298,25 +240,28 @@ def cmd_show(args) -> int:
 def cmd_export(args) -> int:
     from sharesearch import export
     from sharesearch.graph import SharingGraph
+    from sharesearch.inputs import check_out_file
 
     out = Path(args.out)
     if args.format != "model":
-        _check_out_file(args.out)
+        check_out_file(args.out, "--out")
     elif out.exists() and not out.is_dir():
         raise SharesearchError(f"--out: {args.out!r} is a file; export --format model writes a folder")
     if args.format == "model":
-        from sharesearch.search import export_best_model
+        from sharesearch.search import export_best_model, load_study
+        from sharesearch.search._catalog import recommendation_of
 
-        if not (args.storage and args.study):
-            raise SharesearchError("export --format model: give --storage URL --study NAME [--trial N]")
-        _check_place(args, must_exist=True)
-        path = export_best_model(args.storage, args.study, out, trial=args.trial)
+        if not (args.ref or args.study):
+            raise SharesearchError("export --format model: give a study (a run folder, a name or its first "
+                                   "letters, or --storage URL --study NAME) [--trial N]")
+        ref = _study(args)
+        if args.trial is None and recommendation_of(load_study(ref.storage_url, ref.study_name)) is None:
+            print("no verdict yet: exporting the best trial on validation (run sharesearch verdict for the "
+                  "recommended model)")
+        path = export_best_model(ref.storage_url, ref.study_name, out, trial=args.trial)
         print(f"wrote model: {path}")
         return 0
-    if args.graph:
-        graph = _graph_from_arg(args.graph)
-    else:
-        graph = SharingGraph.from_dict(_study_trial(args)["graph"])
+    graph = SharingGraph.from_dict(_chosen(args).graph)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.format == "json":
         out.write_text(graph.to_json(indent=2))
@@ -344,12 +289,13 @@ def cmd_space(args) -> int:
 
 def cmd_affinity(args) -> int:
     from sharesearch.affinity import affinity_for_space, format_affinity
+    from sharesearch.space import load_space
     from sharesearch.training import TrainConfig
 
     _check_numbers(args, {"--steps": 1}, floats=("--lr",))
     _check_place(args)
     data, _ = _load_data(args, splits=("train",))
-    space = _load_space(args.space)
+    space = load_space(args.space)
     f = space.fields
     defaults = {k: f[f"train.{k}"].default for k in ("lr", "weight_decay", "batch_size") if f"train.{k}" in f}
     if args.lr is not None:
@@ -358,6 +304,23 @@ def cmd_affinity(args) -> int:
     aff, trees = affinity_for_space(data, space, config, steps=args.steps)
     print(format_affinity(aff, trees))
     return 0
+
+
+def _study_args(p: argparse.ArgumentParser, graph: bool = False) -> None:
+    """STUDY (a run folder, a name or its first letters), or --storage URL --study NAME; with ``graph``,
+    --graph FILE instead and --trial N."""
+    p.add_argument("ref", nargs="?", default=None, metavar="STUDY",
+                   help="a run folder (runs/NAME), a study name, or the first letters of one under --runs")
+    if graph:
+        p.add_argument("--graph", default=None, help="a graph .json file (instead of a study)")
+    p.add_argument("--storage", default=None, metavar="URL", help="an Optuna storage URL (default: the run "
+                   "folder's file)")
+    p.add_argument("--study", default=None, metavar="NAME", help="the study's name or its first letters "
+                   "(instead of STUDY)")
+    p.add_argument("--runs", default="runs", help="the runs folder (default: %(default)s)")
+    if graph:
+        p.add_argument("--trial", type=int, default=None,
+                       help="trial number (default: the verdict's recommendation, else the best trial)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -395,9 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=cmd_search)
 
+    st = sub.add_parser("studies", help="list the studies under the runs folder: data, trials, best Δm, verdict")
+    st.add_argument("--runs", default="runs", help="the runs folder (default: %(default)s)")
+    st.set_defaults(func=cmd_studies)
+
     w = sub.add_parser("worker", help="join a study: everything it needs is in the study")
-    w.add_argument("--storage", required=True)
-    w.add_argument("--study", required=True)
+    _study_args(w)
     w.add_argument("--n-trials", type=int, default=None, help="finished trials to reach (default: the study's)")
     w.add_argument("--device", default=None)
     w.add_argument("--worker-index", type=int, default=None,
@@ -405,14 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--timeout", type=float, default=None, help="seconds this worker starts trials for")
     w.set_defaults(func=cmd_worker)
 
-    v = sub.add_parser("verdict", help="recompute the verdict of a study (retrain with seeds, test once)")
-    v.add_argument("--storage", required=True)
-    v.add_argument("--study", required=True)
+    v = sub.add_parser("verdict", help="recompute the verdict of a study (retrain with seeds, test once); "
+                                       "its report goes beside the earlier ones")
+    _study_args(v)
     v.add_argument("--seeds", type=int, default=None)
     v.add_argument("--top-k", type=int, default=None)
     v.add_argument("--device", default=None, help="this process's device for the retraining (default: auto)")
-    v.add_argument("--runs", default="runs")
-    v.add_argument("--out", default=None, help="report folder (default: RUNS/STUDY)")
+    v.add_argument("--out", default=None, help="report folder (default: the run folder; when it holds a verdict's "
+                                               "report already, its first free verdict-N)")
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=cmd_verdict)
 
@@ -435,29 +401,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="split to report (default: %(default)s; the test split is meant to be used once)")
     t.add_argument("--device", default="auto")
     t.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (off by default: it slowed small models on an H200)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
-    r = sub.add_parser("report", help="write the report of a study (HTML, JSON, Markdown)")
-    r.add_argument("--storage", required=True)
-    r.add_argument("--study", required=True)
-    r.add_argument("--runs", default="runs")
-    r.add_argument("--out", default=None, help="report folder (default: RUNS/STUDY)")
+    r = sub.add_parser("report", help="write the report of a study (HTML, JSON, Markdown) into its latest "
+                                      "verdict's folder")
+    _study_args(r)
+    r.add_argument("--out", default=None, help="report folder (default: the run folder's latest verdict-N, "
+                                               "else the run folder)")
     r.set_defaults(func=cmd_report)
 
-    sh = sub.add_parser("show", help="draw the topology of a trial or of a graph file")
-    sh.add_argument("--graph", default=None, help="a graph .json file")
-    sh.add_argument("--storage", default=None)
-    sh.add_argument("--study", default=None)
-    sh.add_argument("--trial", type=int, default=None, help="trial number (default: the best)")
+    sh = sub.add_parser("show", help="draw the recommended architecture of a study, one trial or a graph file")
+    _study_args(sh, graph=True)
     sh.add_argument("--out", default="topology.html")
     sh.set_defaults(func=cmd_show)
 
-    e = sub.add_parser("export", help="export a graph or the best model")
+    e = sub.add_parser("export", help="export a graph (JSON, GraphML, DOT, Mermaid) or the recommended model")
     e.add_argument("--format", required=True, choices=["json", "graphml", "dot", "mermaid", "model"])
-    e.add_argument("--graph", default=None, help="a graph .json file (instead of a study)")
-    e.add_argument("--storage", default=None)
-    e.add_argument("--study", default=None)
-    e.add_argument("--trial", type=int, default=None)
+    _study_args(e, graph=True)
     e.add_argument("--out", required=True)
     e.set_defaults(func=cmd_export)
 

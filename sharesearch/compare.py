@@ -2,8 +2,9 @@
 
 This is what ``sharesearch train`` runs: no search, no tuning -- one sharing
 graph and the independent single-task networks trained with the same
-configuration and seeds, evaluated on validation (selection) and reported on
-the test split with a per-task relative difference.
+configuration and seeds, each run selected on validation and reported on the
+split asked for -- validation unless told otherwise, since the test split is
+meant to be used once -- with a per-task relative difference.
 
 Example
 -------
@@ -13,6 +14,8 @@ Example
 >>> table = compare_topology(g, data, TrainConfig(epochs=1, batch_size=64), seeds=[0])
 >>> list(table.columns)[:3]
 ['task', 'metric', 'topology']
+>>> format_comparison(table, "val").splitlines()[0].split()[:5]
+['task', 'metric', 'topology', 'independent', 'relative_diff']
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from . import fmt
 from .data import MultiTaskData
 from .graph import SharingGraph
 from .names import REFERENCE_ARCHITECTURES, reference
@@ -29,7 +33,8 @@ from .tasks import metric_direction
 from .training import TrainConfig, train
 from .verdict import relative_delta
 
-__all__ = ["REFERENCE_ARCHITECTURES", "reference_graph", "default_backbone", "compare_topology"]
+__all__ = ["REFERENCE_ARCHITECTURES", "reference_graph", "default_backbone", "compare_topology",
+           "format_comparison"]
 
 
 def default_backbone(data: MultiTaskData, widths: Sequence[int] | None = None) -> dict:
@@ -49,20 +54,31 @@ def reference_graph(name: str, data: MultiTaskData, widths: Sequence[int] | None
 
 
 def compare_topology(graph: SharingGraph, data: MultiTaskData, config: TrainConfig,
-                     seeds: Sequence[int] = (0,), split: str = "val") -> pd.DataFrame:
+                     seeds: Sequence[int] = (0,), split: str = "val", progress: bool = False) -> pd.DataFrame:
     """Per-task table: the topology's and the independent baselines' metric
-    (mean over ``seeds``) on ``split`` and the relative difference (positive = better)."""
+    (mean over ``seeds``) on ``split`` and the relative difference (positive = better).
+
+    ``progress`` shows a tqdm bar on stderr: one unit per run (topology and
+    independent, per seed), with the run and its optimizer step beside it.
+    """
+    from tqdm.auto import tqdm
+
     base_graph = SharingGraph.independent(data.tasks, graph.backbone)
     topo: dict[str, list[float]] = {t.name: [] for t in data.tasks}
     base: dict[str, list[float]] = {t.name: [] for t in data.tasks}
-    for seed in seeds:
-        for g, store in ((graph, topo), (base_graph, base)):
-            res = train(g, data, config.updated(seed=seed))
-            if res.status != "ok":
-                raise RuntimeError(f"training diverged (seed {seed}): {res.message}")
-            metrics = res.evaluate(data, split)
-            for t in data.tasks:
-                store[t.name].append(metrics[t.name][t.primary_metric])
+    with tqdm(total=2 * len(seeds), desc="train", unit="run", disable=not progress, dynamic_ncols=True) as bar:
+        for seed in seeds:
+            for arm, g, store in (("topology", graph, topo), ("independent", base_graph, base)):
+                def show(epoch, metrics, at, arm=arm, seed=seed) -> None:
+                    bar.set_postfix_str(f"{arm} seed {seed}: step {at.step}/{at.total_steps}", refresh=False)
+
+                res = train(g, data, config.updated(seed=seed), callback=show if progress else None)
+                bar.update(1)
+                if res.status != "ok":
+                    raise RuntimeError(f"training diverged (seed {seed}): {res.message}")
+                metrics = res.evaluate(data, split)
+                for t in data.tasks:
+                    store[t.name].append(metrics[t.name][t.primary_metric])
     rows = []
     for t in data.tasks:
         m, s = float(np.mean(topo[t.name])), float(np.mean(base[t.name]))
@@ -70,3 +86,12 @@ def compare_topology(graph: SharingGraph, data: MultiTaskData, config: TrainConf
                      "relative_diff": relative_delta(m, s, metric_direction(t.primary_metric)),
                      "seeds": len(seeds)})
     return pd.DataFrame(rows)
+
+
+def format_comparison(table: pd.DataFrame, split: str) -> str:
+    """:func:`compare_topology`'s table as ``sharesearch train`` prints it: the split, then one line per task."""
+    shown = table.assign(relative_diff=[fmt.delta(v) for v in table["relative_diff"]],
+                         topology=[fmt.value(v) for v in table["topology"]],
+                         independent=[fmt.value(v) for v in table["independent"]])
+    note = "" if split == "test" else " (the test split is meant to be used once: ask for it for the final figure)"
+    return f"{shown.to_string(index=False)}\nsplit: {split}{note}"

@@ -39,10 +39,10 @@ from ._baselines import baseline_study_name
 from ._config import SearchError
 from ._records import StudyContext, read_verdict
 from ._storage import load_study, open_storage, study_names
-from ._study import finished_count
+from ._study import default_study_name, finished_count
 
-__all__ = ["StudyRef", "StudySummary", "Chosen", "run_folders", "resolve_study", "list_studies", "summarize_study",
-           "format_studies", "recommendation_of", "new_report_dir", "latest_report_dir", "chosen_architecture"]
+__all__ = ["StudyRef", "StudySummary", "Chosen", "run_folders", "resolve_study", "default_name", "list_studies",
+           "summarize_study", "format_studies", "recommendation_of", "new_report_dir", "latest_report_dir", "chosen_architecture"]
 
 #: the files that make a folder under the runs folder a study's run folder
 STORAGE_FILES = ("journal.log", "study.db")
@@ -141,7 +141,8 @@ def resolve_study(runs_dir: str | Path, ref: str | None = None, storage: str | N
         of exactly one. ``None``: the storage's only study.
     storage : str, optional
         A storage URL: ``ref`` is then looked up among its studies (a database
-        may hold many); the reports go to ``runs_dir/<study>``.
+        may hold many); the reports go to ``runs_dir/<study>``. A name the
+        storage does not hold (yet) is returned as it is.
 
     Raises
     ------
@@ -153,8 +154,9 @@ def resolve_study(runs_dir: str | Path, ref: str | None = None, storage: str | N
         names = _searches(open_storage(storage, must_exist=True))
         if ref is None and len(names) != 1:
             raise SearchError(f"study: give the study's name; studies in {storage!r}: {', '.join(names) or 'none'}")
-        name = names[0] if ref is None else _pick(ref, names, f"in {storage!r}")
-        return StudyRef(storage, name, Path(runs_dir) / name)
+        known = ref is None or ref in names or not any(n.startswith(ref) for n in names)
+        name = names[0] if ref is None else ref if known else _pick(ref, names, f"in {storage!r}")
+        return StudyRef(storage, name, Path(runs_dir) / name)  # a name it lacks: loading it says so (or waits)
     folders = run_folders(runs_dir)
     if ref is None:
         raise SearchError(f"study: give a run folder, a study name or its first letters; studies under "
@@ -181,6 +183,19 @@ def _in_folder(folder: Path) -> StudyRef:
         raise SearchError(f"study: folder {str(folder)!r} holds no study yet")
     raise SearchError(f"study: folder {str(folder)!r} holds {len(names)} studies ({', '.join(names)}); "
                       "give its storage and the study's name")
+
+
+def default_name(data, space, runs_dir: str | Path, storage: str | None = None) -> str:
+    """The default study name for ``data`` and ``space`` (:func:`default_study_name`), keeping a study's old
+    hashed name when it is already there (in ``storage``, else under ``runs_dir``)."""
+    if storage is None:
+        existing = [p.name for p in Path(runs_dir).iterdir()] if Path(runs_dir).is_dir() else []
+    else:
+        try:
+            existing = study_names(storage)
+        except SearchError:  # a storage file not made yet holds no study
+            existing = []
+    return default_study_name(data, space, existing)
 
 
 def recommendation_of(study: optuna.Study) -> dict[str, Any] | None:
