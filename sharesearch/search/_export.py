@@ -28,7 +28,7 @@ import optuna
 
 from ..data import MultiTaskData
 from ..graph import SharingGraph
-from ..model_folder import GRAPH_FILE, MODEL_FILE, PREPROCESSING_FILE, PROVENANCE_FILE, save_model
+from ..model_folder import GRAPH_FILE, MODEL_FILE, PREPROCESSING_FILE, PROVENANCE_FILE, TASKS_FILE, save_model
 from ..provenance import Provenance
 from ..training import evaluate, train
 from ._baselines import ensure_baselines
@@ -114,6 +114,9 @@ def _copy_verdict_model(src: Path, out: Path, rec: dict[str, Any], study_name: s
         if pre is not None and not (src / rel / PREPROCESSING_FILE).exists() and width != [pre.n_features]:
             raise SearchError(f"data: the study's data encodes {pre.n_features} features but the verdict's model "
                               f"{src / rel} reads {width}; was the data file changed?")
+    for rel in folders:  # no file of an older export may stay beside the copied weights
+        for name in (TASKS_FILE, PREPROCESSING_FILE, PROVENANCE_FILE):
+            (out / rel / name).unlink(missing_ok=True)
     shutil.copytree(src, out, dirs_exist_ok=True)
     prov = Provenance(arm=str(rec.get("arm") or "recommended"), split="test", source="verdict", study=study_name,
                       trial=rec.get("trial"), seed=0, deltas=dict(rec.get("test_deltas") or {}))
