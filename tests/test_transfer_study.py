@@ -53,3 +53,20 @@ def test_a_new_column_joins_the_trunk_root_without_retraining_the_search(study):
     with pytest.raises(SearchError, match="not study 's'"):
         other = load_data("synthetic-mmoe", n=300, d=8, seed=2, clusters=[[0, 1], [2], [3]])
         run_transfer(url, "s", new_task="t3", data=other, **FEW)
+
+
+def test_report_section_and_markdown_table(study):
+    from sharesearch.report_transfer import transfer_figure, transfer_info, transfer_markdown, transfer_section_html
+
+    url, _, _ = study
+    results = {"transfer": read_transfer(load_study(url, "s"))}
+    info = transfer_info(results)
+    assert info is not None and {s.topology for s in info.series} == {"chosen", "shared-bottom", "mmoe"}
+    fig = transfer_figure(info)
+    assert fig.layout.xaxis.type == "log" and all(tr.error_y.array is not None for tr in fig.data)
+    html = transfer_section_html(results)
+    assert html.startswith('<section id="transfer">') and "transfer-curves" in html
+    table = transfer_markdown(results)
+    assert table[2].startswith("| topology | task | mode | k=10")
+    assert len([row for row in table if row.startswith("| `")]) == len(info.series)
+    assert transfer_section_html({}) == "" and transfer_markdown({"transfer": None}) == []
