@@ -46,7 +46,12 @@ __all__ = [
     "value",
     "config_value",
     "config",
+    "metric",
 ]
+
+#: how a metric's registry name reads in a sentence (others: underscores as spaces)
+_METRIC_NAMES = {"auc": "AUC", "rmse": "RMSE", "mae": "MAE", "r2": "R²", "logloss": "log loss",
+                 "macro_f1": "macro F1", "f1": "F1", "average_precision": "average precision"}
 
 #: shown for a missing value (None or NaN)
 MISSING = "–"
@@ -215,3 +220,14 @@ def config(d: Mapping[str, Any], digits: int = 3) -> str:
     'lr=0.00964, batch_size=64, weighting=equal'
     """
     return ", ".join(f"{k}={config_value(v, digits)}" for k, v in d.items())
+
+
+def metric(name: Any, direction: Any = None) -> str:
+    """A metric's name with its direction: ``"RMSE, lower is better"``.
+
+    >>> metric("rmse", "minimize"), metric("auc", "maximize"), metric("macro_f1")
+    ('RMSE, lower is better', 'AUC, higher is better', 'macro F1')
+    """
+    text = _METRIC_NAMES.get(str(name), str(name).replace("_", " "))
+    way = {"minimize": "lower is better", "maximize": "higher is better"}.get(str(direction))
+    return f"{text}, {way}" if way else text

@@ -179,9 +179,13 @@ def test_head_colours_follow_delta_with_interval_in_hover():
     r, gr, b = rgb(unk.colour)
     assert r == gr == b  # grey: unknown
     # Δ as sharesearch.fmt writes it everywhere: signed percentage, two decimals, ASCII signs
-    assert "Δ_t = +5.00% [+1.00%, +9.00%]" in up.hover and "gain" in up.hover and up.label.endswith("+5.00%")
-    assert "Δ_t = -10.00% [-20.00%, -∞]" in down.hover and "negative transfer" in down.hover
+    assert "Δ_t (validation) = +5.00% [+1.00%, +9.00%]" in up.hover and "gain" in up.hover and up.label.endswith("+5.00%")
+    assert "Δ_t (validation) = -10.00% [-20.00%, -∞]" in down.hover and "negative transfer" in down.hover
     assert "unknown" in unk.hover
+    fig = topology_figure(g, {"up": 0.05}, delta_split="test")  # the split the Δ were measured on is named
+    head = next(t for t in fig.data if t.name == "head")
+    assert any("Δ_t (test) = +5.00%" in h for h in head.hovertext)
+    assert any("head Δ_t (test)" in str(getattr(t.marker, "colorbar", "")) for t in fig.data)
     assert delta_colour(0.0) == delta_colour(0.0, 5.0) and rgb(delta_colour(0.0))[0] == rgb(delta_colour(0.0))[1]
     # the stronger effect gets the stronger colour
     assert rgb(delta_colour(-0.5, 1.0))[0] < rgb(delta_colour(-1.0, 1.0))[0] or \

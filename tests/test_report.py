@@ -153,7 +153,7 @@ def test_write_report_writes_three_files(tmp_path, n_obj):
     assert ('<section id="pareto">' in html) == (n_obj == 2)
     # one script element for plotly.js plus one per figure, and nothing else
     n_fig = html.count('class="ss-figure"')
-    assert n_fig == (5 if n_obj == 2 else 4)
+    assert n_fig == (6 if n_obj == 2 else 5)  # the transfer matrix on top of the others
     assert html.count("<script") == html.count("</script>") == 1 + n_fig
 
 

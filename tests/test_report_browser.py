@@ -81,16 +81,40 @@ def test_report_renders_offline_and_runs_no_user_script(browser, tmp_path):
     """)
     page.goto(paths["html"].as_uri(), wait_until="load", timeout=60_000)
     n_fig = page.locator(".ss-figure").count()
-    assert n_fig == 5  # topology, history, importances, Pareto front, small multiples
+    assert n_fig == 6  # transfer matrix, topology, history, importances, Pareto front, small multiples
     page.wait_for_function(
         "n => document.querySelectorAll('.js-plotly-plot svg.main-svg').length >= n", arg=n_fig, timeout=60_000)
     # every figure div became a plotly plot with SVG and drawn marks inside
     plots = page.evaluate("""() => Array.from(document.querySelectorAll('.ss-figure')).map(d => ({
         plotly: d.classList.contains('js-plotly-plot'),
         svg: d.querySelectorAll('svg.main-svg').length,
-        points: d.querySelectorAll('.scatterlayer .point, .barlayer .point').length,
+        points: d.querySelectorAll('.scatterlayer .point, .barlayer .point, .heatmaplayer image').length,
         h: d.getBoundingClientRect().height}))""")
     assert all(p["plotly"] and p["svg"] >= 1 and p["points"] > 0 and p["h"] > 100 for p in plots), plots
+
+    # the answer is in the first screen as a person sees it: the recommendation line, the transfer matrix
+    # (drawn, with its cells' Δ and marks) and the metric names, each box inside the viewport and readable
+    first = page.evaluate("""() => {
+        const vh = window.innerHeight, vw = window.innerWidth;
+        const box = e => { const r = e.getBoundingClientRect();
+            return {top: r.top, bottom: r.bottom, left: r.left, right: r.right, w: r.width, h: r.height}; };
+        const rec = document.querySelector('#answer .answer strong.overall');
+        const mx = document.querySelector('#answer .ss-figure');
+        const cells = Array.from(mx.querySelectorAll('text')).map(t => t.textContent);
+        const ticks = Array.from(mx.querySelectorAll('.ytick text')).map(t => t.textContent);
+        return {vh, vw, rec: box(rec), recText: rec.innerText, recFont: parseFloat(getComputedStyle(rec).fontSize),
+                mx: box(mx), cells, ticks, svgW: mx.querySelector('svg.main-svg').getBoundingClientRect().width};
+    }""")
+    for key in ("rec", "mx"):
+        b = first[key]
+        assert b["top"] >= 0 and b["bottom"] <= first["vh"] and b["left"] >= 0 and b["right"] <= first["vw"], (key, b)
+        assert b["w"] > 100 and b["h"] > 20, (key, b)
+    assert first["svgW"] <= first["mx"]["w"] + 1  # the figure does not overflow its card
+    assert first["recText"].startswith("share as in") and first["recFont"] >= 14
+    assert any("▲" in c for c in first["cells"]) and any("▼" in c for c in first["cells"])
+    assert any("%" in c for c in first["cells"])
+    assert any("RMSE, lower is better" in t for t in first["ticks"])
+    assert any("accuracy, higher is better" in t for t in first["ticks"])
 
     # the verdict tables render: one per candidate, three task rows each, visible
     rows = page.locator("table.verdict-table tbody tr")
@@ -124,12 +148,13 @@ def test_report_renders_offline_and_runs_no_user_script(browser, tmp_path):
         Plotly.Fx.hover(gd, [{curveNumber: i, pointNumber: j}]);
         return Array.from(gd.querySelectorAll('.hoverlayer text')).map(t => t.textContent).join('\\n');
     }""")
-    assert f"head of {hostile}" in hover and "Δ_t = -12.50%" in hover
+    assert f"head of {hostile}" in hover and "Δ_t (test) = -12.50%" in hover
     assert page.evaluate("() => window.__fired") == []
     # no element came from user text: the only scripts are plotly.js and one per figure
     assert page.evaluate("() => document.scripts.length") == 1 + n_fig
     assert page.evaluate("() => document.querySelectorAll('b').length") == \
         len(results["verdict"]["candidates"]) + 1  # Δm in bold per candidate + the data name, none from names
+    assert page.evaluate("() => document.querySelectorAll('strong').length") == 1  # the recommendation
     assert console_errors == [] and page_errors == []
     assert all(u.startswith("file://") or u.startswith("data:") or u == "about:blank" for u in requests), requests
     ctx.close()

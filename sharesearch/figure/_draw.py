@@ -65,7 +65,7 @@ def _traces(info: TopologyInfo, *, show_legend: bool = True, edge_labels: bool =
                 x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip", name="Δ_t",
                 marker=dict(size=0, color=[-s, s], cmin=-s, cmax=s, showscale=True,
                             colorscale=[[0, delta_colour(-1)], [0.5, delta_colour(0.0)], [1, delta_colour(1)]],
-                            colorbar=dict(title=dict(text="head Δ_t"), thickness=12, len=0.5))))
+                            colorbar=dict(title=dict(text=f"head Δ_t ({esc(info.delta_split)})"), thickness=12, len=0.5))))
     return tr
 
 
@@ -75,12 +75,13 @@ def _axis(r: tuple[float, float]) -> dict:
 
 def topology_figure(
     graph: SharingGraph,
-    *,
     deltas: Mapping[str, float | None] | None = None,
+    *,
     delta_ci: Mapping[str, Sequence[float] | None] | None = None,
     gates: Mapping[str, Sequence[Sequence[float]]] | None = None,
     stitch: Mapping[str, Any] | None = None,
     title: str | None = None,
+    delta_split: str = "validation",
 ) -> go.Figure:
     """Draw ``graph`` (see :func:`topology_info` for the arguments).
 
@@ -91,7 +92,7 @@ def topology_figure(
     >>> fig.layout.title.text
     '&lt;i&gt;x&lt;/i&gt;'
     """
-    info = topology_info(graph, deltas=deltas, delta_ci=delta_ci, gates=gates, stitch=stitch)
+    info = topology_info(graph, deltas=deltas, delta_ci=delta_ci, gates=gates, stitch=stitch, delta_split=delta_split)
     fig = go.Figure(_traces(info))
     fig.update_layout(
         title=dict(text=esc(title) if title else None),

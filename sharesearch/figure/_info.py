@@ -78,6 +78,7 @@ class TopologyInfo:
     margin: dict[str, int]
     legend: list[tuple[str, str, str]]  # (name, colour, symbol) of the node kinds present
     delta_scale: float | None  # |Δ| for the full red/green; None when no Δ is known
+    delta_split: str = "validation"  # the split the heads' Δ_t were measured on ("validation" or "test")
 
     def node(self, node_id: str) -> NodeInfo:
         for n in self.nodes:
@@ -135,6 +136,7 @@ def topology_info(
     gates: Mapping[str, Sequence[Sequence[float]]] | None = None,
     stitch: Mapping[str, Any] | None = None,
     compact: bool = False,
+    delta_split: str = "validation",
 ) -> TopologyInfo:
     """Compute the drawing of ``graph``: node positions, sizes, colours, labels, edges.
 
@@ -155,6 +157,9 @@ def topology_info(
         on the stitch links; see :func:`_stitch_lookup`.
     compact : bool
         Smaller pixel sizes, for subplots.
+    delta_split : str
+        The split ``deltas`` were measured on (``"validation"`` or
+        ``"test"``), named in the hover and the colour bar.
 
     Returns
     -------
@@ -264,7 +269,8 @@ def topology_info(
         dv = _num(deltas.get(t))
         ci = delta_ci.get(t)
         ci_txt = fmt.interval(ci[0], ci[1], fmt.delta) if ci is not None and len(ci) == 2 else ""
-        dtxt = f"Δ_t = {fmt.delta(dv)} {ci_txt}".rstrip() if dv is not None else "Δ_t unknown"
+        dtxt = (f"Δ_t ({esc(delta_split)}) = {fmt.delta(dv)} {ci_txt}".rstrip() if dv is not None
+                else "Δ_t unknown")
         verdict = "" if dv is None else (" (gain)" if dv > 0 else " (negative transfer)" if dv < 0 else "")
         hover = f"<b>head of {esc(t)}</b><br>{dtxt}{verdict}<br>out_dim {d['out_dim']}<br>params {params[n]:,}"
         label = esc(_short(t, 18)) + (f"  {fmt.delta(dv)}" if dv is not None else "")
@@ -306,5 +312,5 @@ def topology_info(
     if "moe" in present:
         legend.append(("MoE", MOE_COLOUR, "square"))
     return TopologyInfo(nodes, edges, experts, order, font, lane_px, width, height, x_range, y_range, margin,
-                        legend, scale)
+                        legend, scale, delta_split)
 

@@ -13,6 +13,24 @@ from ..figure import esc, small_multiples
 from ..graph import SharingGraph
 from ._common import _complete, _graph
 
+#: objective names as a person reads them (others as stored)
+_OBJECTIVE_LABELS = {"delta_m": "validation Δm", "params": "parameters", "n_params": "parameters", "flops": "FLOPs"}
+
+
+def _label(name: str) -> str:
+    """An objective's name as shown: ``delta_m`` -> ``validation Δm``."""
+    return _OBJECTIVE_LABELS.get(name, name)
+
+
+def _is_delta(name: str) -> bool:
+    return name == "delta_m" or name.startswith("delta")
+
+
+def _shown(name: str):
+    """The formatter of an objective's values: Δ in percent, the rest as metric values."""
+    return fmt.delta if _is_delta(name) else fmt.value
+
+
 def history_figure(results: Mapping) -> go.Figure | None:
     """Objective values by trial number with the best-so-far line (one row per objective)."""
     from plotly.subplots import make_subplots
@@ -25,13 +43,14 @@ def history_figure(results: Mapping) -> go.Figure | None:
     k = len(dirs)
     names += [f"objective {i}" for i in range(len(names), k)]
     fig = make_subplots(rows=k, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=[esc(n) for n in names[:k]])
+                        subplot_titles=[esc(_label(n)) for n in names[:k]])
     for i in range(k):
         xs = [t["number"] for t in trials if len(t["values"]) > i]
         ys = [fmt.as_float(t["values"][i]) for t in trials if len(t["values"]) > i]
         ref = [bool(t.get("reference")) for t in trials if len(t["values"]) > i]
+        show = _shown(names[i])
         hover = [f"trial {t['number']}" + (f" ({esc(t['reference'])})" if t.get("reference") else "")
-                 + f"<br>{esc(names[i])} = {fmt.value(t['values'][i])}"
+                 + f"<br>{esc(_label(names[i]))} = {show(t['values'][i])}"
                  + (f"<br>params {t['n_params']:,}" if isinstance(t.get("n_params"), int) else "")
                  for t in trials if len(t["values"]) > i]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name="trial", showlegend=i == 0,
@@ -44,12 +63,14 @@ def history_figure(results: Mapping) -> go.Figure | None:
             line.append(best)
         fig.add_trace(go.Scatter(x=xs, y=line, mode="lines", line=dict(color="#E45756", shape="hv"),
                                  name="best so far", showlegend=i == 0, hoverinfo="skip"), row=i + 1, col=1)
-        fig.update_yaxes(title_text=esc(names[i]), row=i + 1, col=1)
+        fig.update_yaxes(title_text=esc(_label(names[i])), row=i + 1, col=1,
+                         tickformat="+.1%" if _is_delta(names[i]) else None)
     fig.update_xaxes(title_text="trial", row=k, col=1)
     n_pruned = sum(1 for t in results.get("trials") or [] if t.get("state") == "PRUNED")
     n_fail = sum(1 for t in results.get("trials") or [] if t.get("state") == "FAIL")
-    fig.update_layout(title=dict(text=f"Optimisation history: {len(trials)} complete, {n_pruned} pruned, "
-                                      f"{n_fail} failed (orange: reference architectures)"),
+    left = f" (not plotted: {n_pruned} stopped early by the pruner, {n_fail} failed)" if n_pruned + n_fail else ""
+    fig.update_layout(title=dict(text=f"Optimisation history: the {len(trials)} completed trials{left}; "
+                                      "orange: reference architectures"),
                       height=320 * k + 80, margin=dict(l=60, r=20, t=70, b=40), plot_bgcolor="white")
     return fig
 
@@ -63,7 +84,8 @@ def importance_figure(results: Mapping) -> go.Figure | None:
     fig = go.Figure(go.Bar(x=[v for _, v in items], y=[esc(k) for k, _ in items], orientation="h",
                            marker_color="#4C78A8", hovertext=[f"{esc(k)}: {v:.3f}" for k, v in items],
                            hoverinfo="text"))
-    fig.update_layout(title=dict(text="Hyperparameter importances (objective 0)"), xaxis_title="importance",
+    first = esc(_label((list(results.get("objective_names") or []) or ["the objective"])[0]))
+    fig.update_layout(title=dict(text=f"Hyperparameter importances for {first}"), xaxis_title="importance",
                       height=max(260, 28 * len(items) + 120), margin=dict(l=20, r=20, t=60, b=40),
                       plot_bgcolor="white")
     fig.update_yaxes(automargin=True)
@@ -92,14 +114,14 @@ def pareto_figure(results: Mapping) -> go.Figure | None:
             mode="markers+lines" if on_front and len(ts) > 1 else "markers", name=label,
             line=dict(color=colour, dash="dot"), marker=dict(color=colour, size=10 if on_front else 7),
             hovertext=[f"trial {t['number']}" + (f" ({esc(t['reference'])})" if t.get("reference") else "")
-                       + "".join(f"<br>{esc(n)} = {fmt.value(v)}" for n, v in zip(names, t["values"])) for t in ts],
+                       + "".join(f"<br>{esc(_label(n))} = {_shown(n)(v)}" for n, v in zip(names, t["values"])) for t in ts],
             hoverinfo="text"))
     arrows = {"maximize": "↑ better", "minimize": "↓ better"}
     extra = f" (first two of {len(dirs)} objectives)" if len(dirs) > 2 else ""
     fig.update_layout(title=dict(text="Pareto front" + extra), height=460, plot_bgcolor="white",
-                      xaxis_title=f"{esc(names[0])} ({arrows.get(dirs[0], dirs[0])})".replace("↑", "→")
+                      xaxis_title=f"{esc(_label(names[0]))} ({arrows.get(dirs[0], dirs[0])})".replace("↑", "→")
                       .replace("↓", "←"),
-                      yaxis_title=f"{esc(names[1])} ({arrows.get(dirs[1], dirs[1])})")
+                      yaxis_title=f"{esc(_label(names[1]))} ({arrows.get(dirs[1], dirs[1])})")
     return fig
 
 
@@ -108,7 +130,7 @@ def _topology_options(cand: Mapping | None, trial: Mapping | None) -> dict[str, 
         tv = cand["verdict"].get("tasks") or []
         return {"deltas": {t["task"]: fmt.as_float(t.get("delta")) for t in tv},
                 "delta_ci": {t["task"]: t.get("delta_ci") for t in tv},
-                "gates": cand.get("gates") or None, "stitch": cand.get("stitch") or None}
+                "gates": cand.get("gates") or None, "stitch": cand.get("stitch") or None, "delta_split": "test"}
     if trial and trial.get("val_deltas"):
         return {"deltas": {k: fmt.as_float(v) for k, v in trial["val_deltas"].items()}}
     return {}

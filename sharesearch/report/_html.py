@@ -8,10 +8,11 @@ import plotly.graph_objects as go
 
 from .. import fmt
 from ..figure import topology_figure
+from ._answer import answer_html, metric_labels
 from ._common import HTML_FILE, JSON_FILE, MD_FILE, SCHEMA_VERSION, _graph, _h, best_candidate, figure_html
 from ._figures import _multiples, _topology_options, history_figure, importance_figure, pareto_figure
 from ._tables import (_CSS, _affinity_section, _control_warning, _kv_table, _looks_warning, _pre, _protocol_line,
-                      _rows_line, _runs_note, _trials_table, _verdict_table)
+                      _rows_line, _runs_note, _trials_line, _trials_table, _verdict_table)
 
 def report_html(results: Mapping) -> str:
     """The report page as one HTML string (plotly.js inlined; opens offline)."""
@@ -30,10 +31,11 @@ def report_html(results: Mapping) -> str:
         fig.update_layout(width=None, autosize=True)  # fill the page's column, whatever the figure asked
         return figure_html(fig, div_id=f"ss-fig-{next(counter)}")
 
-    n_trials = len(results.get("trials") or [])
     parts.append(f"<h1>sharesearch report: {_h(study)}</h1>")
+    parts += answer_html(results, fig_block)  # the answer first: what to ship, and the transfer matrix
+    parts.append(f'<p class="muted">{_h(_trials_line(results))}</p>')
     parts.append(f'<p class="muted">data <b>{_h(data.get("name", ""))}</b> (fingerprint '
-                 f'<code>{_h(data.get("fingerprint", ""))}</code>), {len(tasks)} tasks, {n_trials} trials; '
+                 f'<code>{_h(data.get("fingerprint", ""))}</code>), {len(tasks)} tasks; '
                  f'objectives: {_h(", ".join(f"{n} ({d})" for n, d in zip(results.get("objective_names") or [], results.get("directions") or [])))}</p>')
     if _rows_line(data):
         parts.append(f'<p class="muted">{_h(_rows_line(data))}</p>')
@@ -48,7 +50,6 @@ def report_html(results: Mapping) -> str:
     parts.append('<section id="verdict"><h2>Verdict: did sharing help each task?</h2>')
     best_c, best_t = best_candidate(results)
     if verdict.get("candidates"):
-        proto = verdict.get("protocol") or {}
         for warning in (_looks_warning(verdict), _control_warning(verdict["candidates"])):
             if warning:
                 parts.append(f'<p class="warning">{_h(warning)}</p>')
@@ -68,7 +69,7 @@ def report_html(results: Mapping) -> str:
             if _runs_note(c):
                 cls = "warning" if (c.get("runs") or {}).get("n_still_learning") else "muted"
                 parts.append(f'<p class="{cls}">{_h(_runs_note(c))}</p>')
-            parts.append(_verdict_table(c.get("verdict") or {}))
+            parts.append(_verdict_table(c.get("verdict") or {}, metric_labels(results)))
     else:
         parts.append('<p>No verdict yet: run <code>sharesearch verdict</code> to retrain the best candidates '
                      'and the baselines with fresh seeds and test them once. Validation numbers only below.</p>')

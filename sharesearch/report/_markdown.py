@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import fmt
-from ._common import _ci, _complete, _graph, _verdict_record, best_candidate
-from ._tables import _control_warning, _looks_warning, _methods, _protocol_line, _rows_line, _runs_note
+from ._common import _ci, _graph, _verdict_record, best_candidate
+from ._answer import answer_markdown
+from ._tables import _trials_line, _control_warning, _looks_warning, _methods, _protocol_line, _rows_line, _runs_note
 
 # ----------------------------------------------------------------- markdown
 def _md(s: Any) -> str:
@@ -77,11 +78,10 @@ def markdown_summary(results: Mapping, files: Mapping[str, Path | str] | None = 
     and never break the table.
     """
     lines = [f"# sharesearch report: {_md(results.get('study', ''))}", ""]  # the name as a code span: literal
+    lines += answer_markdown(results, _md)  # the answer first: what to ship and the transfer table
     data = results.get("data") or {}
-    n_complete = len(_complete(results))
     lines.append(f"data {_md(data.get('name', ''))} (fingerprint {_md(data.get('fingerprint', ''))}), "
-                 f"{len(results.get('tasks') or [])} tasks, {len(results.get('trials') or [])} trials "
-                 f"({n_complete} complete)")
+                 f"{len(results.get('tasks') or [])} tasks; {_trials_line(results)}")
     lines += [_rows_line(data)] if _rows_line(data) else []
     lines.append("")
     best_c, best_t = best_candidate(results)

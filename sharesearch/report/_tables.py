@@ -37,7 +37,22 @@ def _methods(v: Verdict) -> str:
                if v.n_diverged_candidate or v.n_diverged_baseline else ""))
 
 
-def _verdict_table(d: Mapping) -> str:
+def _trials_line(results: Mapping) -> str:
+    """The trials in words: ``"24 trials: 10 completed, 14 stopped early by the pruner, ..."``."""
+    states: dict[str, int] = {}
+    for t in results.get("trials") or []:
+        states[str(t.get("state"))] = states.get(str(t.get("state")), 0) + 1
+    words = {"COMPLETE": "completed", "PRUNED": "stopped early by the pruner (not worth finishing)",
+             "FAIL": "failed", "RUNNING": "still running", "WAITING": "queued"}
+    parts = [f"{n} {words.get(s, s.lower())}" for s, n in states.items() if n]
+    total = sum(states.values())
+    return (f"{total} trial{'s' if total != 1 else ''}" + (": " + ", ".join(parts) if parts else "")
+            + ". A trial is one architecture the search proposed and trained, numbered from 0 in the order tried.")
+
+
+def _verdict_table(d: Mapping, metrics: Mapping[str, str] | None = None) -> str:
+    """One arm's verdict table; each task names its primary metric and direction (``metrics``)."""
+    metrics = metrics or {}
     v = _verdict_record(d)
     if v is None:
         return '<p class="muted">This verdict could not be read.</p>'
@@ -45,14 +60,15 @@ def _verdict_table(d: Mapping) -> str:
     for tv in v.tasks:
         rows.append(
             f'<tr class="{_VERDICT_CLASS.get(tv.verdict, "neu")}"><td class="task">{_h(tv.task)}</td>'
-            f'<td>{_h(tv.direction)}</td><td>{_h(_n_runs(tv))}</td>'
+            f'<td>{_h(metrics.get(tv.task) or fmt.metric("", tv.direction).lstrip(", "))}</td>'
+            f'<td>{_h(_n_runs(tv))}</td>'
             f'<td>{fmt.value(tv.baseline_mean)} <span class="ci">{fmt.interval(*tv.baseline_ci)}</span></td>'
             f'<td>{fmt.value(tv.candidate_mean)} <span class="ci">{fmt.interval(*tv.candidate_ci)}</span></td>'
             f'<td>{fmt.delta(tv.delta)} <span class="ci">{fmt.interval(*tv.delta_ci, fmt.delta)}</span></td>'
             f'<td>{fmt.p_value(tv.p_value)}</td><td>{fmt.p_value(tv.p_holm)}</td><td>{fmt.percent(tv.mde)}</td>'
             f'<td>{fmt.p_value(tv.p_equivalence_holm)}</td>'
             f'<td class="verdict">{_h(tv.label)}</td><td class="note">{_h(tv.note)}</td></tr>')
-    head = ("<tr><th>task</th><th>direction</th><th>n (base / cand)</th><th>baseline mean [CI]</th>"
+    head = ("<tr><th>task</th><th>metric</th><th>n (base / cand)</th><th>baseline mean [CI]</th>"
             "<th>candidate mean [CI]</th><th>Δ<sub>t</sub> [CI]</th><th>p (Welch)</th><th>p (Holm)</th>"
             "<th>MDE</th><th>TOST p (Holm)</th><th>verdict</th><th>note</th></tr>")
     dm = (f'<p class="dm">Δm = <b>{fmt.delta(v.delta_m)}</b> <span class="ci">'
@@ -159,19 +175,20 @@ def _trials_table(results: Mapping, n: int = 15) -> str:
     if not trials:
         return "<p>No complete trials.</p>"
     best = set(results.get("best_trials") or [])
+    multi = len(results.get("directions") or []) > 1
     head = ("<tr><th>trial</th>" + "".join(f"<th>{_h(x)}</th>" for x in names)
             + "<th>params</th><th>FLOPs</th><th>reference</th><th>topology</th></tr>")
     rows = []
     for t in trials:
         g = _graph(t.get("graph"))
         vals = "".join(f"<td>{fmt.value(v)}</td>" for v in t["values"])
-        star = " ★" if t["number"] in best else ""
+        star = " ★" if t["number"] in best and multi else ""
         rows.append(f"<tr><td>{_h(t['number'])}{star}</td>{vals}<td>{_h(t.get('n_params', ''))}</td>"
                     f"<td>{_h(t.get('flops', ''))}</td><td>{_h(t.get('reference') or '')}</td>"
                     f"<td><pre class=\"small\">{_h(g.describe() if g else '')}</pre></td></tr>")
     return (f'<table class="trials"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
-            f"<p class=\"muted\">Top {len(trials)} complete trials by {_h(names[0])} on validation; "
-            f"★ Pareto-optimal.</p>")
+            f"<p class=\"muted\">Top {len(trials)} completed trials by {_h(names[0])} on validation"
+            + ("; ★ Pareto-optimal." if multi else ".") + "</p>")
 
 
 _CSS = """
@@ -185,6 +202,7 @@ tr.unt td{background:#eeeeee;color:#555}.warning{background:#fff3cd;border:1px s
 td.verdict{font-weight:600}.ci{color:#555;font-size:.85em}.muted{color:#666;font-size:.85rem}
 pre{background:#f7f7f7;border:1px solid #e3e3e3;padding:.6rem;overflow:auto;max-height:32rem;font-size:.8rem}
 pre.small{margin:0;padding:.2rem;max-height:none;border:none;background:none}
+.answer{font-size:1.15rem;margin:.4rem 0}.answer strong{color:#0b5394}td.choice{font-weight:600}
 nav a{margin-right:1rem}.dm{font-size:1.05rem}.ss-figure{margin:.5rem 0 1rem 0}
 """
 
