@@ -15,10 +15,10 @@ from sharesearch.search._study import legacy_study_name
 from sharesearch.space import load_space
 
 
-@pytest.fixture()
-def runs(tmp_path):
-    """runs/ with three empty studies, each in its own run folder, and a folder that holds no study."""
-    root = tmp_path / "runs"
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """runs/ with three empty studies, each in its own run folder, and a folder that holds no study (read only)."""
+    root = tmp_path_factory.mktemp("catalog") / "runs"
     for name in ("planted-tiny-a1b2c3", "planted-default-d4e5f6", "null-tiny-000111"):
         optuna.create_study(study_name=name, storage=open_storage(None, name, root))
     (root / "notes").mkdir()
