@@ -149,3 +149,5 @@ def test_the_recommended_model_is_saved_beside_never_over_an_earlier_one(study, 
     assert kept and all(p.is_relative_to(folder) or p.is_relative_to(folder.parent / "model-2") for p in kept)
     model = load_model(kept[0].parent)  # a model folder load_model reads back, weights and graph together
     assert set(model.graph.tasks) <= set(data.task_names)
+    assert model.provenance.split == "test" and model.provenance.source == "verdict"
+    assert model.provenance.arm == rec1["arm"] and model.provenance.seed == first["protocol"]["seeds"][0]

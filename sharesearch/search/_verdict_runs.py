@@ -45,6 +45,7 @@ from optuna.trial import TrialState
 
 from ..data import MultiTaskData
 from ..graph import SharingGraph
+from ..provenance import Provenance
 from ..tasks import metric_direction
 from ..training import TrainConfig, step_budget
 from ..verdict import Recommendation, RowPredictions, recommend, relative_delta, task_verdicts
@@ -236,8 +237,9 @@ def compute_verdict(study: optuna.Study, data: MultiTaskData | None = None, *, n
     bar.close()
     rec = recommend(entries)
     if model_dir is not None:
-        provenance = {"study": study.study_name, "arm": rec.arm, "trial": rec.trial, "seed": seeds[0],
-                      "trained_in": "verdict", "test_deltas": rec.to_dict()["test_deltas"]}
+        provenance = Provenance(arm=rec.arm, split="test", source="verdict", study=study.study_name,
+                                trial=rec.trial, seed=seeds[0], delta_m=_finite(rec.delta_m),
+                                deltas={t: d for t, d in rec.test_deltas.items() if math.isfinite(d)})
         rec = _ship(rec, kept.get(rec.arm, ()), data, _val_score(data, baselines), Path(model_dir), provenance)
     out = {"protocol": _protocol(study, plan, seeds, aa_seeds, entries, budget, top_k, ctx, data, row_resamples),
            "candidates": entries, "control": _run_summary(base_runs),
@@ -262,6 +264,10 @@ def _val_score(data: MultiTaskData, baselines: dict[str, TaskBaseline]) -> Calla
     return score
 
 
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
 def fresh_folder(path: Path) -> Path:
     """``path`` when it does not exist yet, else the first free ``<path>-2``, ``<path>-3``, ... beside it.
 
@@ -279,7 +285,7 @@ def fresh_folder(path: Path) -> Path:
 
 
 def _ship(rec: Recommendation, kept: Sequence[KeptModel], data: MultiTaskData,
-          score: Callable[[dict[str, float]], float], model_dir: Path, provenance: dict[str, Any]) -> Recommendation:
+          score: Callable[[dict[str, float]], float], model_dir: Path, provenance: Provenance) -> Recommendation:
     """Save the recommended arm's seed-0 network(s) into a fresh folder and record it in the recommendation.
 
     One network (an arm, or a control of one configuration): saved into the
@@ -295,7 +301,10 @@ def _ship(rec: Recommendation, kept: Sequence[KeptModel], data: MultiTaskData,
     parts = [(folder, kept[0])] if len(kept) == 1 else [(folder / f"group-{i}", k) for i, k in enumerate(kept)]
     for path, k in parts:
         state = ship_state(k, data, score)
-        save_model(state, k.graph, path, tasks=[s for s in data.tasks if s.name in k.tasks])
+        prov = replace(provenance, deltas={t: d for t, d in provenance.deltas.items() if t in k.tasks},
+                       delta_m=provenance.delta_m if len(parts) == 1 else None)
+        save_model(state, k.graph, path, tasks=[s for s in data.tasks if s.name in k.tasks],
+                   preprocessing=getattr(data, "preprocessing", None), provenance=prov)
     notes = rec.notes
     if len(parts) > 1:
         notes += (f"the control has {len(parts)} configurations: one model folder per configuration under "
