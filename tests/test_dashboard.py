@@ -23,7 +23,7 @@ OPTIONS = {"n": 200, "d": 4, "seed": 0, "clusters": [[0, 1]]}
 
 
 def _study(tmp_path) -> optuna.Study:
-    """A SQLite study with a control, a reference, a sampled trial and its companion (no training)."""
+    """A SQLite study with a control, a reference, a sampled trial, its companion and a retry (no training)."""
     data = load_data("synthetic-mmoe", **OPTIONS)
     study = prepare_study(open_storage(f"sqlite:///{tmp_path / 'study.db'}"), "s", data,
                           {"source": "synthetic-mmoe", "options": OPTIONS}, load_space("tiny"),
@@ -39,6 +39,8 @@ def _study(tmp_path) -> optuna.Study:
         (0.05, TrialRecord(graph=shared, sampler_seed=7, status="trained", val_deltas={"t0": 0.06, "t1": 0.04}), {}),
         (0.04, TrialRecord(graph=shared, status="trained", val_deltas={"t0": 0.05, "t1": 0.03}),
          {"fixed_params": {"lr": 0.01}}),
+        (0.03, TrialRecord(graph=shared, status="trained", val_deltas={"t0": 0.04, "t1": 0.02}),
+         {"fixed_params": {"lr": 0.01}, "failed_trial": 2, "retry_history": [2]}),
     ]:
         study.add_trial(optuna.create_trial(state=TrialState.COMPLETE, value=value, params={"lr": 0.01},
                                             distributions=dist, user_attrs=rec.to_attrs(), system_attrs=system))
@@ -96,5 +98,6 @@ def test_each_trial_note_says_what_the_trial_is(tmp_path):
     assert notes[1].startswith("## Trial 1: reference architecture `shared-bottom`")
     assert notes[2].startswith("## Trial 2: sampled: a candidate the sampler proposed (sampler seed 7)")
     assert notes[3].startswith("## Trial 3: companion")
+    assert notes[4].startswith("## Trial 4: sampled") and "a retry of trial 2, whose worker died" in notes[4]
     assert "| t0 | +6.00% |" in notes[2] and "stage 0" in notes[2]
     assert "graph object `topology-trial-2`" in notes[2] and "graph object" not in notes[3]  # top=1: the best only

@@ -152,6 +152,8 @@ def trial_note(rec: TrialRecord, trial: optuna.trial.FrozenTrial) -> str:
     lines = [f"## Trial {trial.number}: {trial_kind(rec, trial)}", "",
              f"Status: {_md(rec.status or trial.state.name.lower())}"
              + (f" (the result of trial {rec.reused_from}, the same candidate)" if rec.reused_from is not None else "")
+             + (f" (a retry of trial {trial.system_attrs['failed_trial']}, whose worker died)"
+                if "failed_trial" in trial.system_attrs else "")
              + f"; validation Δm {fmt.delta(value)}."]
     if rec.val_deltas:
         lines += ["", "| task | validation Δ |", "|---|---|"]
