@@ -130,7 +130,7 @@ def transfer_section_html(results: Mapping[str, Any]) -> str:
         "path fine-tuned, against a single-task network from scratch on the same rows (same learning-rate grid, "
         f"steps and seeds {_h(list(info.seeds))}). Gain = relative improvement of the test metric, seed-paired; "
         "bars are 95% intervals.</p>\n"
-        f"<p>Transferability (mean gain per decade of k): {_h(_score_text(info))}</p>\n"
+        f"<p>Transferability (mean gain over log k): {_h(_score_text(info))}</p>\n"
         f"<p>Where the task joined: {rules}</p>\n"
         f"{figure_html(transfer_figure(info), div_id='transfer-curves')}\n</section>")
 
@@ -156,5 +156,5 @@ def transfer_markdown(results: Mapping[str, Any]) -> list[str]:
         lines.append(f"| {_md(s.topology)} | {_md(s.task)} | {s.mode} | "
                      + " | ".join(cell.get(k, fmt.MISSING) for k in labels) + " |")
     if info.scores:
-        lines += ["", "Transferability (mean gain per decade of k): " + _score_text(info)]
+        lines += ["", "Transferability (mean gain over log k): " + _score_text(info)]
     return lines

@@ -135,7 +135,7 @@ class TransferPoint:
 
 
 def transferability(points: Sequence[TransferPoint]) -> float:
-    """Area under gain vs ``log10(k)`` over the width of the range (the mean gain per decade).
+    """Area under gain vs ``log10(k)`` over the width of the range (the mean gain over log k).
 
     ``k = None`` (all rows) sits at its ``n_rows``. NaN gains are left out.
 
