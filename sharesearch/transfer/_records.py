@@ -11,8 +11,8 @@ interval and a one-sample t-test; Holm's correction runs over every point of
 one (topology, mode) (:func:`sharesearch.verdict.holm`).
 
 The **transferability score** of a curve is the area under gain vs
-``log10(k)`` divided by the width of the ``log10(k)`` range: the mean gain per
-decade of labelled rows (a single k: its gain). A topology's score is the mean
+``log10(k)`` divided by the width of the ``log10(k)`` range: the mean gain over
+the log-k range (a single k: its gain). A topology's score is the mean
 over its held-out tasks.
 
 Example
