@@ -227,6 +227,16 @@ CASES = [
          ["--out", "outdir"], both(files(**{"g.json": graph_json()}), folder("outdir"))),
     case("export-graph-missing", ["export", "--format", "dot", "--graph", "nope.json", "--out", "g.dot"], ["nope.json"]),
     case("export-model-no-study", ["export", "--format", "model", "--out", "m"], ["--storage", "--study"]),
+    # ---- built-in options named in the error; studies named by folder, name or prefix (issue 14)
+    case("multifashion-n", [*SEARCH, "--data", "multifashion", "--data-option", "n=500"],
+         ["multifashion", "'n'", "valid options", "n_train"]),
+    case("planted-bogus", [*SEARCH, "--data", "synthetic-planted", "--data-option", "bogus=1"],
+         ["synthetic-planted", "'bogus'", "valid options", "clusters"]),
+    case("report-unknown-study", ["report", "nope"], ["'nope'", "runs"]),
+    case("verdict-no-study", ["verdict"], ["give a run folder"]),
+    case("report-not-a-run-folder", ["report", "sub/dir"], ["'sub/dir'", "not a run folder"],
+         both(folder("sub"), folder("sub/dir"))),
+    case("show-study-twice", ["show", "a", "--study", "b"], ["give the study once", "'a'", "'b'"]),
 ]
 
 
