@@ -31,3 +31,14 @@ def test_torch_free_modules_stay_torch_free():
             "bad = [m for m in ('torch', 'optuna', 'plotly') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_subpackage_is_listed_in_pyproject_so_a_built_wheel_carries_it():
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(root).parts) for p in (root / "sharesearch").rglob("__init__.py")
+               if "__pycache__" not in p.parts}
+    assert on_disk - listed == set()
