@@ -176,3 +176,17 @@ def test_search_phase_uses_the_sample_and_the_verdict_every_row(tmp_path, monkey
         run_search(load_data(spec, search_rows=200), {"source": str(spec), "options": {"search_rows": 200}},
                    load_space("tiny"), storage=storage, study_name="s", config=SearchConfig(n_trials=5),
                    train_base=TrainConfig(device="cpu"), progress=False, verdict=False)
+
+
+def test_sample_keeps_each_rows_weight_and_the_preprocessing(tmp_path):
+    spec = _table(tmp_path, extra='weight_column = "w"')
+    frame = pd.read_csv(tmp_path / "t.csv")
+    frame["w"] = frame["row_id"] + 1.0  # a weight that names its row
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    d = load_data(spec)
+    view, _ = d.sample_rows(200)
+    ids = np.rint(view.x[:, d.meta["feature_names"].index("row_id")].double().numpy()
+                  * d.meta["numeric_stats"]["row_id"][1] + d.meta["numeric_stats"]["row_id"][0])
+    assert view.weights is not None and view.weights.shape == (view.n,)
+    np.testing.assert_allclose(view.weights.numpy(), ids + 1.0)
+    assert view.preprocessing is d.preprocessing is not None

@@ -184,9 +184,10 @@ def sample_rows(data: "MultiTaskData", search_rows: int | float | None,
     digest = hashlib.sha256(rows.astype(np.int64).tobytes()).hexdigest()
     record = RowSample(search_rows, seed, k, n_train, v, n_val, digest)
     idx = torch.from_numpy(rows).to(data.device)  # [k + v]
-    view = type(data)._unchecked(name=data.name, tasks=list(data.tasks), x=data.x[idx], y=data.y[idx],
-                                 split=data.split[idx], split_seed=data.split_seed,
-                                 meta={**data.meta, "row_sample": record.to_dict()}, search_rows=None)
+    fields = data._fields()  # every field, so a new one (weights, preprocessing, ...) is never dropped
+    view = type(data)._unchecked(**{**fields, "x": data.x[idx], "y": data.y[idx], "split": data.split[idx],
+                                    "meta": {**data.meta, "row_sample": record.to_dict()}, "search_rows": None,
+                                    "weights": None if data.weights is None else data.weights[idx]})
     try:
         view._validate(min_tasks=1)
     except SharesearchError as e:
