@@ -11,12 +11,14 @@ DIRS = {"a": "maximize", "b": "maximize", "c": "minimize"}
 BASE = {"a": [0.80, 0.81, 0.79, 0.80], "b": [0.70, 0.71, 0.69, 0.70], "c": [10.0, 10.1, 9.9, 10.0]}
 
 
-def arm(name: str, trial: int | None, shift: dict[str, float]) -> dict:
-    """An arm dict as compute_verdict stores it: candidate = baseline + shift per task (tiny jitter)."""
+def arm(name: str, trial: int | None, shift: dict[str, float], val: float | None = None) -> dict:
+    """An arm dict as compute_verdict stores it: candidate = baseline + shift per task (tiny jitter);
+    ``val`` its validation Δm (None: a verdict stored before arms carried one)."""
     jit = [0.0, 0.002, -0.002, 0.001]
     cand = {t: [x + shift.get(t, 0.0) + j for x, j in zip(v, jit)] for t, v in BASE.items()}
     v = task_verdicts(cand, BASE, DIRS, n_resamples=200)
-    return {"name": name, "trial": trial, "graph": {"tag": name}, "verdict": v.to_dict()}
+    out = {"name": name, "trial": trial, "graph": {"tag": name}, "verdict": v.to_dict()}
+    return out if val is None else {**out, "val_delta_m": val}
 
 
 AA = arm("independent", 0, {})
@@ -74,3 +76,25 @@ def test_without_an_independent_arm_the_check_is_unknown_and_round_trips_through
 def test_unreadable_arms_are_skipped():
     r = recommend([{"name": "trial 1", "trial": 1, "verdict": {"broken": True}}, arm("trial 2", 2, {"a": 0.1})])
     assert r.arm == "trial 2"
+
+
+def test_the_arm_is_chosen_on_validation_and_the_test_judges_only_that_one():
+    test_winner = arm("trial 9", 9, {"a": 0.15, "b": 0.1}, val=0.01)  # largest test gain, weak on validation
+    val_winner = arm("trial 23", 23, {"a": 0.05}, val=0.06)
+    r = recommend([AA, test_winner, val_winner])
+    assert r.overall == "share as in trial 23" and r.trial == 23 and not r.notes
+
+
+def test_a_validation_choice_that_does_not_help_on_test_keeps_independent_models():
+    r = recommend([AA, arm("trial 9", 9, {"a": 0.15}, val=0.01), arm("trial 23", 23, {}, val=0.06)])
+    assert r.kind == "independent" and "best arm on validation" in r.overall and "trial 23" in r.overall
+
+
+def test_the_validation_choice_keeps_the_tasks_it_harms_on_test_independent():
+    r = recommend([AA, arm("trial 4", 4, {"a": 0.1, "c": 3.0}, val=0.05), arm("mmoe", 2, {"a": 0.02}, val=0.01)])
+    assert r.overall == "share as in trial 4; keep task c independent" and r.per_task["c"].choice == "independent"
+
+
+def test_a_verdict_without_validation_scores_says_it_chose_on_test():
+    r = recommend([AA, arm("trial 23", 23, {"a": 0.08})])
+    assert r.arm == "trial 23" and any("chosen on test" in n for n in r.notes)

@@ -151,3 +151,13 @@ def test_the_recommended_model_is_saved_beside_never_over_an_earlier_one(study, 
     assert set(model.graph.tasks) <= set(data.task_names)
     assert model.provenance.split == "test" and model.provenance.source == "verdict"
     assert model.provenance.arm == rec1["arm"] and model.provenance.seed == first["protocol"]["seeds"][0]
+
+
+def test_every_sharing_arm_carries_its_validation_delta_m_and_the_choice_follows_it(study, data):
+    v = compute_verdict(study, data, n_seeds=2, row_resamples=0, top_k=1)
+    sharing = [c for c in v["candidates"] if c["name"] != "independent"]
+    assert sharing and all(isinstance(c["val_delta_m"], float) and math.isfinite(c["val_delta_m"]) for c in sharing)
+    rec = v["recommendation"]
+    if rec["kind"] != "independent" or "best arm on validation" in rec["overall"]:
+        best = max(sharing, key=lambda c: c["val_delta_m"])
+        assert best["name"] in rec["overall"]

@@ -166,8 +166,27 @@ def _arm_entry(name: str, trial: int | None, graph: SharingGraph | None, params:
     verdict = task_verdicts(cand, base, {s.name: metric_direction(s.primary_metric) for s in data.tasks},
                             alpha=alpha, weights={s.name: s.weight for s in data.tasks}, rows=rows, arm=name)
     return {"name": name, "trial": trial, "graph": graph.to_dict() if graph is not None else None, "train": params,
-            "verdict": verdict.to_dict(), "test_metrics": cand, "runs": _run_summary(runs),
+            "verdict": verdict.to_dict(), "val_delta_m": _val_delta_m(runs, control, data),
+            "test_metrics": cand, "runs": _run_summary(runs),
             "gates": runs[0].gates if runs else None, "stitch": runs[0].stitch if runs else None}
+
+
+def _val_delta_m(runs: Sequence[RunOutcome], control: Sequence[RunOutcome], data: MultiTaskData) -> float | None:
+    """The arm's validation Δm against the control, the mean over its seeds (None when not finite).
+
+    Each run's Δm compares its per-task validation metric with the mean of the
+    control runs' on the same seeds; the recommendation chooses its arm on
+    this, so the test split judges only the arm chosen.
+    """
+    w = {s.name: s.weight for s in data.tasks}
+    dirs = {s.name: metric_direction(s.primary_metric) for s in data.tasks}
+    ref = {t: float(np.mean([o.val[t] for o in control])) for t in w} if control else {}
+    per_run = []
+    for o in runs:
+        ds = [(w[t], relative_delta(o.val[t], ref[t], dirs[t])) for t in w if t in o.val and t in ref]
+        if ds and all(math.isfinite(d) for _, d in ds):
+            per_run.append(sum(wi * d for wi, d in ds) / sum(wi for wi, _ in ds))
+    return float(np.mean(per_run)) if per_run else None
 
 
 def compute_verdict(study: optuna.Study, data: MultiTaskData | None = None, *, n_seeds: int | None = None,

@@ -12,15 +12,22 @@ The rule
    trained again (an A/A comparison). When its Δm interval excludes 0, or
    any of its tasks is flagged negative or positive transfer, the protocol
    disagrees with itself and no Δ can be trusted: keep independent models.
-2. **An arm credibly helps** when the lower end of its Δm interval is above
-   0, or at least one of its tasks is flagged positive transfer (Holm).
-3. **Among the arms that credibly help and flag no task negative transfer**,
-   the one with the largest Δm: share as in it, every task.
-4. **Otherwise, among the arms that credibly help with some task flagged
-   negative transfer**, the one with the largest *shipped* Δm (the flagged
-   tasks counted as 0, since they keep their independent network): share as
-   in it, and keep each flagged task independent.
-5. **Otherwise** keep independent models.
+2. **The arm is chosen on validation, never on test.** Among the sharing
+   arms (the top-k candidates and the references), the one with the largest
+   ``val_delta_m``: the mean, over the verdict's seeds, of its validation Δm
+   against the control's validation metrics. Choosing the largest *test* Δm
+   of several arms and then quoting it would be the winner's curse on the
+   test split; here the test split only judges the one arm chosen.
+3. **Its test result decides what ships.** It *credibly helps* when the
+   lower end of its Δm interval is above 0, or at least one of its tasks is
+   flagged positive transfer (Holm). If it helps and flags no task negative
+   transfer: share as in it, every task. If it helps and flags some tasks
+   negative transfer: share as in it, and keep each flagged task independent
+   (the shipped Δm counts them as 0). Otherwise keep independent models.
+
+A verdict stored before arms carried ``val_delta_m`` falls back to the
+largest test Δm among the arms that credibly help (and says so in
+``notes``).
 
 Ties go to the arm listed first. "Share" on a task whose own Δ is
 inconclusive or equivalent means the arm's overall gain carries it: the
@@ -52,10 +59,10 @@ __all__ = ["CONTROL_ARM", "RULE", "TaskChoice", "Recommendation", "recommend"]
 #: the name of the arm that is the control trained again (the A/A check)
 CONTROL_ARM = "independent"
 #: the rule in one sentence (stored with the recommendation)
-RULE = ("control check first (the independent arm's Δm interval must contain 0 and flag no task); then, among arms "
-        "whose Δm interval lies above 0 or that flag a task positive transfer: the largest Δm with no task flagged "
-        "negative transfer, else the largest shipped Δm with the flagged tasks kept independent; else independent "
-        "models")
+RULE = ("control check first (the independent arm's Δm interval must contain 0 and flag no task); then the sharing "
+        "arm with the largest validation Δm (mean over the verdict's seeds) is judged once on test: shared if its Δm "
+        "interval lies above 0 or it flags a task positive transfer, tasks it flags negative transfer kept "
+        "independent; else independent models")
 
 
 @dataclass(frozen=True)
@@ -177,16 +184,28 @@ def recommend(arms: Sequence[Mapping[str, Any]]) -> Recommendation:
     read = [(a, v) for a in arms if (v := _verdict(a)) is not None]
     control_ok, control_note = _control_check(read)
     aa = next(((a, v) for a, v in read if a.get("name") == CONTROL_ARM), None)
-    shared = [(a, v) for a, v in read if a.get("name") != CONTROL_ARM and _helps(v)]
-    clean = [(a, v) for a, v in shared if not v.negative_transfer]
     if control_ok is False:
         return _independent(read, aa, control_ok, control_note, "the control check failed, so no Δ can be trusted")
-    if clean:
-        arm, v = max(clean, key=lambda av: (av[1].delta_m, -clean.index(av)))
-    elif shared:
-        arm, v = max(shared, key=lambda av: (_shipped_dm(av[1]), -shared.index(av)))
-    else:
-        return _independent(read, aa, control_ok, control_note, "no arm credibly beat the control on test")
+    sharing = [(a, v) for a, v in read if a.get("name") != CONTROL_ARM]
+    ranked = [(a, v) for a, v in sharing if math.isfinite(_val_dm(a))]
+    notes: tuple[str, ...] = ()
+    if ranked:  # chosen on validation; the test split judges this one arm only
+        arm, v = max(ranked, key=lambda av: (_val_dm(av[0]), -ranked.index(av)))
+        if not _helps(v):
+            return _independent(read, aa, control_ok, control_note,
+                                f"{_arm_name(arm)}, the best arm on validation (Δm {fmt.delta(_val_dm(arm))}), "
+                                f"did not credibly beat the control on test")
+    else:  # an older verdict without validation scores: the largest test Δm among the arms that help
+        shared = [(a, v) for a, v in sharing if _helps(v)]
+        clean = [(a, v) for a, v in shared if not v.negative_transfer]
+        notes = ("chosen on test: this verdict's arms carry no validation Δm (recompute the verdict to choose on "
+                 "validation)",)
+        if clean:
+            arm, v = max(clean, key=lambda av: (av[1].delta_m, -clean.index(av)))
+        elif shared:
+            arm, v = max(shared, key=lambda av: (_shipped_dm(av[1]), -shared.index(av)))
+        else:
+            return _independent(read, aa, control_ok, control_note, "no arm credibly beat the control on test")
     name = _arm_name(arm)
     per_task = {}
     for tv in v.tasks:
@@ -202,7 +221,12 @@ def recommend(arms: Sequence[Mapping[str, Any]]) -> Recommendation:
                                        if keep else "")
     return Recommendation(overall, "share-partly" if keep else "share", str(arm.get("name")), arm.get("trial"),
                           arm.get("graph"), per_task, {tv.task: tv.delta for tv in v.tasks}, _shipped_dm(v),
-                          control_ok, control_note)
+                          control_ok, control_note, notes=notes)
+
+
+def _val_dm(arm: Mapping) -> float:
+    """The arm's validation Δm (mean over the verdict's seeds); NaN when the arm does not carry one."""
+    return fmt.as_float(arm.get("val_delta_m"))
 
 
 def _independent(read: Sequence[tuple[Mapping, Verdict]], aa: tuple[Mapping, Verdict] | None,
