@@ -1,15 +1,6 @@
 """The sharesearch command line. Each command parses its arguments and calls the library.
 
-    sharesearch search     search sharing graphs (no arguments: the quick start)
-    sharesearch studies    list the studies under the runs folder
-    sharesearch worker     join an existing study from another process or machine
-    sharesearch verdict    recompute the verdict of a study (its report beside the earlier ones)
-    sharesearch train      train one topology beside its independent baselines
-    sharesearch report     write the HTML/JSON/Markdown report of a study
-    sharesearch show       draw the recommended architecture, one trial's, or a graph file's
-    sharesearch export     export a graph (JSON, GraphML, DOT, Mermaid) or the recommended model
-    sharesearch space      show or copy a shipped search-space file to edit
-    sharesearch affinity   measure inter-task affinity and print the sharing trees it proposes
+``sharesearch --help`` lists the commands, one line each.
 
 A study is named by its run folder (``runs/NAME``), its name, or the first
 letters of exactly one name under ``--runs``; ``--storage URL --study NAME``
@@ -263,14 +254,10 @@ def cmd_export(args) -> int:
         return 0
     graph = SharingGraph.from_dict(_chosen(args).graph)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if args.format == "json":
-        out.write_text(graph.to_json(indent=2))
-    elif args.format == "graphml":
-        export.to_graphml(graph, out)
-    elif args.format == "dot":
-        out.write_text(export.to_dot(graph))
-    elif args.format == "mermaid":
-        out.write_text(export.to_mermaid(graph))
+    write = {"json": lambda g: out.write_text(g.to_json(indent=2)), "graphml": lambda g: export.to_graphml(g, out),
+             "dot": lambda g: out.write_text(export.to_dot(g)),
+             "mermaid": lambda g: out.write_text(export.to_mermaid(g))}
+    write[args.format](graph)
     print(f"wrote {args.format}: {out}")
     return 0
 
@@ -350,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--population", type=int, default=None,
                    help="trials trained together: a topology and its companions with other learning rates "
                         "(default: 1 on a CPU, 8 on a GPU)")
-    s.add_argument("--seeds", type=int, default=None, help="seeds of the verdict's retraining (default: as many as detect a 10%% loss with 80%% power after Holm at the control's measured spread, 5 to 20)")
+    s.add_argument("--seeds", type=int, default=None, help="seeds of the verdict's retraining (default: as many as "
+                   "detect a 10%% loss with 80%% power after Holm at the control's measured spread, 5 to 20)")
     s.add_argument("--workers", type=int, default=1, help="local worker processes (one per GPU with GPUs)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     s.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA (off by default: it slowed small models on an H200)")

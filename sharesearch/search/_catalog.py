@@ -21,7 +21,7 @@ Example
 >>> resolve_study(runs, "planted")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-sharesearch.search._config.SearchError: study: 'planted' matches 2 studies under ...: planted-a1, planted-b2; give more of the name
+sharesearch.search._config.SearchError: study: 'planted' matches 2 studies under ...: planted-a1, planted-b2; ...
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from ._storage import load_study, open_storage, study_names
 from ._study import default_study_name, finished_count
 
 __all__ = ["StudyRef", "StudySummary", "Chosen", "run_folders", "resolve_study", "default_name", "list_studies",
-           "summarize_study", "format_studies", "recommendation_of", "new_report_dir", "latest_report_dir", "chosen_architecture"]
+           "summarize_study", "format_studies", "recommendation_of", "new_report_dir", "latest_report_dir",
+           "chosen_architecture"]
 
 #: the files that make a folder under the runs folder a study's run folder
 STORAGE_FILES = ("journal.log", "study.db")
@@ -219,7 +220,8 @@ def summarize_study(ref: StudyRef) -> StudySummary:
     best = max(complete, key=lambda t: t.values[0], default=None)
     rec = recommendation_of(study)
     return StudySummary(
-        name=ref.study_name, data=ctx.data.name, space=ctx.space.get("name") or ctx.space_source, done=finished_count(study),
+        name=ref.study_name, data=ctx.data.name, space=ctx.space.get("name") or ctx.space_source,
+        done=finished_count(study),
         target=ctx.search.n_trials, pruned=len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))),
         best_delta_m=None if best is None else float(best.values[0]), best_trial=None if best is None else best.number,
         verdict=read_verdict(study) is not None, recommendation=(rec or {}).get("overall"), ref=ref)
