@@ -133,3 +133,28 @@ def test_each_trial_records_the_seed_of_the_worker_sampler_that_proposed_it(data
     study = optuna.load_study(study_name="seeded", storage=url)
     seeds = {t.user_attrs.get("sampler_seed") for t in study.get_trials(deepcopy=False)}
     assert seeds == {worker_seed(7, 3)} and worker_seed(7, 3) != worker_seed(7, 0)
+
+
+def test_a_trial_swept_as_failed_while_it_trains_is_dropped_and_the_others_are_told(data, monkeypatch):
+    """Another worker's heartbeat sweep can fail a trial this worker is still training (a stalled heartbeat
+    under load): the worker drops that result and goes on, instead of crashing on UpdateFinishedTrialError."""
+    space = _space()
+    study, runner = _study(data, space, SearchConfig(n_trials=3, references=(), population=3))
+    real = runner.reporter
+
+    def reporter(p):
+        report = real(p)
+
+        def swept_first(epoch, primary, progress):
+            if p.trial.number == 1:  # the sweep fails it behind this worker's back
+                study._storage.set_trial_state_values(p.trial._trial_id, TrialState.FAIL)
+            return report(epoch, primary, progress)
+
+        return swept_first
+
+    monkeypatch.setattr(runner, "reporter", reporter)
+    optimize_in_populations(study, runner, space, population=3, target=3)
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert states[1] == TrialState.FAIL
+    assert [s for n, s in states.items() if n != 1] and all(s == TrialState.COMPLETE for n, s in states.items()
+                                                            if n != 1)

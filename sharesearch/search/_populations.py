@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from ..space import SearchSpace
@@ -38,6 +39,8 @@ from ._liveness import Heartbeats, retry, sweep_dead_trials
 from ._objective import PendingTrial, TrialRunner, close_logs
 from ._records import TrialRecord
 from ._study import ask, finished_count
+
+_log = optuna.logging.get_logger(__name__)
 
 __all__ = ["trial_population", "member_params", "optimize_in_populations"]
 
@@ -214,11 +217,15 @@ def _train(study: optuna.Study, runner: TrialRunner, batch: list[PendingTrial], 
             close_logs(group)
         for p, res in zip(group, results):
             try:
-                values = runner.finish(p, res)
-            except optuna.TrialPruned:
-                _tell(study, p.trial, None, told, callbacks)
-            else:
+                try:
+                    values = runner.finish(p, res)
+                except optuna.TrialPruned:
+                    values = None
                 _tell(study, p.trial, values, told, callbacks)
+            except UpdateFinishedTrialError:  # swept as failed while we trained: its retry is someone else's
+                _log.warning("trial %d was marked failed by another worker's heartbeat sweep while this worker "
+                             "trained it (a stalled heartbeat); its retry stands and this result is dropped",
+                             p.trial.number)
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, values: float | list[float] | None, told: set[int],
