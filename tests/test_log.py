@@ -6,11 +6,12 @@ import csv
 import math
 from pathlib import Path
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
 from sharesearch.data import load_data
-from sharesearch.search import SearchConfig, TrialRecord, run_search
+from sharesearch.search import SearchConfig, TrialRecord, baseline_study_name, run_search
 from sharesearch.search._log import (LOGS_DIR, TB_DIR, EvalLog, baseline_log_name, run_folder,
                                      tensorboard_available, trial_log_name)
 from sharesearch.space import load_space
@@ -92,3 +93,21 @@ def test_a_search_logs_every_trained_trial_as_optuna_saw_it(tmp_path):
     control = [t for t in study.get_trials(deepcopy=False) if TrialRecord.from_trial(t).control]
     assert control and not (logs / f"{trial_log_name(control[0].number)}.csv").exists()  # nothing trained
     assert (tmp_path / "s" / TB_DIR).exists() == tensorboard_available()
+
+
+def test_baseline_runs_log_each_task_to_its_own_file(tmp_path):
+    data = load_data("synthetic-mmoe", **SOURCE["options"])
+    run_search(data, SOURCE, load_space("tiny"), runs_dir=tmp_path, study_name="s", config=SearchConfig(n_trials=1),
+               verdict=False, train_base=TrainConfig(device="cpu"), progress=False)
+    logs = tmp_path / "s" / LOGS_DIR
+    url = f"sqlite:///{tmp_path / 's' / 'study.db'}"
+    bstudy = optuna.load_study(study_name=baseline_study_name("s"), storage=url)
+    runs = [t for t in bstudy.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    assert runs  # tuning runs and confirmation runs (trained as populations) alike
+    for t in runs:
+        for spec in data.tasks:
+            rows = _rows(logs / f"{baseline_log_name(spec.name, t.number)}.csv")
+            assert rows and "delta_m" not in rows[0]
+            best = max if spec.primary_metric == "auc" else min
+            logged = best(float(r[f"{spec.name}/val_{spec.primary_metric}"]) for r in rows)
+            assert logged == pytest.approx(t.user_attrs["val_metrics"][spec.name][spec.primary_metric])

@@ -31,6 +31,7 @@ import math
 import statistics
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -54,6 +55,7 @@ from ._records import (
     mark_confirmations_enqueued,
 )
 from ._liveness import Heartbeats, mark_worker, superseded, sweep_dead_trials, wait_until
+from ._log import baseline_log
 from ._study import FINISHED, ask, worker_seed
 from ._validate import check_baseline_sane, mean_predictor_metric
 
@@ -98,8 +100,10 @@ class _Runs:
     population.
     """
 
-    def __init__(self, data: MultiTaskData, space: SearchSpace, train_base: TrainConfig) -> None:
+    def __init__(self, data: MultiTaskData, space: SearchSpace, train_base: TrainConfig,
+                 run_dir: Path | None = None) -> None:
         self.data, self.space, self.train_base = data, space, train_base
+        self.run_dir = run_dir  # where each run's training log goes (None: no logs)
 
     def _begin(self, trial: optuna.Trial):
         confirm = confirmation_of(trial)
@@ -122,7 +126,13 @@ class _Runs:
     def __call__(self, trial: optuna.Trial) -> float:
         mark_worker(trial)  # so a sweep on this host finds the trial if this worker dies
         cand, seed, confirms, cfg = self._begin(trial)
-        return self._finish(trial, cand, seed, confirms, train(cand.graph, self.data, cfg, keep_model=False))
+        log = baseline_log(self.run_dir, trial.number, self.data, cfg)
+        try:
+            res = train(cand.graph, self.data, cfg, callback=log, keep_model=False)
+        finally:
+            if log is not None:
+                log.close()
+        return self._finish(trial, cand, seed, confirms, res)
 
     def confirm_waiting(self, bstudy: optuna.Study, tick) -> None:
         """Ask every queued confirmation run, train each configuration's seeds as one population, tell each."""
@@ -140,7 +150,14 @@ class _Runs:
             for run in asked:
                 by_config.setdefault(json.dumps(run[0].params, sort_keys=True), []).append(run)
             for runs in by_config.values():
-                results = train_population(runs[0][1].graph, self.data, [r[4] for r in runs], keep_model=False)
+                logs = [baseline_log(self.run_dir, r[0].number, self.data, r[4]) for r in runs]
+                try:
+                    results = train_population(runs[0][1].graph, self.data, [r[4] for r in runs], callbacks=logs,
+                                               keep_model=False)
+                finally:
+                    for log in logs:
+                        if log is not None:
+                            log.close()
                 for (trial, cand, seed, confirms, _), res in zip(runs, results):
                     bstudy.tell(trial, self._finish(trial, cand, seed, confirms, res))
                     tick()
@@ -209,7 +226,8 @@ def _wait_running(bstudy: optuna.Study, tick=None) -> None:
 
 
 def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpace, train_base: TrainConfig,
-                     *, progress: bool | None = None, worker: int = 0) -> dict[str, TaskBaseline]:
+                     *, progress: bool | None = None, worker: int = 0,
+                     run_dir: str | Path | None = None) -> dict[str, TaskBaseline]:
     """Tune (once) and return each task's baseline, chosen on the mean of the confirmation seeds.
 
     Returns ``{task: TaskBaseline}``; raises :class:`SearchError` when some
@@ -222,7 +240,9 @@ def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpac
     confirmation run whose worker died is failed and run again. A task whose
     chosen baseline is absurd (:func:`~sharesearch.search._validate.check_baseline_sane`:
     not finite, or far worse than predicting the training mean) stops the
-    search with :class:`SearchError` before it becomes the control.
+    search with :class:`SearchError` before it becomes the control. With a
+    ``run_dir``, each run's evaluations go to its training log there, one
+    file per task (:func:`~sharesearch.search._log.baseline_log`).
     """
     StudyContext.from_study(study)  # a sharesearch study, or a clear error
     cand0 = space.sample_baseline(optuna.trial.FixedTrial(space.baseline_default_params()), data.tasks,
@@ -243,7 +263,7 @@ def ensure_baselines(study: optuna.Study, data: MultiTaskData, space: SearchSpac
         mark_baseline_default_enqueued(bstudy)
     bar = _Bar(bstudy, space, len(data.tasks), progress)
     try:
-        _run(bstudy, data, space, _Runs(data, space, train_base), bar)
+        _run(bstudy, data, space, _Runs(data, space, train_base, Path(run_dir) if run_dir is not None else None), bar)
     finally:
         bar.close()
     stored = BaselineSet.from_study(study)  # another worker may have chosen meanwhile: all use one choice

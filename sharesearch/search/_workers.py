@@ -88,7 +88,7 @@ def run_worker(storage: str | optuna.storages.BaseStorage, study_name: str, *, d
     train_base = ctx.train.updated(device=device or "auto")
     data = data.to(resolve_device(train_base.device))
     sweep_dead_trials(study)
-    baselines = ensure_baselines(study, data, space, train_base, worker=number)
+    baselines = ensure_baselines(study, data, space, train_base, worker=number, run_dir=run_dir)
     enqueue_references(study, data, space, baselines)
     study.pruner = make_pruner(cfg, space, train_base, data)
     target = n_trials if n_trials is not None else cfg.n_trials
@@ -147,7 +147,7 @@ def _run_local_workers(st: optuna.storages.BaseStorage, study: optuna.Study, dat
     import torch
 
     enqueue_references(study, data, space,  # once, before the workers start
-                       ensure_baselines(study, data, space, train_base))
+                       ensure_baselines(study, data, space, train_base, run_dir=run_dir))
     url = storage_url(st)
     n_gpu = torch.cuda.device_count() if train_base.device in ("auto", "cuda") else 0
     threads = None if n_gpu else max(1, (os.cpu_count() or 1) // workers)  # CPU workers split the cores
@@ -213,6 +213,6 @@ def run_search(data: MultiTaskData, data_source: Mapping[str, Any], space: Searc
     finally:
         bar.close()
     if verdict:
-        compute_verdict(study, data, progress=progress, device=train_base.device)
+        compute_verdict(study, data, progress=progress, device=train_base.device, model_dir=Path(run_dir) / "model")
     annotate_for_dashboard(study)
     return study
