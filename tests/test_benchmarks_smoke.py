@@ -50,6 +50,9 @@ def _smallest(mod, monkeypatch):
         monkeypatch.setattr(mod, "QUICK", {**mod.QUICK, "data_seeds": 1, "steps": 10, "n": 300, "trial_steps": 10})
     elif name == "bench_population":
         monkeypatch.setattr(mod, "K", 2)
+    elif name == "bench_transfer":
+        monkeypatch.setattr(mod, "QUICK", {**mod.QUICK, "n": 300, "tasks": ("t1",), "seeds": 2, "ks": (10,),
+                                           "trunk_steps": 20, "steps": 10, "lr_grid": (1e-2,)})
     elif name == "bench_overhead":
         monkeypatch.setattr(mod, "QUICK", {**mod.QUICK, "n": 200, "n_trials": 2, "max_steps": 20, "eval_every": 10,
                                            "baseline": {"trials": 1, "confirm_seeds": 1, "confirm_top": 1}})
@@ -57,7 +60,7 @@ def _smallest(mod, monkeypatch):
 
 @pytest.mark.parametrize("name", ["bench_network", "bench_batching", "bench_train", "bench_e2e",
                                   "bench_sampler", "bench_scale", "bench_gpu", "bench_verdict",
-                                  "bench_overhead", "bench_affinity", "bench_population"])
+                                  "bench_overhead", "bench_affinity", "bench_population", "bench_transfer"])
 def test_benchmark_prints_a_ratio(name, bench, monkeypatch, capsys):
     mod = bench(name)
     _smallest(mod, monkeypatch)

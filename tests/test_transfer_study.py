@@ -56,7 +56,7 @@ def test_a_new_column_joins_the_trunk_root_without_retraining_the_search(study):
 
 
 def test_report_section_and_markdown_table(study):
-    from sharesearch.report_transfer import transfer_figure, transfer_info, transfer_markdown, transfer_section_html
+    from sharesearch.report import transfer_figure, transfer_info, transfer_markdown, transfer_section_html
 
     url, _, _ = study
     results = {"transfer": read_transfer(load_study(url, "s"))}

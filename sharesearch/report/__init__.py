@@ -96,6 +96,7 @@ from ._common import (_VERDICT_CLASS, HTML_FILE, JSON_FILE, MD_FILE, SCHEMA_VERS
 from ._figures import history_figure, importance_figure, pareto_figure
 from ._html import report_html
 from ._markdown import markdown_summary
+from ._transfer import TransferInfo, transfer_figure, transfer_info, transfer_markdown, transfer_section_html
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -108,6 +109,11 @@ __all__ = [
     "pareto_figure",
     "best_candidate",
     "jsonable",
+    "TransferInfo",
+    "transfer_info",
+    "transfer_figure",
+    "transfer_section_html",
+    "transfer_markdown",
 ]
 
 

@@ -11,6 +11,7 @@ from ..figure import topology_figure
 from ._answer import answer_html, metric_labels
 from ._common import HTML_FILE, JSON_FILE, MD_FILE, SCHEMA_VERSION, _graph, _h, best_candidate, figure_html
 from ._figures import _multiples, _topology_options, history_figure, importance_figure, pareto_figure
+from ._transfer import transfer_section_html
 from ._tables import (_CSS, _affinity_section, _control_warning, _kv_table, _looks_warning, _pre, _protocol_line,
                       _rows_line, _runs_note, _trials_line, _trials_table, _verdict_table)
 
@@ -103,6 +104,7 @@ def report_html(results: Mapping) -> str:
     parts.append("</section>")
     if results.get("affinity"):
         parts += _affinity_section(results, fig_block)
+    parts.append(transfer_section_html(results))  # few-shot transfer (issue 15); "" without a run
     if len(results.get("directions") or []) >= 2:
         parts.append('<section id="pareto"><h2>Pareto front</h2>')
         parts.append(fig_block(pareto_figure(results), "No complete trials yet."))

@@ -10,6 +10,7 @@ from .. import fmt
 from ._common import _ci, _graph, _verdict_record, best_candidate
 from ._answer import answer_markdown
 from ._tables import _trials_line, _control_warning, _looks_warning, _methods, _protocol_line, _rows_line, _runs_note
+from ._transfer import transfer_markdown
 
 # ----------------------------------------------------------------- markdown
 def _md(s: Any) -> str:
@@ -112,6 +113,7 @@ def markdown_summary(results: Mapping, files: Mapping[str, Path | str] | None = 
     if g is not None:
         lines += ["", "## Best topology" + (f" (trial {best_t['number']})" if best_t else ""), "",
                   _fence(g.describe())]
+    lines += transfer_markdown(results)  # few-shot transfer (issue 15); nothing without a run
     if files:
         lines += ["", "## Files", ""]
         lines += [f"- {k}: {_md(p)}" for k, p in files.items()]

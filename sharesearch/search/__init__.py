@@ -53,6 +53,7 @@ from ._results import load_results, study_results  # noqa: E402
 from ._storage import load_study, open_storage, storage_url, study_names  # noqa: E402
 from ._study import (default_study_name, load_study_data, make_pruner, make_sampler, prepare_study,  # noqa: E402
                      worker_seed)
+from ._transfer_study import read_transfer, run_transfer  # noqa: E402
 from ._verdict_runs import compute_verdict, run_verdict  # noqa: E402
 from ._workers import run_search, run_worker, sweep_dead_trials  # noqa: E402
 from ._validate import (check_baseline_sane, check_data_rows, check_device, check_float, check_int,  # noqa: E402
@@ -88,6 +89,8 @@ __all__ = [
     "sweep_dead_trials",
     "compute_verdict",
     "run_verdict",
+    "run_transfer",
+    "read_transfer",
     "load_results",
     "study_results",
     "annotate_for_dashboard",

@@ -81,8 +81,16 @@ def study_results(study: optuna.Study) -> dict[str, Any]:
         "verdict": verdict,
         "recommendation": _recommendation(verdict),
         "affinity": _affinity(study, n_complete),
+        "transfer": _transfer(study),
         "reproducibility": _reproducibility(ctx, verdict),
     }
+
+
+def _transfer(study: optuna.Study) -> dict[str, Any] | None:
+    """The few-shot transfer runs stored in the study (:func:`~._transfer_study.run_transfer`), or None."""
+    from ._transfer_study import read_transfer  # imported here: _transfer_study imports study_results
+
+    return read_transfer(study)
 
 
 def _recommendation(verdict: dict[str, Any] | None) -> dict[str, Any] | None:

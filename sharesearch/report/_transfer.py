@@ -30,8 +30,8 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import fmt
-from .report._common import _h, figure_html
+from .. import fmt
+from ._common import _h, figure_html
 
 __all__ = ["TransferSeries", "TransferInfo", "transfer_info", "transfer_figure", "transfer_section_html",
            "transfer_markdown"]
