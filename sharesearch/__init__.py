@@ -49,9 +49,11 @@ _API: dict[str, str] = {
     "load_results": "sharesearch.search",
     "Verdict": "sharesearch.verdict",
     "task_verdicts": "sharesearch.verdict",
-    "save_model": "sharesearch.export",
-    "load_model": "sharesearch.export",
-    "predict": "sharesearch.export",
+    "run_transfer": "sharesearch.search",
+    "save_model": "sharesearch.model_folder",
+    "load_model": "sharesearch.model_folder",
+    "predict": "sharesearch.model_folder",
+    "LoadedModel": "sharesearch.model_folder",
     "write_report": "sharesearch.report",
 }
 
@@ -76,11 +78,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .compare import compare_topology
     from .data import MultiTaskData, load_data, register_source
     from .errors import SharesearchError
-    from .export import load_model, predict, save_model
+    from .model_folder import LoadedModel, load_model, predict, save_model
     from .graph import SharingGraph
     from .network import compile_graph
     from .report import write_report
-    from .search import SearchConfig, compute_verdict, load_results, run_search, run_worker
+    from .search import SearchConfig, compute_verdict, load_results, run_search, run_transfer, run_worker
     from .space import SearchSpace, load_space
     from .tasks import TaskSpec
     from .training import TrainConfig, TrainResult, evaluate, train
