@@ -16,7 +16,6 @@ a bug of ours and keeps its traceback. This file never imports optuna.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -83,7 +82,7 @@ def _load_data(args, splits: tuple[str, ...] = ("train", "val", "test")):
 
 def cmd_search(args) -> int:
     from sharesearch.search import SearchConfig, check_study_name, run_search, study_results
-    from sharesearch.search._catalog import default_name
+    from sharesearch.search._catalog import default_name, report_dir
     from sharesearch.space import load_space
     from sharesearch.training import TrainConfig
 
@@ -105,7 +104,8 @@ def cmd_search(args) -> int:
     study = run_search(data, source, space, storage=args.storage, study_name=args.study, runs_dir=args.runs,
                        config=cfg, train_base=train_base, workers=args.workers, progress=not args.quiet,
                        verdict=not args.no_verdict)
-    return _finish(study_results(study), out_dir=Path(args.runs) / study.study_name)
+    results = study_results(study)
+    return _finish(results, out_dir=report_dir(Path(args.runs) / study.study_name, results["verdict"]))
 
 
 def _finish(results: dict, out_dir: Path) -> int:
@@ -164,11 +164,11 @@ def cmd_verdict(args) -> int:
 
 def cmd_report(args) -> int:
     from sharesearch.search import load_results
-    from sharesearch.search._catalog import latest_report_dir
+    from sharesearch.search._catalog import report_dir
 
     ref = _study(args)
-    out_dir = Path(args.out) if args.out else latest_report_dir(ref.run_dir)
-    return _finish(load_results(ref.storage_url, ref.study_name), out_dir=out_dir)
+    results = load_results(ref.storage_url, ref.study_name)
+    return _finish(results, out_dir=Path(args.out) if args.out else report_dir(ref.run_dir, results["verdict"]))
 
 
 def cmd_train(args) -> int:
@@ -392,11 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
-    r = sub.add_parser("report", help="write the report of a study (HTML, JSON, Markdown) into its latest "
-                                      "verdict's folder")
+    r = sub.add_parser("report", help="write the report of a study (HTML, JSON, Markdown) into its verdict's "
+                                      "folder")
     _study_args(r)
-    r.add_argument("--out", default=None, help="report folder (default: the run folder's latest verdict-N, "
-                                               "else the run folder)")
+    r.add_argument("--out", default=None, help="report folder (default: the run folder, or its verdict-N that "
+                                               "holds the study's latest verdict)")
     r.set_defaults(func=cmd_report)
 
     sh = sub.add_parser("show", help="draw the recommended architecture of a study, one trial or a graph file")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
 import optuna
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from sharesearch.data import load_data
 from sharesearch.search import SearchError, default_study_name, open_storage
 from sharesearch.search._catalog import (chosen_architecture, default_name, latest_report_dir, new_report_dir,
-                                         resolve_study, run_folders)
+                                         report_dir, resolve_study, run_folders)
 from sharesearch.search._study import legacy_study_name
 from sharesearch.space import load_space
 
@@ -98,6 +98,20 @@ def test_each_verdict_report_goes_beside_the_earlier_ones(tmp_path):
     assert new_report_dir(base) == base / "verdict-11" and latest_report_dir(base) == base / "verdict-10"
     (base / "report.json").write_text("{not json")  # unreadable: kept, never overwritten
     assert new_report_dir(tmp_path / "run") != base
+
+
+def test_a_report_goes_to_the_folder_of_its_own_verdict(tmp_path):
+    base = tmp_path / "run"
+    v1, v2, v3 = ({"computed_at": f"2025-01-01T1{i}:00:00", "protocol": {"seeds": [1, 2]}} for i in range(3))
+    assert report_dir(base, None) == base and report_dir(base, v1) == base
+    base.mkdir()
+    (base / "report.json").write_text(json.dumps({"verdict": v1}))
+    (base / "verdict-2").mkdir()
+    (base / "verdict-2" / "report.json").write_text(json.dumps({"verdict": v2}))
+    assert report_dir(base, v1) == base and report_dir(base, v2) == base / "verdict-2"  # rewritten in place
+    assert report_dir(base, v3) == base / "verdict-3"  # a verdict not written yet: beside the others
+    assert report_dir(base, {**v1, "protocol": {"seeds": [3, 4]}}) == base / "verdict-3"
+    assert report_dir(base, {"arms": []}) == base / "verdict-2"  # no time stamp (older verdicts): the latest
 
 
 def _results(recommendation=None):

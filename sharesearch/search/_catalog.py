@@ -5,7 +5,7 @@ when several local workers wrote at once) beside its reports. This module
 lists those studies (:func:`list_studies`), resolves a folder, a name or a
 unique prefix to a storage URL and a study name (:func:`resolve_study`),
 keeps every verdict's report beside the earlier ones
-(:func:`new_report_dir`, :func:`latest_report_dir`), and picks the
+(:func:`report_dir`: the run folder, then ``verdict-2``, ...), and picks the
 architecture a study recommends (:func:`chosen_architecture`).
 
 Example
@@ -42,7 +42,7 @@ from ._storage import load_study, open_storage, study_names
 from ._study import default_study_name, finished_count
 
 __all__ = ["StudyRef", "StudySummary", "Chosen", "run_folders", "resolve_study", "default_name", "list_studies",
-           "summarize_study", "format_studies", "recommendation_of", "new_report_dir", "latest_report_dir",
+           "summarize_study", "format_studies", "recommendation_of", "new_report_dir", "latest_report_dir", "report_dir",
            "chosen_architecture"]
 
 #: the files that make a folder under the runs folder a study's run folder
@@ -257,15 +257,52 @@ def format_studies(summaries: list[StudySummary]) -> str:
     return "\n".join(lines)
 
 
-def _holds_verdict(folder: Path) -> bool:
-    """Whether ``folder``'s report is a verdict's (a report.json that cannot be read counts: never overwrite it)."""
+def _report_verdict(folder: Path) -> Any:
+    """The verdict of ``folder``'s report: ``None`` without one, ``...`` when report.json cannot be read."""
     path = folder / REPORT_JSON
     if not path.is_file():
-        return False
+        return None
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("verdict") is not None
+        return json.loads(path.read_text(encoding="utf-8")).get("verdict")
     except (OSError, ValueError, AttributeError):
-        return True
+        return ...
+
+
+def _holds_verdict(folder: Path) -> bool:
+    """Whether ``folder``'s report is a verdict's (a report.json that cannot be read counts: never overwrite it)."""
+    return _report_verdict(folder) is not None
+
+
+def _stamp(verdict: Any) -> tuple | None:
+    """What tells one verdict from another: when it was computed and its seeds (``None``: not known)."""
+    if not isinstance(verdict, dict) or not verdict.get("computed_at"):
+        return None
+    return verdict["computed_at"], (verdict.get("protocol") or {}).get("seeds")
+
+
+def report_dir(base: str | Path, verdict: dict[str, Any] | None) -> Path:
+    """The folder for the report of a study whose verdict is ``verdict``: the folder whose report holds this
+    same verdict (it is rewritten), else a new one (:func:`new_report_dir`); a verdict recorded without a
+    time stamp goes to the latest folder, as before verdicts were kept apart.
+
+    >>> import tempfile
+    >>> base = Path(tempfile.mkdtemp())
+    >>> v1, v2 = {"computed_at": "2025-01-01T10:00:00"}, {"computed_at": "2025-01-01T11:00:00"}
+    >>> report_dir(base, v1) == base
+    True
+    >>> _ = (base / REPORT_JSON).write_text(json.dumps({"verdict": v1}))
+    >>> report_dir(base, v1) == base, report_dir(base, v2).name
+    (True, 'verdict-2')
+    """
+    base = Path(base)
+    stamp = _stamp(verdict)
+    if verdict is not None and stamp is None:
+        return latest_report_dir(base)
+    found = _verdict_dirs(base)
+    for folder in [*(found[n] for n in sorted(found, reverse=True)), base]:  # the newest first
+        if stamp is not None and _stamp(_report_verdict(folder)) == stamp:
+            return folder
+    return new_report_dir(base)
 
 
 def _verdict_dirs(base: Path) -> dict[int, Path]:
