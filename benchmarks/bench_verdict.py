@@ -10,6 +10,12 @@
   spread. Prints how often the unrelated task's negative transfer is flagged (Holm over the tasks).
 * ``regret`` -- every pruned trial of a default search on ``synthetic-planted`` trained to the
   end: the share that would have beaten the best trial the search kept (validation Δm).
+* ``oracle`` -- is the planted tree the best answer the data supports? Per data seed of
+  ``synthetic-planted``, the planted tree (clusters at every stage), its neighbours (one task
+  leaves its cluster, the unrelated task joins one, a shared first stage, task-specific last
+  stage), shared-bottom and independent networks, each trained with several seeds: prints each
+  tree's validation Δm (mean over seeds, against the independent networks) and the share of data
+  seeds where the planted tree is the best on validation -- the ceiling of ``recovery``.
 * ``recovery`` -- the default search on ``synthetic-planted`` over data seeds: does the best
   topology group exactly the planted clusters, and does it beat shared-bottom and independent on
   test? Prints one row per data seed.
@@ -22,6 +28,7 @@ Commands::
 
     python benchmarks/bench_verdict.py --part calibration      # 20 data seeds
     python benchmarks/bench_verdict.py --part power            # 10 data seeds
+    python benchmarks/bench_verdict.py --part oracle           # 5 data seeds, 4 runs of ~12 fixed trees each
     python benchmarks/bench_verdict.py --part recovery         # 5 data seeds, a full search each
     python benchmarks/bench_verdict.py --quick                 # every part, tiny (a smoke run)
 """
@@ -170,6 +177,56 @@ def recovery(p: dict, cfg: TrainConfig) -> list[str]:
                   "exactly the planted clusters and beats shared-bottom and independent on test", hits / n, 0.8)]
 
 
+def _neighbours(tasks: list[str], planted: list[list[str]]) -> dict[str, list[str]]:
+    """The planted tree and the trees one mistake away from it, as stage partitions (``"a,b|c"``)."""
+    def text(groups):
+        return "|".join(",".join(g) for g in groups if g)
+
+    n_stages = 3  # the default space's default backbone
+    out = {"planted (every stage)": [text(planted)] * n_stages,
+           "planted, task-specific last stage": [text(planted)] * (n_stages - 1),
+           "shared first stage, then planted": [",".join(tasks)] + [text(planted)] * (n_stages - 1)}
+    for i, group in enumerate(planted):
+        for t in group if len(group) > 1 else ():
+            moved = [[x for x in g if x != t] for g in planted] + [[t]]
+            out[f"{t} leaves its cluster"] = [text(moved)] * n_stages
+        if len(group) == 1:  # the unrelated task joins each cluster in turn
+            for j, other in enumerate(planted):
+                if j != i:
+                    joined = [g + group if k == j else g for k, g in enumerate(planted) if k != i]
+                    out[f"{group[0]} joins {','.join(other)}"] = [text(joined)] * n_stages
+    return out
+
+
+def oracle(p: dict, cfg: TrainConfig) -> list[str]:
+    """Train the planted tree and its neighbours with several seeds: is the planted tree best on validation?"""
+    from sharesearch.compare import default_backbone
+    from sharesearch.training import train_population
+
+    hits, n, runs = 0, p["recovery_seeds"], p.get("oracle_runs", 4)
+    for s in range(p.get("first_seed", 0), p.get("first_seed", 0) + n):
+        data = load_data("synthetic-planted", n=p["n"], seed=s)
+        tasks, bb = data.task_names, default_backbone(data)
+        planted = [sorted(c) for c in data.meta["clusters"]]
+        graphs = {"independent": SharingGraph.independent(data.tasks, bb),
+                  "shared-bottom": SharingGraph.shared_bottom(data.tasks, bb)}
+        graphs.update({k: SharingGraph.branched(data.tasks, bb, v) for k, v in _neighbours(tasks, planted).items()})
+        sign = np.array([1.0 if metric_direction(t.primary_metric) == "maximize" else -1.0 for t in data.tasks])
+        val = {k: np.array([[r.primary(data.tasks)[t] for t in tasks]
+                            for r in train_population(g, data, [cfg.updated(seed=k2) for k2 in range(runs)],
+                                                      keep_model=False)])
+               for k, g in graphs.items()}  # [runs, T] validation metrics per tree
+        ref = val["independent"].mean(0)
+        dm = {k: float((sign * (v - ref) / np.abs(ref)).mean(1).mean()) for k, v in val.items()}
+        best = max((k for k in dm if k != "independent"), key=dm.get)
+        hits += best == "planted (every stage)"
+        for k in sorted(dm, key=dm.get, reverse=True):
+            print(f"# oracle seed {s}: {k:36s} validation Δm {100 * dm[k]:+6.2f}%", flush=True)
+        print(f"# oracle seed {s}: best on validation: {best}", flush=True)
+    return [_line(f"oracle (synthetic-planted, {n} data seeds, {runs} runs per tree): the planted tree is the best "
+                  "tree on validation", hits / n, 0.8)]
+
+
 def regret(p: dict, cfg: TrainConfig) -> list[str]:
     """Train every pruned trial of a default search to the end: would any have beaten the best kept trial?"""
     import optuna
@@ -228,7 +285,7 @@ def _line(what: str, observed: float, target: float) -> str:
     return line
 
 
-PARTS = {"calibration": calibration, "power": power, "recovery": recovery, "regret": regret}
+PARTS = {"calibration": calibration, "power": power, "oracle": oracle, "recovery": recovery, "regret": regret}
 
 
 def main(quick: bool = False, device: str = "cpu", parts=("calibration", "power")) -> list[str]:
@@ -258,7 +315,7 @@ if __name__ == "__main__":
     if a.data_seeds is not None:
         FULL.update(calibration_seeds=a.data_seeds, power_seeds=a.data_seeds, recovery_seeds=a.data_seeds)
     if a.runs is not None:
-        FULL.update(calibration_runs=a.runs, power_runs=a.runs)
+        FULL.update(calibration_runs=a.runs, power_runs=a.runs, oracle_runs=a.runs)
     if a.trials is not None:
         FULL.update(n_trials=a.trials)
     FULL.update(first_seed=a.first_seed)
