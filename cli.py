@@ -76,8 +76,11 @@ def _load_data(args, splits: tuple[str, ...] = ("train", "val", "test")):
     """The data of --data/--data-option, each task labelled in every split of ``splits``; and its source."""
     from sharesearch.inputs import load_data_arg, parse_options
 
-    return load_data_arg(args.data, parse_options(args.data_option, "--data-option"), splits,
-                         where="--data", options_where="--data-option")
+    data, source = load_data_arg(args.data, parse_options(args.data_option, "--data-option"), splits,
+                                 where="--data", options_where="--data-option")
+    if data.meta.get("feature_note"):  # a spec file without `features`: say which columns became features
+        print(data.meta["feature_note"])
+    return data, source
 
 
 def cmd_search(args) -> int:
@@ -262,6 +265,25 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_transfer(args) -> int:
+    from sharesearch.inputs import load_data_arg, parse_list
+    from sharesearch.search import load_results, run_transfer
+    from sharesearch.search._catalog import report_dir
+
+    ref = _study(args)
+    if (args.task is None) != (args.data is None):
+        raise SharesearchError("transfer: --task NEW and --data SPEC go together (a new target column of the "
+                               "study's inputs)")
+    data = load_data_arg(args.data, {}, ("train",), where="--data")[0] if args.data else None
+    given = {"tasks": parse_list(args.tasks, "--tasks"), "seeds": parse_list(args.seeds, "--seeds", numbers=True),
+             "ks": parse_list(args.ks, "--ks", numbers=True, all_word="all"), "mode": parse_list(args.mode, "--mode")}
+    result = run_transfer(ref.storage_url, ref.study_name, new_task=args.task, data=data, device=args.device,
+                          **{k: v for k, v in given.items() if v is not None})
+    print(f"transfer: {len(result.curves)} curves stored in study {ref.study_name!r} (the report's transfer section)")
+    results = load_results(ref.storage_url, ref.study_name)
+    return _finish(results, out_dir=report_dir(ref.run_dir, results["verdict"]))
+
+
 def cmd_space(args) -> int:
     from sharesearch.space import copy_space, shipped_spaces, space_text
 
@@ -420,6 +442,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp_copy.add_argument("path")
     sp.set_defaults(func=cmd_space)
 
+    tr = sub.add_parser("transfer", help="a held-out or new task from a few examples: which trunk of the study "
+                                         "gives it the best start (gain vs k against a network from scratch)")
+    _study_args(tr)
+    tr.add_argument("--tasks", default=None, help="study tasks to hold out, comma-separated (default: every task)")
+    tr.add_argument("--task", default=None, metavar="NEW", help="a new target column (with --data: a spec file of "
+                    "the same inputs plus that target); trained on the study's trunks without a new search")
+    tr.add_argument("--data", default=None, metavar="SPEC", help="the data-spec file holding --task's column")
+    tr.add_argument("--ks", default=None, help="labelled rows of the held-out task, e.g. 10,30,100,300,all "
+                    "(default: that ladder)")
+    tr.add_argument("--seeds", default=None, help="paired seeds, e.g. 0,1,2 (default: 0,1,2)")
+    tr.add_argument("--mode", default=None, help="frozen and/or finetune (default: both)")
+    tr.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the study's)")
+    tr.set_defaults(func=cmd_transfer)
     a = sub.add_parser("affinity", help="measure inter-task affinity in one short shared-bottom pass and print "
                                         "the matrices and the sharing trees it proposes")
     _data_args(a)

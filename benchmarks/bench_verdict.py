@@ -264,18 +264,21 @@ def regret(p: dict, cfg: TrainConfig) -> list[str]:
 
 
 def _best_candidate(results: dict) -> dict | None:
-    """The verdict's best searched candidate: its first-stage partition, test Δm, and whether it beats both references."""
+    """The verdict's chosen arm (best validation Δm over its seeds, as the report and the recommendation choose):
+    its first-stage partition, test Δm, and whether it beats both references on test."""
+    from sharesearch.report import best_candidate
+
     verdict = results.get("verdict") or {}
-    cands = verdict.get("candidates", [])
-    by_name = {c["name"]: c for c in cands}
-    searched = [c for c in cands if c.get("name", "").startswith("trial")]
-    if not searched:
+    by_name = {c["name"]: c for c in verdict.get("candidates", [])}
+    best, _ = best_candidate(results)
+    if best is None or not best.get("graph"):
         return None
-    best = searched[0]
     graph = SharingGraph.from_dict(best["graph"])
     dm = best["verdict"]["delta_m"]
-    refs = [by_name[r]["verdict"]["delta_m"] for r in ("shared-bottom", "independent") if r in by_name]
-    return {"partition": graph.partitions()[1], "delta_m": dm, "beats": all(dm > r for r in refs)}
+    refs = [by_name[r]["verdict"]["delta_m"] for r in ("shared-bottom", "independent")
+            if r in by_name and r != best["name"]]
+    return {"partition": graph.partitions()[1], "delta_m": dm, "beats": all(dm > r for r in refs),
+            "name": best["name"]}
 
 
 def _line(what: str, observed: float, target: float) -> str:

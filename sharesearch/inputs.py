@@ -27,7 +27,8 @@ from typing import Any
 
 from .errors import SharesearchError
 
-__all__ = ["parse_options", "builtin_options", "load_data_arg", "parse_widths", "graph_from_arg", "check_out_file"]
+__all__ = ["parse_options", "builtin_options", "load_data_arg", "parse_widths", "parse_list", "graph_from_arg",
+           "check_out_file"]
 
 SPEC_SUFFIXES = (".toml", ".yaml", ".yml")
 
@@ -134,4 +135,30 @@ def check_out_file(value: str, where: str = "out") -> Path:
     for p in out.parents:
         if p.exists() and not p.is_dir():
             raise SharesearchError(f"{where}: cannot write {value!r}: {str(p)!r} is a file, not a folder")
+    return out
+
+
+def parse_list(text: str | None, where: str, *, numbers: bool = False, all_word: str | None = None) -> list | None:
+    """A comma-separated list (None when ``text`` is empty); with ``numbers``, integers >= 0, and
+    ``all_word`` (e.g. ``"all"``) standing for None in the list.
+
+    >>> parse_list("10,30,all", "ks", numbers=True, all_word="all"), parse_list("t1, t2", "tasks")
+    ([10, 30, None], ['t1', 't2'])
+    """
+    if not text:
+        return None
+    items = [x.strip() for x in text.split(",")]
+    if not numbers:
+        if not all(items):
+            raise SharesearchError(f"{where}: an empty item in {text!r}")
+        return items
+    out: list = []
+    for x in items:
+        if all_word is not None and x == all_word:
+            out.append(None)
+        elif x.isdigit():
+            out.append(int(x))
+        else:
+            extra = f" or {all_word!r}" if all_word else ""
+            raise SharesearchError(f"{where}: expected integers >= 0{extra} separated by commas, got {text!r}")
     return out

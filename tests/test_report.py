@@ -349,3 +349,14 @@ def test_second_look_at_test_and_still_learning_arms_are_flagged(tmp_path):
 
 def _looks_flagged(results) -> bool:
     return "looked at the test split" in markdown_summary(results)
+
+
+def test_the_best_candidate_is_the_arm_with_the_best_validation_delta_m_over_the_verdicts_seeds():
+    from sharesearch.report import best_candidate
+
+    cands = [{"name": "independent", "trial": 0, "val_delta_m": 0.5}, {"name": "trial 7", "trial": 7, "val_delta_m": 0.01},
+             {"name": "shared-bottom", "trial": 1, "val_delta_m": 0.03}]
+    results = {"directions": ["maximize"], "verdict": {"candidates": cands},
+               "trials": [{"number": 7, "values": [0.9], "state": "COMPLETE"}]}  # best in the search, not over seeds
+    best, _ = best_candidate(results)
+    assert best["name"] == "shared-bottom"  # the control (independent) is never the best candidate

@@ -98,9 +98,12 @@ def _trial(results: Mapping, number: Any) -> dict | None:
 def best_candidate(results: Mapping) -> tuple[dict | None, dict | None]:
     """``(verdict candidate, trial)`` of the best architecture, chosen on validation.
 
-    The searched trial with the best objective-0 value among the verdict's
-    candidates (references only if no searched trial was verified); without a
-    verdict, the best of ``best_trials``. Either element may be ``None``.
+    The verdict's sharing arm with the largest ``val_delta_m`` (its mean
+    validation Δm over the verdict's seeds: the arm the recommendation judges
+    on test); for a verdict stored before arms carried it, the searched trial
+    with the best objective-0 value among the verdict's candidates (references
+    only if no searched trial was verified); without a verdict, the best of
+    ``best_trials``. Either element may be ``None``.
     """
     sign = -1.0 if (results.get("directions") or ["maximize"])[0] == "minimize" else 1.0
 
@@ -110,6 +113,10 @@ def best_candidate(results: Mapping) -> tuple[dict | None, dict | None]:
 
     verdict = results.get("verdict") or {}
     cands = list(verdict.get("candidates") or [])
+    scored = [c for c in cands if c.get("name") != "independent" and math.isfinite(fmt.as_float(c.get("val_delta_m")))]
+    if scored:
+        best = max(scored, key=lambda c: (fmt.as_float(c["val_delta_m"]), -scored.index(c)))
+        return best, _trial(results, best.get("trial"))
     if cands:
         searched = [c for c in cands if c.get("trial") is not None
                     and not (_trial(results, c["trial"]) or {}).get("reference")]
