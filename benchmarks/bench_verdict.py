@@ -189,7 +189,8 @@ def _neighbours(tasks: list[str], planted: list[list[str]]) -> dict[str, list[st
     for i, group in enumerate(planted):
         for t in group if len(group) > 1 else ():
             moved = [[x for x in g if x != t] for g in planted] + [[t]]
-            out[f"{t} leaves its cluster"] = [text(moved)] * n_stages
+            if [text(moved)] * n_stages not in out.values():  # a pair that splits is one tree, not two
+                out[f"{t} leaves its cluster"] = [text(moved)] * n_stages
         if len(group) == 1:  # the unrelated task joins each cluster in turn
             for j, other in enumerate(planted):
                 if j != i:
