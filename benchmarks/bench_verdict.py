@@ -179,8 +179,8 @@ def recovery(p: dict, cfg: TrainConfig) -> list[str]:
 
 def _neighbours(tasks: list[str], planted: list[list[str]]) -> dict[str, list[str]]:
     """The planted tree and the trees one mistake away from it, as stage partitions (``"a,b|c"``)."""
-    def text(groups):
-        return "|".join(",".join(g) for g in groups if g)
+    def text(groups):  # canonical: groups sorted, so equal partitions are equal strings
+        return "|".join(sorted(",".join(sorted(g)) for g in groups if g))
 
     n_stages = 3  # the default space's default backbone
     out = {"planted (every stage)": [text(planted)] * n_stages,
