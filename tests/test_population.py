@@ -36,6 +36,23 @@ def _configs(n: int, **common) -> list[TrainConfig]:
                         plateau_patience=1, patience=2 * (s % 2), **base) for s in range(n)]
 
 
+def _recorder():
+    """A member callback that keeps every Progress it is handed, and the list it keeps them in."""
+    seen = []
+    return seen, lambda epoch, primary, progress: seen.append(progress)
+
+
+def _assert_same_losses(pop_seen, alone_seen):
+    """Both trainers hand the callback the same training and validation losses at every evaluation."""
+    assert [p.step for p in pop_seen] == [p.step for p in alone_seen] and alone_seen
+    for p, a in zip(pop_seen, alone_seen):
+        for name in ("train_loss", "val_loss"):
+            got, want = getattr(p, name), getattr(a, name)
+            assert sorted(got) == sorted(want) and all(math.isfinite(v) for v in want.values()), (name, a.step)
+            for t, v in want.items():
+                assert got[t] == pytest.approx(v, rel=TOL, abs=TOL), (name, t, a.step)
+
+
 def _assert_same(pop, alone, data):
     assert pop.status == alone.status
     assert pop.steps_run == alone.steps_run and pop.history_steps == alone.history_steps
@@ -61,9 +78,13 @@ def test_each_member_equals_its_separate_run(data, make):
     g = make(data, _bb(data))
     cfgs = _configs(4)
     assert population_groups(cfgs) == [[0, 1, 2, 3]]  # they do train as one population
-    for pop, cfg in zip(train_population(g, data, cfgs), cfgs):
+    recorders = [_recorder() for _ in cfgs]
+    pops = train_population(g, data, cfgs, callbacks=[cb for _, cb in recorders])
+    for pop, cfg, (pop_seen, _) in zip(pops, cfgs, recorders):
         assert pop.config == cfg
-        _assert_same(pop, train(g, data, cfg), data)
+        alone_seen, cb = _recorder()
+        _assert_same(pop, train(g, data, cfg, callback=cb), data)
+        _assert_same_losses(pop_seen, alone_seen)
 
 
 def test_sgd_population_equals_separate_runs(data):
@@ -85,13 +106,16 @@ def test_a_stopped_or_diverged_member_leaves_and_the_others_are_untouched(data):
         if progress.evaluation == 1:
             raise Pruned(f"pruned at step {progress.step}")
 
-    seen = []
-    out = train_population(g, data, cfgs, callbacks=[lambda e, p, pr: seen.append(pr.step), prune_at_second, None])
+    pop_seen, record = _recorder()
+    out = train_population(g, data, cfgs, callbacks=[record, prune_at_second, None])
+    seen = [p.step for p in pop_seen]
     assert seen == list(range(10, 61, 10))[: len(seen)] and seen[-1] == out[0].steps_run
     assert out[1].status == "stopped" and isinstance(out[1].interrupted, Pruned)
     assert str(out[1].interrupted) == "pruned at step 20" and out[1].steps_run == 20
     assert out[2].status == "diverged" and "non-finite" in out[2].message
-    _assert_same(out[0], train(g, data, cfgs[0]), data)
+    alone_seen, cb = _recorder()
+    _assert_same(out[0], train(g, data, cfgs[0], callback=cb), data)
+    _assert_same_losses(pop_seen, alone_seen)  # the leavers' rows were dropped from the loss window
 
 
 def test_configurations_that_cannot_share_train_alone_in_order(data):

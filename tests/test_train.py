@@ -10,7 +10,9 @@ import torch
 from sharesearch.data import load_data
 from sharesearch.graph import SharingGraph
 from sharesearch.errors import SharesearchError
-from sharesearch.training import ConfigError, Progress, TrainConfig, evaluate, step_budget, train
+from sharesearch.tasks import task_loss
+from sharesearch.training import ConfigError, Progress, TrainConfig, evaluate, predict_split, step_budget, train
+from sharesearch.training import _loop  # its task_loss is swapped for one that records each training step
 from sharesearch.weighting import WEIGHTINGS
 
 BB = {"name": "mlp", "input_shape": [8], "widths": [16, 8]}
@@ -326,3 +328,42 @@ def test_predict_scores_exactly_as_evaluate(data):
     for i, spec in enumerate(data.tasks):
         assert out[spec.name].shape[0] == y.shape[0]
         assert compute_metric(spec, spec.primary_metric, out[spec.name], y[:, i]) == metrics[spec.name][spec.primary_metric]
+
+
+def test_each_evaluation_hands_over_the_window_s_training_loss_and_the_validation_loss(data, monkeypatch):
+    """train_loss: each task's step losses since the last evaluation, weighted by labelled rows (NaN: none);
+    val_loss: the loss of the model as it is at that evaluation on the validation rows (NaN: no label)."""
+    y = data.y.clone()
+    y[data.indices("train")[4:], 0] = float("nan")  # t0: 4 labelled training rows, so some windows have none
+    y[data.indices("val"), 1] = float("nan")  # t1: no labelled validation row
+    sparse = type(data)(**{**data.__dict__, "y": y})
+    steps: list[tuple[str, float, int]] = []  # (task, loss, labelled rows) of each training step's loss
+
+    def recording(spec, out, yy, dense=False, weights=None):
+        loss = task_loss(spec, out, yy, dense, weights)
+        if out.requires_grad:  # a training step (validation runs without a graph)
+            steps.append((spec.name, loss.item(), int((~torch.isnan(yy)).sum())))
+        return loss
+
+    monkeypatch.setattr(_loop, "task_loss", recording)
+    seen: list[Progress] = []
+    res = train(SharingGraph.shared_bottom(sparse.tasks, BB), sparse,
+                TrainConfig(max_steps=16, eval_every=2, batch_size=32, sampling="proportional", device="cpu"),
+                callback=lambda epoch, primary, progress: seen.append(progress))
+    names = sparse.task_names
+    assert len(steps) == 16 * len(names) and len(seen) == 8
+    for k, progress in enumerate(seen):
+        window = steps[2 * k * len(names):2 * (k + 1) * len(names)]
+        for t in names:
+            rows = sum(n for name, _, n in window if name == t)
+            want = sum(v * n for name, v, n in window if name == t) / rows if rows else float("nan")
+            assert progress.train_loss[t] == pytest.approx(want, rel=1e-5, nan_ok=True), (k, t)
+        assert math.isnan(progress.val_loss["t1"]) and math.isfinite(progress.val_loss["t0"])
+    t0 = [p.train_loss["t0"] for p in seen]
+    assert any(math.isnan(v) for v in t0) and any(math.isfinite(v) for v in t0)  # both cases were met
+    out = predict_split(res.model, sparse, "val")  # the model's weights at the last evaluation
+    y_val = sparse.y[sparse.indices("val")]
+    for i, spec in enumerate(sparse.tasks):
+        if spec.name != "t1":
+            assert seen[-1].val_loss[spec.name] == pytest.approx(float(task_loss(spec, out[spec.name], y_val[:, i])),
+                                                                 rel=1e-5)

@@ -56,8 +56,8 @@ from ._config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
 from ._schedule import LrSchedule, make_optimizer
 from ..weighting import make_weighting
 
-__all__ = ["TrainConfig", "TrainResult", "Progress", "train", "evaluate", "predict_split", "resolve_device", "step_budget",
-           "ConfigError", "OPTIMIZERS", "LR_SCHEDULES"]
+__all__ = ["TrainConfig", "TrainResult", "Progress", "train", "evaluate", "predict_split",
+           "resolve_device", "step_budget", "ConfigError", "OPTIMIZERS", "LR_SCHEDULES"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,10 @@ class Progress:
     evaluation: int  # 0-based index of this evaluation (of TrainResult.history)
     lr: float  # learning rate of the next step
     total_steps: int  # the run's cap in optimizer steps
+    train_loss: dict[str, float] = field(default_factory=dict)  # task -> its mean training loss over the steps
+    # since the previous evaluation, each step weighted by its labelled rows (NaN: no labelled row in that window)
+    val_loss: dict[str, float] = field(default_factory=dict)  # task -> its loss on the validation rows at this
+    # evaluation, sample-weighted as in training (NaN: no labelled validation row)
 
 
 @dataclass
@@ -179,9 +183,64 @@ def evaluate(model: MultiTaskNet, data: MultiTaskData, split: str = "val", *,
     True
     """
     out = predict_split(model, data, split, best_state=best_state, batch_size=batch_size, amp=amp)
-    y = data.y[data.indices(split)]
+    return _metrics(data, split, out)
+
+
+def _metrics(data: MultiTaskData, split: str, out: Mapping[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+    """Every metric of every task in ``out`` (``{task: Tensor[N_split, out_dim]}``) on the rows of ``split``."""
+    y = data.y[data.indices(split)]  # [N_split, T_data]
     return {spec.name: {m: compute_metric(spec, m, out[spec.name], y[:, i]) for m in spec.metrics}
             for i, spec in enumerate(data.tasks) if spec.name in out}
+
+
+def _split_losses(specs: Sequence[TaskSpec], cols: Sequence[int], out: Mapping[str, torch.Tensor], y: torch.Tensor,
+                 weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Each task's training loss on a split's rows, ``[T]`` on the device (no sync); NaN for a task with no label.
+
+    ``out`` holds the outputs (``{task: Tensor[N, out_dim]}``), ``y`` the split's
+    labels ``[N, T_data]`` (``cols``: each spec's column), ``weights`` its sample
+    weights ``[N]`` or ``None``; the loss is :func:`~sharesearch.tasks.task_loss`'s.
+
+    >>> from sharesearch.tasks import TaskSpec
+    >>> y = torch.tensor([[1.0, float("nan")], [0.0, float("nan")]])  # [N=2, T_data=2]
+    >>> out = {"a": torch.zeros(2, 1), "b": torch.zeros(2, 1)}
+    >>> specs = [TaskSpec("a", "binary"), TaskSpec("b", "regression")]
+    >>> [round(v, 4) for v in _split_losses(specs, [0, 1], out, y).tolist()]  # b has no label: NaN
+    [0.6931, nan]
+    """
+    losses = torch.stack([task_loss(s, out[s.name], y[:, c], False, weights) for s, c in zip(specs, cols)])  # [T]
+    labelled = (~torch.isnan(y[:, list(cols)])).any(dim=0)  # [T]
+    return torch.where(labelled, losses, torch.full_like(losses, float("nan")))
+
+
+class _LossWindow:
+    """Each task's training loss since the last evaluation, summed over labelled rows on the device.
+
+    A step adds its per-task losses (each a mean over the batch's labelled
+    rows) weighted by those rows; :meth:`take` reads the means with one device
+    sync and starts a new window. ``shape`` is ``[T]`` (a run) or ``[P, T]``
+    (a population).
+    """
+
+    def __init__(self, shape: tuple[int, ...], device: torch.device) -> None:
+        self.sum = torch.zeros(shape, device=device)  # [..., T] loss x labelled rows
+        self.rows = torch.zeros(shape, device=device)  # [..., T] labelled rows
+
+    def add(self, losses: torch.Tensor, rows: torch.Tensor | int) -> None:
+        """Add one step: ``losses [..., T]`` (detached) over ``rows`` labelled rows (``[..., T]`` or one count)."""
+        self.sum += losses * rows
+        self.rows += rows
+
+    def take(self) -> list:
+        """The window's mean losses as nested lists (NaN where no row was labelled); the window restarts."""
+        means = (self.sum / self.rows).tolist()  # 0 / 0 = NaN: no labelled row
+        self.sum.zero_()
+        self.rows.zero_()
+        return means
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only the population rows ``rows`` (members that leave are dropped)."""
+        self.sum, self.rows = self.sum[rows], self.rows[rows]
 
 
 def predict_split(model: MultiTaskNet, data: MultiTaskData, split: str = "val", *,
@@ -357,6 +416,9 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
     has_penalty = any(True for _ in graph.soft_edges("l2"))
     # no missing label among the training rows: the losses can skip masking
     dense = not bool(torch.isnan(data.y[data.indices("train")][:, cols]).any())
+    val_y = data.y[data.indices("val")]  # [N_val, T_data]
+    val_w = None if data.weights is None else data.weights[data.indices("val")]  # [N_val] or None
+    window = _LossWindow((len(names),), device)
 
     status, message, epoch, step, examples, stop = "ok", "", -1, 0, 0, False
     while not stop and step < total:
@@ -370,7 +432,7 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
             with _autocast(device, config.amp):
                 out = model(xb, tasks=names)
             losses = {t: task_loss(s, out[t], yb[:, c], dense, wb) for t, s, c in zip(names, specs, cols)}
-            counts = None  # dense: every task is labelled in every row
+            counts, labelled = None, len(idx)  # dense: every task is labelled in every row
             if not dense:  # a task unlabelled in the batch has loss 0, a perfect fit to the eye: say so
                 labelled = (~torch.isnan(yb[:, cols])).sum(dim=0)  # [T], no device sync
                 counts = dict(zip(names, labelled))
@@ -380,7 +442,9 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
                 model.penalty().backward()
             opt.step()
             sched.after_step()
-            loss_sum += torch.stack([losses[t].detach().float() for t in names])  # [T]
+            step_losses = torch.stack([losses[t].detach().float() for t in names])  # [T]
+            loss_sum += step_losses
+            window.add(step_losses, labelled)
             step, examples = step + 1, examples + len(idx)
             end_of_epoch, at_cap = i == len(batches) - 1, step >= total
             due = at_cap or (end_of_epoch if config.eval_every is None else step % config.eval_every == 0)
@@ -393,10 +457,14 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
             if end_of_epoch:
                 weighting.epoch_end(dict(zip(names, (loss_sum / len(batches)).tolist())))
             if due:
-                val = evaluate(model, data, "val", batch_size=config.eval_batch_size, amp=config.amp)
+                out_val = predict_split(model, data, "val", batch_size=config.eval_batch_size, amp=config.amp)
+                val = _metrics(data, "val", out_val)
                 sched.after_evaluation(sel.update(model, val, epoch, step))
-                if callback is not None:
-                    args = (Progress(epoch, step, examples, len(sel.history) - 1, sched.lr, total),)
+                if callback is not None:  # the window is read (one sync) only for a callback
+                    train_loss = dict(zip(names, window.take()))
+                    val_loss = dict(zip(names, _split_losses(specs, cols, out_val, val_y, val_w).tolist()))
+                    args = (Progress(epoch, step, examples, len(sel.history) - 1, sched.lr, total,
+                                     train_loss, val_loss),)
                     callback(epoch, sel.history[-1], *(args if with_progress else ()))
                 stop = config.patience > 0 and sel.stale >= config.patience
             if stop or at_cap:

@@ -64,7 +64,8 @@ from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
 from ..tasks import TaskSpec, compute_metric, task_loss
 from ._config import ConfigError, TrainConfig
-from ._loop import Progress, TrainResult, _autocast, _Selection, _task_batcher, resolve_device, train
+from ._loop import (Progress, TrainResult, _autocast, _LossWindow, _Selection, _split_losses, _task_batcher,
+                    resolve_device, train)
 from ._member_optim import MemberOptimizer
 from ._schedule import LrSchedule
 
@@ -259,6 +260,7 @@ class _Population:
                                    [c.weight_decay for c in configs])
         self.dynamic_lr = any(c.lr_schedule == "cosine" or c.warmup_steps > 0 for c in configs)
         self.done: list[_Member] = []
+        self.window = _LossWindow((len(configs), len(self.names)), self.device)  # [P, T] losses since an evaluation
 
     # ------------------------------------------------------------- stepping
     def _losses(self, xb: torch.Tensor, yb: torch.Tensor,
@@ -276,10 +278,11 @@ class _Population:
             return vmap(one, randomness="different")(named, bufs, *batch)
 
     @torch.no_grad()
-    def _evaluate(self) -> list[dict[str, dict[str, float]]]:
-        """Every metric of every task on the validation split, one dict per member."""
+    def _evaluate(self) -> tuple[list[dict[str, dict[str, float]]], list[dict[str, float]]]:
+        """Every metric and the loss of every task on the validation split, one dict of each per member."""
         idx = self.data.indices("val")
         x, y = self.data.x[idx], self.data.y[idx]
+        w = None if self.data.weights is None else self.data.weights[idx]  # [N_val] or None
         net, names, bs = self.nets[0], self.names, self.cfg.eval_batch_size
         net.eval()
 
@@ -294,8 +297,11 @@ class _Population:
         finally:
             net.train()
         out = {t: torch.cat([o[t].float() for o in parts], dim=1) for t in names}  # {task: [P, N_val, out_dim]}
-        return [{s.name: {m: compute_metric(s, m, out[s.name][mem.slot], y[:, c]) for m in s.metrics}
-                 for s, c in zip(self.specs, self.cols)} for mem in self.members]
+        metrics = [{s.name: {m: compute_metric(s, m, out[s.name][mem.slot], y[:, c]) for m in s.metrics}
+                    for s, c in zip(self.specs, self.cols)} for mem in self.members]
+        losses = torch.stack([_split_losses(self.specs, self.cols, {t: o[mem.slot] for t, o in out.items()}, y, w)
+                              for mem in self.members]).tolist()  # [P][T], one device sync
+        return metrics, [dict(zip(names, row)) for row in losses]
 
     def run(self) -> list[TrainResult]:
         data, epoch, step, examples = self.data, -1, 0, 0
@@ -308,7 +314,8 @@ class _Population:
             for i in range(n_batches):
                 idx = torch.stack([m.batches[i] for m in self.members])  # [P, B]
                 wb = None if data.weights is None else data.weights[idx]  # [P, B] or None
-                losses, pen = self._losses(data.x[idx], data.y[idx], wb)  # [P, T], [P]
+                yb = data.y[idx]  # [P, B, T_data]
+                losses, pen = self._losses(data.x[idx], yb, wb)  # [P, T], [P]
                 # as EqualWeighting: a NaN loss contributes nothing (zero gradient), priorities multiply
                 kept = torch.where(torch.isnan(losses), torch.zeros_like(losses), losses)
                 self.opt.zero_grad()
@@ -320,6 +327,8 @@ class _Population:
                 if self.dynamic_lr:
                     self.opt.set_lr([m.sched.lr for m in self.members])
                 loss_sum += losses.detach().float()
+                rows = idx.shape[1] if self.dense else (~torch.isnan(yb[:, :, self.cols])).sum(dim=1)  # [P, T]
+                self.window.add(losses.detach().float(), rows)
                 step, examples = step + 1, examples + idx.shape[1]
                 end_of_epoch, at_cap = i == n_batches - 1, step >= self.total
                 every = self.cfg.eval_every
@@ -343,16 +352,18 @@ class _Population:
         return [m.result for m in sorted(self.done, key=lambda m: m.index)]  # type: ignore[misc]
 
     def _after_evaluation(self, epoch: int, step: int, examples: int, leaving: dict[int, tuple[str, str]]) -> None:
-        vals = self._evaluate()
+        vals, val_losses = self._evaluate()
+        train_losses = self.window.take()  # [P][T], one device sync
         changed = False
-        for m, val in zip(self.members, vals):
+        for m, val, tl, vl in zip(self.members, vals, train_losses, val_losses):
             if m.slot in leaving:
                 continue
             before = m.sched.lr
             m.sched.after_evaluation(m.sel.update(_MemberView(self.params, m.slot), val, epoch, step))
             changed |= m.sched.lr != before
             if m.callback is not None:
-                progress = Progress(epoch, step, examples, len(m.sel.history) - 1, m.sched.lr, self.total)
+                progress = Progress(epoch, step, examples, len(m.sel.history) - 1, m.sched.lr, self.total,
+                                    dict(zip(self.names, tl)), vl)
                 try:
                     m.callback(epoch, m.sel.history[-1], progress)
                 except Exception as exc:  # the member's own stop (e.g. pruned): it leaves, the others go on
@@ -377,6 +388,7 @@ class _Population:
         self.params = {k: v.detach()[rows].requires_grad_() for k, v in self.params.items()}
         self.buffers = {k: v[rows] for k, v in self.buffers.items()}
         self.opt.keep(rows, list(self.params.values()))
+        self.window.keep(rows)
         for new, m in enumerate(stay):
             m.slot = new
         self.members = stay
