@@ -27,10 +27,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _progress(step: int, lr: float = 0.01, **losses) -> Progress:
-    p = Progress(epoch=0, step=step, examples=step * 32, evaluation=step // 4 - 1, lr=lr, total_steps=40)
-    for k, v in losses.items():  # a trainer that hands its losses over (Progress.train_loss / val_loss)
-        object.__setattr__(p, k, v)
-    return p
+    return Progress(epoch=0, step=step, examples=step * 32, evaluation=step // 4 - 1, lr=lr, total_steps=40,
+                    **losses)
 
 
 def test_each_evaluation_is_one_row_on_disk_at_once(tmp_path):
@@ -90,6 +88,9 @@ def test_a_search_logs_every_trained_trial_as_optuna_saw_it(tmp_path):
         rows = _rows(logs / f"{trial_log_name(t.number)}.csv")
         assert {int(r["step"]): float(r["delta_m"]) for r in rows} == pytest.approx(t.intermediate_values)
         assert all(math.isfinite(float(r["lr"])) and float(r["epoch"]) > 0 for r in rows)
+        tasks = TrialRecord.from_trial(t).sharing_graph().tasks
+        losses = [float(r[f"{task}/{kind}"]) for r in rows for task in tasks for kind in ("train_loss", "val_loss")]
+        assert all(math.isfinite(v) and v > 0 for v in losses)  # every label is present: each loss is a number
     control = [t for t in study.get_trials(deepcopy=False) if TrialRecord.from_trial(t).control]
     assert control and not (logs / f"{trial_log_name(control[0].number)}.csv").exists()  # nothing trained
     assert (tmp_path / "s" / TB_DIR).exists() == tensorboard_available()
@@ -108,6 +109,7 @@ def test_baseline_runs_log_each_task_to_its_own_file(tmp_path):
         for spec in data.tasks:
             rows = _rows(logs / f"{baseline_log_name(spec.name, t.number)}.csv")
             assert rows and "delta_m" not in rows[0]
+            assert all(math.isfinite(float(r[f"{spec.name}/{k}"])) for r in rows for k in ("train_loss", "val_loss"))
             best = max if spec.primary_metric == "auc" else min
             logged = best(float(r[f"{spec.name}/val_{spec.primary_metric}"]) for r in rows)
             assert logged == pytest.approx(t.user_attrs["val_metrics"][spec.name][spec.primary_metric])

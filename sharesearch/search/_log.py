@@ -13,9 +13,9 @@ search and a killed worker leaves every row it evaluated. The columns:
 ``seconds``     wall seconds since the run's first evaluation began its log
 ``<task>/train_loss``, ``<task>/val_loss``
                 the task's mean training loss since the last evaluation and its
-                validation loss, when the trainer hands them over (the
-                ``train_loss`` / ``val_loss`` mappings of
-                :class:`~sharesearch.training.Progress`); empty otherwise
+                validation loss (:class:`~sharesearch.training.Progress`'s
+                ``train_loss`` / ``val_loss``); empty where one is NaN (no
+                labelled row of the task in that window or split)
 ``<task>/val_<metric>``  the task's primary validation metric
 ``<task>/delta``  its validation Δ against the tuned baseline (trials only)
 ``delta_m``     the priority-weighted mean Δ, the trial's objective (trials only)
@@ -182,8 +182,7 @@ class EvalLog:
         """Append one evaluation's row to each file (and its scalars to the event files)."""
         if self.writers is None:
             self._open()
-        train_loss = getattr(progress, "train_loss", None) or {}  # trainers that hand losses over
-        val_loss = getattr(progress, "val_loss", None) or {}
+        train_loss, val_loss = progress.train_loss, progress.val_loss  # empty: a Progress made without them
         deltas = deltas or {}
         head = [progress.step, round(progress.step / self.steps_per_epoch, 4), _finite(progress.lr),
                 round(time.perf_counter() - self.t0, 3)]
