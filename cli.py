@@ -85,7 +85,7 @@ def _load_data(args, splits: tuple[str, ...] = ("train", "val", "test")):
 
 def cmd_search(args) -> int:
     from sharesearch.search import SearchConfig, check_study_name, run_search, study_results
-    from sharesearch.search._catalog import default_name, report_dir
+    from sharesearch.search import default_name, report_dir
     from sharesearch.space import load_space
     from sharesearch.training import TrainConfig
 
@@ -124,7 +124,7 @@ def _finish(results: dict, out_dir: Path) -> int:
 
 def _study(args):
     """The study of STUDY or --study (a run folder, a name or a unique prefix; in --storage when given)."""
-    from sharesearch.search._catalog import resolve_study
+    from sharesearch.search import resolve_study
 
     if args.ref and args.study:
         raise SharesearchError(f"{args.command}: give the study once: {args.ref!r} or --study {args.study!r}")
@@ -133,7 +133,7 @@ def _study(args):
 
 
 def cmd_studies(args) -> int:
-    from sharesearch.search._catalog import format_studies, list_studies
+    from sharesearch.search import format_studies, list_studies
 
     found = list_studies(args.runs)
     print(format_studies(found) if found else f"no studies under {args.runs!r}")
@@ -152,7 +152,7 @@ def cmd_worker(args) -> int:
 
 def cmd_verdict(args) -> int:
     from sharesearch.search import load_results, run_verdict
-    from sharesearch.search._catalog import new_report_dir
+    from sharesearch.search import new_report_dir
 
     _check_numbers(args, {"--seeds": 2, "--top-k": 0})
     ref = _study(args)
@@ -167,7 +167,7 @@ def cmd_verdict(args) -> int:
 
 def cmd_report(args) -> int:
     from sharesearch.search import load_results
-    from sharesearch.search._catalog import report_dir
+    from sharesearch.search import report_dir
 
     ref = _study(args)
     results = load_results(ref.storage_url, ref.study_name)
@@ -199,7 +199,7 @@ def _chosen(args):
     from sharesearch.graph import SharingGraph
     from sharesearch.inputs import graph_from_arg
     from sharesearch.search import load_results
-    from sharesearch.search._catalog import Chosen, chosen_architecture
+    from sharesearch.search import Chosen, chosen_architecture
 
     if args.graph:
         return Chosen(graph_from_arg(args.graph, where="--graph").to_dict(), None, "validation", None, "")
@@ -243,7 +243,7 @@ def cmd_export(args) -> int:
         raise SharesearchError(f"--out: {args.out!r} is a file; export --format model writes a folder")
     if args.format == "model":
         from sharesearch.search import export_best_model, load_study
-        from sharesearch.search._catalog import recommendation_of
+        from sharesearch.search import recommendation_of
 
         if not (args.ref or args.study):
             raise SharesearchError("export --format model: give a study (a run folder, a name or its first "
@@ -268,7 +268,7 @@ def cmd_export(args) -> int:
 def cmd_transfer(args) -> int:
     from sharesearch.inputs import load_data_arg, parse_list
     from sharesearch.search import load_results, run_transfer
-    from sharesearch.search._catalog import report_dir
+    from sharesearch.search import report_dir
 
     ref = _study(args)
     if (args.task is None) != (args.data is None):

@@ -42,6 +42,8 @@ import optuna
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 from ._baselines import baseline_study_name, ensure_baselines  # noqa: E402
+from ._catalog import (Chosen, StudyRef, StudySummary, chosen_architecture, default_name,  # noqa: E402
+                       format_studies, list_studies, new_report_dir, recommendation_of, report_dir, resolve_study)
 from ._config import DEFAULT_REFERENCES, OBJECTIVES, SearchConfig, SearchError  # noqa: E402
 from ._dashboard import annotate_for_dashboard  # noqa: E402
 from ._export import export_best_model  # noqa: E402
@@ -91,6 +93,17 @@ __all__ = [
     "run_verdict",
     "run_transfer",
     "read_transfer",
+    "StudyRef",
+    "StudySummary",
+    "Chosen",
+    "resolve_study",
+    "list_studies",
+    "format_studies",
+    "default_name",
+    "recommendation_of",
+    "report_dir",
+    "new_report_dir",
+    "chosen_architecture",
     "load_results",
     "study_results",
     "annotate_for_dashboard",
