@@ -179,13 +179,15 @@ def test_head_colours_follow_delta_with_interval_in_hover():
     r, gr, b = rgb(unk.colour)
     assert r == gr == b  # grey: unknown
     # Δ as sharesearch.fmt writes it everywhere: signed percentage, two decimals, ASCII signs
-    assert "Δ_t (validation) = +5.00% [+1.00%, +9.00%]" in up.hover and "gain" in up.hover and up.label.endswith("+5.00%")
+    assert "Δ_t (validation) = +5.00% [+1.00%, +9.00%]" in up.hover and "gain" in up.hover and up.label == "up"
+    bars = {b.task: b for b in info.bars.bars}  # the value is written beside each head's bar
+    assert (bars["up"].text, bars["down"].text, bars["unk"].text) == ("+5.00%", "-10.00%", "–")
     assert "Δ_t (validation) = -10.00% [-20.00%, -∞]" in down.hover and "negative transfer" in down.hover
     assert "unknown" in unk.hover
     fig = topology_figure(g, {"up": 0.05}, delta_split="test")  # the split the Δ were measured on is named
     head = next(t for t in fig.data if t.name == "head")
     assert any("Δ_t (test) = +5.00%" in h for h in head.hovertext)
-    assert any("head Δ_t (test)" in str(getattr(t.marker, "colorbar", "")) for t in fig.data)
+    assert [t.text for t in fig.data if t.name == "Δ_t title"] == [("Δ<sub>t</sub> on test",)]
     assert delta_colour(0.0) == delta_colour(0.0, 5.0) and rgb(delta_colour(0.0))[0] == rgb(delta_colour(0.0))[1]
     # the stronger effect gets the stronger colour
     assert rgb(delta_colour(-0.5, 1.0))[0] < rgb(delta_colour(-1.0, 1.0))[0] or \
@@ -241,9 +243,10 @@ def test_figure_traces_carry_info():
     fig = topology_figure(g, deltas={"a": 0.1, "b": -0.1}, title="T")
     heads = next(t for t in fig.data if t.name == "head")
     assert list(heads.text)[0].startswith("a")
-    dashed = [t for t in fig.data if t.mode == "lines" and t.line.dash == "dash"]
-    assert len(dashed) == len(info.edges_of("l2"))
-    assert any(getattr(t.marker, "showscale", False) for t in fig.data)  # Δ colour bar
+    dashed = [t for t in fig.data if t.type == "scatter" and t.mode == "lines" and t.line.dash == "dash"]
+    assert len(dashed) == len(info.soft) == g.n_stages  # one L2 band per stage
+    (bar,) = [t for t in fig.data if t.type == "bar"]  # Δ as bars, green gain / red loss
+    assert list(bar.y) == [0, -1] and list(bar.marker.color) == [delta_colour(1.0), delta_colour(-1.0)]
     # no template: hover text is plain text, not a hovertemplate that could interpret %{...}
     assert all(t.hovertemplate is None for t in fig.data)
 

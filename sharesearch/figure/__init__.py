@@ -12,10 +12,16 @@ together and no two flow edges cross. A node sits at the centre of its tasks'
 lanes, its marker *area* is proportional to its trainable parameters
 (:meth:`SharingGraph.node_params`), its colour says how it is conditioned on
 the task (none / concat / film / gate, or MoE) and its label lists the tasks
-that share it (abbreviated, full list on hover). Soft-sharing L2 links are
-dashed with a width that grows with log λ, cross-stitch links are dotted and
-carry their learned weights when given. Each head is coloured by its task's
-Δ_t on a diverging scale (red: negative transfer, green: gain, grey: unknown).
+that share it (abbreviated to fit its column, full list on hover). Soft
+sharing is drawn once per stage (:mod:`._soft`): a band behind the stage's
+linked blocks (L2 dashed, its outline growing with log λ; cross-stitch
+dotted) and a label under the column ("cross-stitch / 15 pairs / mean
+off-diagonal 0.05"), every pair's value on its hover. Each head carries its
+task's Δ_t as a bar (:mod:`._bars`; length ∝ Δ in percent, green gain, red
+negative transfer, the value beside it, the column titled with the split)
+and is coloured on the same diverging scale (grey: unknown).
+``TopologyInfo.text_boxes()`` gives the estimated box of every text, so
+tests check that no two overlap.
 
 Numbers are written by :mod:`sharesearch.fmt` (Δ as a signed percentage,
 weights and λ with a few significant digits), as everywhere else; stitch
@@ -44,9 +50,12 @@ False
 from __future__ import annotations
 
 from ._affinity import affinity_figure
+from ._bars import BarColumn, DeltaBar
 from ._common import CONDITIONING_COLOURS, MOE_COLOUR, delta_colour, esc
 from ._draw import small_multiples, topology_figure
 from ._info import EdgeInfo, ExpertInfo, NodeInfo, TopologyInfo, task_order, topology_info
+from ._records import TextBox
+from ._soft import SoftGroup, SoftStageInfo, soft_groups
 from ._transfer import TransferCell, TransferInfo, transfer_figure, transfer_info
 
 __all__ = [
@@ -56,6 +65,12 @@ __all__ = [
     "EdgeInfo",
     "ExpertInfo",
     "TopologyInfo",
+    "TextBox",
+    "DeltaBar",
+    "BarColumn",
+    "SoftGroup",
+    "SoftStageInfo",
+    "soft_groups",
     "topology_info",
     "topology_figure",
     "small_multiples",

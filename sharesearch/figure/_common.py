@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,3 +76,20 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+
+
+#: average glyph width of the figure's sans-serif font, in font sizes (a little above Helvetica's, to be safe)
+CHAR_EM = 0.6
+
+
+def text_px(text: str, font: float) -> tuple[float, float]:
+    """Estimated (width, height) in pixels of escaped plotly ``text`` (``<br>`` breaks lines).
+
+    Entities count as one glyph and tags as none; used to lay labels out so
+    they do not overlap, and by the tests that check it.
+
+    >>> text_px("a&amp;b<br>cd", 10)
+    (18.0, 25.0)
+    """
+    lines = [html.unescape(re.sub(r"<[^>]+>", "", ln)) for ln in text.split("<br>")]
+    return CHAR_EM * font * max((len(ln) for ln in lines), default=0), 1.25 * font * len(lines)

@@ -9,13 +9,63 @@ from typing import Any
 import plotly.graph_objects as go
 
 from ..graph import SharingGraph
-from ._common import _SYMBOL, MOE_COLOUR, delta_colour, esc
+from ._common import _SYMBOL, MOE_COLOUR, esc
 from ._info import TopologyInfo, topology_info
+from ._soft import SOFT_NAMES
 
 
-def _traces(info: TopologyInfo, *, show_legend: bool = True, edge_labels: bool = True) -> list[go.BaseTraceType]:
-    """The plotly traces of a topology (shared by the figure and the small multiples)."""
+def _soft_traces(info: TopologyInfo, show_legend: bool) -> list[go.BaseTraceType]:
+    """One band and one footer label per stage of soft links (every pair's value in the label's hover)."""
     tr: list[go.BaseTraceType] = []
+    shown: set[str] = set()
+    for s in info.soft:
+        name = SOFT_NAMES[s.kind]
+        tr.append(go.Scatter(x=s.band_xs, y=s.band_ys, mode="lines", fill="toself", fillcolor=_rgba(s.colour, 0.13),
+                             line=dict(color=s.colour, width=s.width, dash=s.dash), hoverinfo="skip", name=name,
+                             legendgroup=s.kind, showlegend=show_legend and s.kind not in shown))
+        shown.add(s.kind)
+        tr.append(go.Scatter(x=[s.label_x], y=[s.label_y], mode="text", text=[s.label],
+                             textposition="bottom center", textfont=dict(size=info.soft_font, color=s.colour),
+                             hovertext=[s.hover], hoverinfo="text", cliponaxis=False, showlegend=False,
+                             name=f"{name} stage {s.stage}"))
+    return tr
+
+
+def _bar_traces(info: TopologyInfo) -> list[go.BaseTraceType]:
+    """The heads' Δ_t bars from one zero line, each value beside its bar, the column titled with the split."""
+    col = info.bars
+    if col is None:
+        return []
+    bars = col.bars
+    top, bottom = max(b.y for b in bars) + 0.45, min(b.y for b in bars) - 0.45
+    tr: list[go.BaseTraceType] = [
+        go.Scatter(x=[col.zero, col.zero], y=[top, bottom], mode="lines", line=dict(color="#888888", width=1),
+                   hoverinfo="skip", showlegend=False, name="Δ_t zero"),
+        go.Bar(x=[b.x1 - col.zero for b in bars], y=[b.y for b in bars], base=[col.zero] * len(bars),
+               orientation="h", width=col.thickness, marker=dict(color=[b.colour for b in bars], line=dict(width=0)),
+               hovertext=[b.hover for b in bars], hoverinfo="text", showlegend=False, name="Δ_t")]
+    for side in ("right", "left"):
+        bs = [b for b in bars if b.text_side == side]
+        if bs:
+            tr.append(go.Scatter(x=[b.text_x for b in bs], y=[b.y for b in bs], mode="text", text=[b.text for b in bs],
+                                 textposition=f"middle {side}", textfont=dict(size=info.font_size,
+                                                                              color=[b.colour for b in bs]),
+                                 hovertext=[b.hover for b in bs], hoverinfo="text", cliponaxis=False,
+                                 showlegend=False, name="Δ_t value"))
+    tr.append(go.Scatter(x=[col.zero], y=[info.bar_title_y], mode="text", text=[col.title],
+                         textposition="middle center", textfont=dict(size=info.font_size), hoverinfo="skip",
+                         cliponaxis=False, showlegend=False, name="Δ_t title"))
+    return tr
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i: i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _traces(info: TopologyInfo, *, show_legend: bool = True) -> list[go.BaseTraceType]:
+    """The plotly traces of a topology (shared by the figure and the small multiples)."""
+    tr: list[go.BaseTraceType] = _soft_traces(info, show_legend)
     fx: list[float | None] = []
     fy: list[float | None] = []
     for e in info.edges_of("flow"):
@@ -23,21 +73,6 @@ def _traces(info: TopologyInfo, *, show_legend: bool = True, edge_labels: bool =
         fy += e.ys + [None]
     tr.append(go.Scatter(x=fx, y=fy, mode="lines", line=dict(color="#9a9a9a", width=1.5), hoverinfo="skip",
                          showlegend=False, name="flow"))
-    soft = [e for e in info.edges if e.kind != "flow"]
-    crowded = len(soft) > 8
-    shown_kind: set[str] = set()
-    for e in soft:
-        colour = "#7f7f7f" if e.kind == "l2" else "#9467bd"
-        name = "L2 soft sharing" if e.kind == "l2" else "cross-stitch"
-        tr.append(go.Scatter(x=e.xs, y=e.ys, mode="lines", line=dict(color=colour, width=e.width, dash=e.dash),
-                             hoverinfo="skip", name=name, legendgroup=e.kind,
-                             showlegend=show_legend and e.kind not in shown_kind))
-        shown_kind.add(e.kind)
-        mid = len(e.xs) // 2
-        tr.append(go.Scatter(x=[e.xs[mid]], y=[e.ys[mid]], mode="markers+text" if edge_labels and not crowded
-                             else "markers", marker=dict(size=6, color=colour, opacity=0.6),
-                             text=[e.label], textposition="middle right", textfont=dict(size=info.font_size - 2),
-                             hovertext=[e.hover], hoverinfo="text", showlegend=False, name=name))
     if info.experts:
         tr.append(go.Scatter(x=[x.x for x in info.experts], y=[x.y for x in info.experts], mode="markers",
                              marker=dict(symbol="square", size=7, color=MOE_COLOUR, opacity=0.55,
@@ -55,18 +90,16 @@ def _traces(info: TopologyInfo, *, show_legend: bool = True, edge_labels: bool =
             hoverinfo="text", cliponaxis=False, showlegend=False, name=kind,
             marker=dict(size=[n.size for n in ns], color=[n.colour for n in ns], symbol=_SYMBOL[kind],
                         line=dict(width=1, color="#333333"), opacity=0.95)))
+    tr += _bar_traces(info)
     if show_legend:
         for name, colour, symbol in info.legend:
             tr.append(go.Scatter(x=[None], y=[None], mode="markers", name=name, legendgroup="nodes",
                                  marker=dict(size=10, color=colour, symbol=symbol)))
-        if info.delta_scale is not None:
-            s = info.delta_scale
-            tr.append(go.Scatter(
-                x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip", name="Δ_t",
-                marker=dict(size=0, color=[-s, s], cmin=-s, cmax=s, showscale=True,
-                            colorscale=[[0, delta_colour(-1)], [0.5, delta_colour(0.0)], [1, delta_colour(1)]],
-                            colorbar=dict(title=dict(text=f"head Δ_t ({esc(info.delta_split)})"), thickness=12, len=0.5))))
     return tr
+
+
+#: pixels right of the plot for the legend
+_LEGEND_PX = 150
 
 
 def _axis(r: tuple[float, float]) -> dict:
@@ -96,8 +129,9 @@ def topology_figure(
     fig = go.Figure(_traces(info))
     fig.update_layout(
         title=dict(text=esc(title) if title else None),
-        width=info.width + (140 if info.delta_scale is not None or info.legend else 0), height=info.height,
-        margin=info.margin, xaxis=_axis(info.x_range), yaxis=_axis(info.y_range),
+        width=info.width + _LEGEND_PX, height=info.height,
+        margin={**info.margin, "r": info.margin["r"] + _LEGEND_PX},  # the plot area stays the info's
+        xaxis=_axis(info.x_range), yaxis=_axis(info.y_range),
         plot_bgcolor="white", paper_bgcolor="white", hovermode="closest",
         font=dict(size=info.font_size), legend=dict(font=dict(size=max(9, info.font_size - 1))))
     return fig
@@ -141,9 +175,7 @@ def small_multiples(
     for i, info in enumerate(infos):
         r, c = divmod(i, cols)
         show = not legend_done
-        for t in _traces(info, show_legend=show, edge_labels=False):
-            if show and getattr(t.marker, "showscale", None):
-                t.marker.colorbar.update(len=min(0.5, 1.0 / rows))
+        for t in _traces(info, show_legend=show):
             fig.add_trace(t, row=r + 1, col=c + 1)
         legend_done = True
         fig.update_xaxes(_axis(info.x_range), row=r + 1, col=c + 1)
