@@ -46,12 +46,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sharesearch.data._preprocess import Preprocessing
 from sharesearch.errors import SharesearchError
 from sharesearch.graph import SharingGraph
 from sharesearch.provenance import Provenance
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model_group import ModelGroup
 
 __all__ = ["save_model", "load_model", "predict", "LoadedModel", "ModelFolderError", "ModelFileMissingError",
            "MODEL_FILE", "GRAPH_FILE", "TASKS_FILE", "PREPROCESSING_FILE", "PROVENANCE_FILE"]
@@ -225,7 +228,7 @@ def _frame_of_outputs(out: dict, tasks, index):
 
 
 # ------------------------------------------------------------------ loading
-def load_model(path_dir: str | Path, map_location: Any = "cpu") -> LoadedModel:
+def load_model(path_dir: str | Path, map_location: Any = "cpu") -> "LoadedModel | ModelGroup":
     """Load a folder written by :func:`save_model`, in eval mode, ready for prediction.
 
     Only tensors are unpickled (``torch.load(weights_only=True)``); a file
@@ -238,7 +241,9 @@ def load_model(path_dir: str | Path, map_location: Any = "cpu") -> LoadedModel:
 
     Returns
     -------
-    LoadedModel
+    LoadedModel, or a :class:`~sharesearch.model_group.ModelGroup` for a
+    folder of ``group-N/`` model folders (the verdict's independent networks
+    with several configurations), whose ``predict(frame)`` joins theirs.
 
     Examples
     --------
@@ -253,6 +258,12 @@ def load_model(path_dir: str | Path, map_location: Any = "cpu") -> LoadedModel:
     from .network import compile_graph
 
     d = Path(path_dir)
+    if not (d / MODEL_FILE).is_file():  # the verdict's "keep independent models": one folder per configuration
+        from .model_group import load_group
+
+        group = load_group(d, map_location)
+        if group is not None:
+            return group
     for f in (MODEL_FILE, GRAPH_FILE):
         if not (d / f).is_file():
             raise ModelFileMissingError(f"load_model: {d / f} is missing (expected a folder written by save_model)")

@@ -11,6 +11,7 @@ import torch
 
 from sharesearch.data import DataSpecError, load_spec_file
 from sharesearch.data._preprocess import ColumnEncoding, Preprocessing
+from sharesearch.errors import SharesearchError
 
 TARGETS = '[[targets]]\ncolumn = "y1"\nkind = "binary"\n[[targets]]\ncolumn = "y2"\nkind = "regression"\n'
 
@@ -214,3 +215,30 @@ def test_raw_row_errors_and_a_folder_without_preprocessing(tmp_path):
         save_model(net, g, tmp_path / "new", provenance={"arm": "x", "split": "validation"})
     assert not (tmp_path / "new").exists()
 
+
+
+def test_a_folder_of_group_models_predicts_as_one_model(tmp_path):
+    """The verdict's "keep independent models" with several configurations: group-0/, group-1/, ..."""
+    from sharesearch.export import load_model, save_model
+    from sharesearch.graph import SharingGraph
+    from sharesearch.model_group import ModelGroup
+    from sharesearch.training import TrainConfig, train
+
+    _serving_table(tmp_path)
+    d = load_spec_file(tmp_path / "s.toml")
+    raw = pd.read_csv(tmp_path / "s.csv").drop(columns=["buy", "tier", "spend"])
+    parts = []
+    for i, tasks in enumerate((["spend"], ["buy", "tier"])):  # disjoint tasks, other widths
+        sub = d.subset_tasks(tasks)
+        g = SharingGraph.independent(sub.tasks, {"name": "mlp", "input_shape": [d.x.shape[1]], "widths": [8 * (i + 1)]})
+        net = train(g, sub, TrainConfig(max_steps=10, batch_size=32, device="cpu")).model.cpu()
+        parts.append(load_model(save_model(net, g, tmp_path / "m" / f"group-{i}", tasks=sub.tasks,
+                                           preprocessing=d.preprocessing)).predict(raw))
+    group = load_model(tmp_path / "m")
+    assert isinstance(group, ModelGroup) and [t.name for t in group.tasks] == ["spend", "buy", "tier"]
+    pd.testing.assert_frame_equal(group.predict(raw), pd.concat(parts, axis=1))
+    import shutil
+
+    shutil.copytree(tmp_path / "m" / "group-0", tmp_path / "m" / "group-2")  # spend twice
+    with pytest.raises(SharesearchError, match="task 'spend' is in both group-0 and group-2"):  # two groups answering for one task cannot be one model
+        load_model(tmp_path / "m")
