@@ -285,7 +285,8 @@ def topology_info(
     top = min(top_pad - 0.05, (max(n.size for n in nodes) / 2 + 1.25 * sc.font + 4) / sc.lane_px)  # over the label
     half = {s: min(0.45, max([0.3] + [(text_px(n.label, sc.font)[0] / 2 + 6) / sc.col_px
                                       for n in nodes if n.stage == s])) for s in range(L)}  # bands frame labels
-    soft = soft_stage_infos(graph, pos, sw, label_y=label_y, half_width=half, top=top, lam_width=_lam_width)
+    soft = soft_stage_infos(graph, pos, sw, label_y=label_y, half_width=half, top=top, lam_width=_lam_width,
+                            compact=compact)
     footer_px = max((len(s.lines) for s in soft), default=0) * 1.25 * soft_font + (10 if soft else 0)
     inner_h = sc.lane_px * (T - 1 + sc.pad + top_pad) + footer_px
     height = int(max(300 if not compact else 220, inner_h + sc.margin["t"] + sc.margin["b"]))

@@ -116,12 +116,17 @@ def _runs(blocks: Sequence[str], column: Sequence[str]) -> list[list[str]]:
     return runs
 
 
-def _pair_hover(grp: SoftGroup, weights: Mapping[tuple[str, str], list[float]], per_line: int) -> str:
+def _pair_hover(graph: SharingGraph, grp: SoftGroup, weights: Mapping[tuple[str, str], list[float]],
+                per_line: int) -> str:
+    """Every pair by its blocks' tasks, with its learned weights ``α(u←v)/α(v←u)`` when given."""
+    def name(n: str) -> str:
+        return esc("+".join(graph.g.nodes[n]["tasks"]))
+
     parts = []
     for u, v in grp.pairs:
         w = weights.get((u, v))
         val = ("α " + "/".join(fmt.value(x, 2) for x in w)) if w is not None else ""
-        parts.append(f"{esc(u)} ↔ {esc(v)} {val}".rstrip())
+        parts.append(f"{name(u)} ↔ {name(v)} {val}".rstrip())
     rows = ["; ".join(parts[i: i + per_line]) for i in range(0, len(parts), per_line)]
     return "<br>".join(rows)
 
@@ -165,16 +170,17 @@ def soft_stage_infos(
             lines = [name, pairs]
             if mean_off is not None:
                 lines.append(f"mean α {fmt.value(mean_off, 2)}" if compact
-                             else f"mean off-diagonal {fmt.value(mean_off, 2)}")
+                             else f"mean off-diag. {fmt.value(mean_off, 2)}")
             head = "cross-stitch units mix the blocks' activations"
             width, lam = 1.5, None
         else:
             lines = [f"L2 pull {lam_text(grp.lams)}", pairs]
             head = f"L2 pull between the blocks' weights, {lam_text(grp.lams)}"
             width, lam = lam_width(max(grp.lams)), max(grp.lams)
+        explain = ("<br>α u↔v: the share of u's input taken from v / of v's from u" if ws else "")
         hover = (f"<b>stage {grp.stage}: {head}</b><br>{len(grp.blocks)} blocks, {pairs}"
                  + (f", mean off-diagonal weight {fmt.value(mean_off)}" if mean_off is not None else "")
-                 + "<br>" + _pair_hover(grp, stitch_weights, 3))
+                 + explain + "<br>" + _pair_hover(graph, grp, stitch_weights, 3))
         x = pos[grp.blocks[0]][0]
         out.append(SoftStageInfo(grp.stage, grp.kind, n, lines, hover, xs, ys, x, label_y,
                                  SOFT_COLOURS[grp.kind], _DASH[grp.kind], width, lam, mean_off))
