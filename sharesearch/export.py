@@ -10,6 +10,8 @@ Graph formats
   JSON strings, since GraphML holds scalars only.
 * :func:`to_dot` -- Graphviz DOT text (written here; pydot is not needed):
   every id and label is a double-quoted string with ``\\`` and ``"`` escaped.
+  DOT and Mermaid draw soft links (cross-stitch, L2) as one labelled note
+  per stage tied to the linked blocks, not one labelled edge per pair.
 * :func:`to_mermaid` -- a Mermaid ``flowchart LR`` with generated safe node
   ids (``n0``, ``n1``, ...) and quoted labels whose special characters are
   Mermaid entity codes (``#quot;``, ``#lt;`` ...).
@@ -109,16 +111,44 @@ def _node_label(graph: SharingGraph, n: str) -> str:
     return tag
 
 
-def _edge_label(d: dict) -> str:
-    if d["kind"] == "l2":
-        return f"l2 λ={d['lam']:g}"
-    if d["kind"] == "stitch":
-        return "cross-stitch"
-    return ""
+def _soft_notes(graph: SharingGraph) -> list[tuple[int, str, list[str]]]:
+    """One note per stage with soft links: ``(stage, label, linked blocks)``.
+
+    Cross-stitch and L2 join every pair of sibling blocks, T(T-1)/2 links a
+    stage; DOT and Mermaid draw one labelled note per stage tied to each
+    linked block instead (GraphML keeps every edge: it is data). The graph
+    refuses both kinds at one stage. The figure groups the same way
+    (:func:`sharesearch.figure.soft_groups`; not imported here: it would
+    bring plotly).
+
+    >>> g = SharingGraph.cross_stitch({"a": 1, "b": 1, "c": 1}, {"name": "mlp", "input_shape": [2], "widths": [3]})
+    >>> _soft_notes(g)
+    [(0, 'cross-stitch (3 blocks, 3 pairs)', ['s0:a', 's0:b', 's0:c'])]
+    """
+    out = []
+    for s in range(graph.n_stages):
+        edges = [(u, v, d) for u, v, d in graph.g.edges(data=True)
+                 if d["kind"] != "flow" and graph.g.nodes[u]["stage"] == s]
+        if not edges:
+            continue
+        linked = {n for u, v, _ in edges for n in (u, v)}
+        blocks = [n for n in graph.nodes_at(s) if n in linked]
+        pairs = f"({len(blocks)} blocks, {len(edges)} pair" + ("s)" if len(edges) != 1 else ")")
+        if edges[0][2]["kind"] == "l2":
+            lams = sorted({float(d["lam"]) for *_, d in edges})
+            lam = f"{lams[0]:g}" if len(lams) == 1 else f"{lams[0]:g}..{lams[-1]:g}"
+            out.append((s, f"l2 λ={lam} {pairs}", blocks))
+        else:
+            out.append((s, f"cross-stitch {pairs}", blocks))
+    return out
 
 
 def to_dot(graph: SharingGraph) -> str:
-    """Graphviz DOT text of ``graph``: one rank per stage, soft links undirected and dashed/dotted.
+    """Graphviz DOT text of ``graph``: one rank per stage; soft links as one labelled note per stage.
+
+    The note (``"soft links stage <s>"``, a dashed note for L2, a dotted one
+    for cross-stitch) sits in its stage's rank, tied by an undirected edge of
+    the same style to each linked block.
 
     >>> g = SharingGraph.independent({'say "hi"': 1}, {"name": "mlp", "input_shape": [2], "widths": [4]})
     >>> '"head:say \\\\"hi\\\\""' in to_dot(g)
@@ -128,12 +158,17 @@ def to_dot(graph: SharingGraph) -> str:
     lines = ["digraph sharing_graph {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
     shape = {"input": "diamond", "block": "box", "moe": "box3d", "head": "ellipse"}
     lines.append(f"  {_dq('input')} [label={_dq(_node_label(graph, 'input'))}, shape=diamond];")
+    notes = {s: (label, blocks) for s, label, blocks in _soft_notes(graph)}
+    style = {s: "dashed" if label.startswith("l2") else "dotted" for s, (label, _) in notes.items()}
     for s in range(graph.n_stages):
         lines.append(f"  subgraph {_dq(f'stage_{s}')} {{")
         lines.append("    rank=same;")
         for n in graph.nodes_at(s):
             d = g.nodes[n]
             lines.append(f"    {_dq(n)} [label={_dq(_node_label(graph, n))}, shape={shape[d['kind']]}];")
+        if s in notes:
+            lines.append(f"    {_dq(f'soft links stage {s}')} [label={_dq(notes[s][0])}, shape=note, "
+                         f"style={style[s]}];")
         lines.append("  }")
     lines.append(f"  subgraph {_dq('heads')} {{")
     lines.append("    rank=same;")
@@ -144,10 +179,10 @@ def to_dot(graph: SharingGraph) -> str:
     for u, v, d in g.edges(data=True):
         if d["kind"] == "flow":
             lines.append(f"  {_dq(u)} -> {_dq(v)};")
-        else:
-            style = "dashed" if d["kind"] == "l2" else "dotted"
-            lines.append(f"  {_dq(u)} -> {_dq(v)} [dir=none, style={style}, constraint=false, "
-                         f"label={_dq(_edge_label(d))}];")
+    for s, (_, blocks) in notes.items():
+        for n in blocks:
+            lines.append(f"  {_dq(f'soft links stage {s}')} -> {_dq(n)} [dir=none, style={style[s]}, "
+                         "constraint=false];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -163,6 +198,9 @@ def _mq(s: Any) -> str:
 
 def to_mermaid(graph: SharingGraph) -> str:
     """A Mermaid ``flowchart LR`` of ``graph``; node ids are ``n0, n1, ...`` and labels are quoted.
+
+    Soft links are one flag-shaped note per stage (ids ``soft0, soft1, ...``,
+    by stage) tied with ``-.-`` to each linked block.
 
     >>> g = SharingGraph.independent({"a<b": 1}, {"name": "mlp", "input_shape": [2], "widths": [4]})
     >>> print(to_mermaid(g))
@@ -193,6 +231,7 @@ def to_mermaid(graph: SharingGraph) -> str:
     for u, v, d in g.edges(data=True):
         if d["kind"] == "flow":
             lines.append(f"  {ids[u]} --> {ids[v]}")
-        else:
-            lines.append(f"  {ids[u]} -.-|{_mq(_edge_label(d))}| {ids[v]}")
+    for s, label, blocks in _soft_notes(graph):
+        lines.append(f"  soft{s}>{_mq(f'stage {s}: {label}')}]")
+        lines += [f"  soft{s} -.- {ids[n]}" for n in blocks]
     return "\n".join(lines) + "\n"

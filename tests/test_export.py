@@ -77,12 +77,23 @@ def test_dot_has_every_node_and_edge_quoted(g):
     assert set(g.g.nodes) <= ids
     edges = re.findall(r'"((?:[^"\\]|\\.)*)" -> "((?:[^"\\]|\\.)*)"', dot)
     got = {(_dot_unquote(u), _dot_unquote(v)) for u, v in edges}
-    assert got == set(g.g.edges)
+    flows = {(u, v) for u, v, k in g.g.edges(data="kind") if k == "flow"}
+    # soft links: one labelled note per stage, tied to each linked block, instead of a labelled edge per pair
+    notes = {}
+    for s in range(g.n_stages):
+        linked = {n for u, v, d in g.g.edges(data=True) if d["kind"] != "flow" and g.g.nodes[u]["stage"] == s
+                  for n in (u, v)}
+        if linked:
+            notes[f"soft links stage {s}"] = linked
+    assert got == flows | {(note, n) for note, linked in notes.items() for n in linked}
+    assert len(edges) == len(got) and len(notes) == (g.n_stages if g.soft_edges("l2") or g.soft_edges("stitch")
+                                                     else 0)
+    assert dot.count("shape=note") == len(notes) and len(re.findall(r"\d+ pairs?\)", dot)) == len(notes)
     assert '"head:we\\"ird <n>&a|m#e`\\\\x"' in dot  # quote and backslash escaped
     if g.soft_edges("l2"):
-        assert "style=dashed" in dot and "λ=0.01" in dot
+        assert "style=dashed" in dot and "l2 λ=0.01 (3 blocks, 3 pairs)" in dot
     if g.soft_edges("stitch"):
-        assert "style=dotted" in dot
+        assert "style=dotted" in dot and "cross-stitch (3 blocks, 3 pairs)" in dot
 
 
 @pytest.mark.parametrize("g", graphs(), ids=["branched", "mmoe", "stitch", "l2"])
@@ -91,14 +102,22 @@ def test_mermaid_has_every_node_and_edge_with_safe_ids(g):
     lines = mm.splitlines()
     assert lines[0] == "flowchart LR"
     node_lines = [ln for ln in lines[1:] if re.match(r"\s+n\d+[\[\(\{]", ln)]
-    edge_lines = [ln for ln in lines[1:] if re.match(r"\s+n\d+ (-->|-\.-)", ln)]
+    edge_lines = [ln for ln in lines[1:] if re.match(r"\s+n\d+ -->", ln)]
+    note_lines = [ln for ln in lines[1:] if re.match(r"\s+soft\d+>", ln)]
+    tie_lines = [ln for ln in lines[1:] if re.match(r"\s+soft\d+ -\.- n\d+$", ln)]
     assert len(node_lines) == g.g.number_of_nodes()
-    assert len(edge_lines) == g.g.number_of_edges()
-    assert len(node_lines) + len(edge_lines) == len(lines) - 1
+    assert len(edge_lines) == sum(1 for *_, k in g.g.edges(data="kind") if k == "flow")
+    # soft links: one note per stage tied to its linked blocks, not one labelled edge per pair
+    soft = g.soft_edges("l2") + g.soft_edges("stitch")
+    assert len(note_lines) == (g.n_stages if soft else 0)
+    assert len(tie_lines) == len({(g.g.nodes[u]["stage"], n) for u, v, _ in soft for n in (u, v)})
+    assert all(re.search(r'"stage \d+: (cross-stitch|l2 λ=0.01) \(3 blocks, 3 pairs\)"', ln) for ln in note_lines)
+    assert len(node_lines) + len(edge_lines) + len(note_lines) + len(tie_lines) == len(lines) - 1
     # the hostile name appears only as entity codes inside quoted labels
-    for ln in node_lines + edge_lines:
+    for ln in node_lines + edge_lines + note_lines + tie_lines:
         labels = re.findall(r'"([^"]*)"', ln)
         rest = re.sub(r'"[^"]*"', "", ln).replace("-->", "").replace("-.-", "")
+        rest = re.sub(r"^\s+soft\d+>", "", rest)  # the note's own flag shape
         assert not re.search(r"[<>&`#]", rest), ln
         for lab in labels:
             assert not re.search(r"[<>`|]", lab)
