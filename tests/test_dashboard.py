@@ -9,11 +9,11 @@ from optuna.trial import TrialState
 from sharesearch import fmt
 from sharesearch.data import load_data
 from sharesearch.graph import SharingGraph
-from sharesearch.search import (SearchConfig, TrialRecord, annotate_for_dashboard, open_storage, prepare_study,
-                                study_results)
+from sharesearch.search import (SearchConfig, TrialRecord, annotate_for_dashboard, ensure_baselines, make_objective,
+                                open_storage, optimize_in_populations, prepare_study, study_results)
 from sharesearch.search._dashboard import study_note
 from sharesearch.search._records import write_verdict
-from sharesearch.space import load_space
+from sharesearch.space import SearchSpace, load_space
 from sharesearch.training import TrainConfig
 from sharesearch.verdict import task_verdicts
 
@@ -37,7 +37,7 @@ def _study(tmp_path) -> optuna.Study:
         (0.02, TrialRecord(reference="shared-bottom", graph=shared, status="trained",
                            val_deltas={"t0": 0.03, "t1": 0.01}), {}),
         (0.05, TrialRecord(graph=shared, sampler_seed=7, status="trained", val_deltas={"t0": 0.06, "t1": 0.04}), {}),
-        (0.04, TrialRecord(graph=shared, status="trained", val_deltas={"t0": 0.05, "t1": 0.03}),
+        (0.04, TrialRecord(graph=shared, status="trained", val_deltas={"t0": 0.05, "t1": 0.03}, companion_of=2),
          {"fixed_params": {"lr": 0.01}}),
         (0.03, TrialRecord(graph=shared, status="trained", val_deltas={"t0": 0.04, "t1": 0.02}),
          {"fixed_params": {"lr": 0.01}, "failed_trial": 2, "retry_history": [2]}),
@@ -97,7 +97,27 @@ def test_each_trial_note_says_what_the_trial_is(tmp_path):
     assert notes[0].startswith("## Trial 0: the control")
     assert notes[1].startswith("## Trial 1: reference architecture `shared-bottom`")
     assert notes[2].startswith("## Trial 2: sampled: a candidate the sampler proposed (sampler seed 7)")
-    assert notes[3].startswith("## Trial 3: companion")
+    assert notes[3].startswith("## Trial 3: companion of trial 2: the same topology")
     assert notes[4].startswith("## Trial 4: sampled") and "a retry of trial 2, whose worker died" in notes[4]
     assert "| t0 | +6.00% |" in notes[2] and "stage 0" in notes[2]
     assert "graph object `topology-trial-2`" in notes[2] and "graph object" not in notes[3]  # top=1: the best only
+
+
+def test_a_search_names_the_trial_each_companion_trains_beside(tmp_path):
+    """optimize_in_populations records companion_of on the companions it enqueues; their notes name that trial."""
+    data = load_data("synthetic-mmoe", **OPTIONS)
+    d = load_space("tiny").to_dict()
+    d["train"]["weighting"] = "equal"  # companions need a weighting a population can share
+    space = SearchSpace.from_dict(d, source="pop.toml")
+    cfg, tb = SearchConfig(n_trials=3, references=(), population=3), TrainConfig(device="cpu", max_steps=20)
+    study = prepare_study(open_storage(f"sqlite:///{tmp_path / 'study.db'}"), "s", data,
+                          {"source": "synthetic-mmoe", "options": OPTIONS}, space, cfg, tb)
+    runner = make_objective(study, data, space, cfg, tb, ensure_baselines(study, data, space, tb, progress=False))
+    optimize_in_populations(study, runner, space, population=3, target=3)
+    lead, *companions = study.get_trials(deepcopy=False)
+    assert TrialRecord.from_trial(lead).companion_of is None and len(companions) == 2
+    assert [TrialRecord.from_trial(t).companion_of for t in companions] == [lead.number] * 2
+    annotate_for_dashboard(study)
+    for t in companions:
+        note = optuna_dashboard.get_note(optuna.trial.Trial(study, t._trial_id))
+        assert note.startswith(f"## Trial {t.number}: companion of trial {lead.number}: the same topology")

@@ -167,7 +167,8 @@ def _companions(study: optuna.Study, runner: TrialRunner, lead: PendingTrial, me
     """Enqueue and ask ``n`` companions of ``lead`` (each admitted like any trial)."""
     fixed = {k: v for k, v in lead.trial.params.items() if k not in member}
     for _ in range(n):
-        study.enqueue_trial(fixed, skip_if_exists=False)
+        study.enqueue_trial(fixed, user_attrs=TrialRecord(companion_of=lead.trial.number).to_attrs(),
+                            skip_if_exists=False)
         trial = ask(study, beats)  # another worker may take this companion, and this worker another trial
         if not _admit(study, trial, target):
             beats.discard(trial._trial_id)

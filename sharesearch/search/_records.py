@@ -184,6 +184,8 @@ class TrialRecord:
     control: bool | None = None  # True: this trial IS the control (the independent reference with each
     # task's own baseline configuration, TaskBaseline.config); it is not trained in the search, its
     # validation Δ is 0 by definition, and verdict runs retrain it per task as the baselines
+    companion_of: int | None = None  # a companion: the number of the topology trial it was enqueued to train
+    # beside (its learning rate and weight decay its own; set at enqueueing, kept on retry)
 
     def to_attrs(self) -> dict[str, Any]:
         """The recorded fields as user attributes (JSON values)."""
