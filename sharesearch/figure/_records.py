@@ -1,4 +1,4 @@
-"""The topology figure's records: what :func:`~._info.topology_info` computes and :func:`~._draw.topology_figure` draws."""
+"""The records of the topology figure: what ``topology_info`` computes and ``topology_figure`` draws."""
 
 from __future__ import annotations
 
