@@ -53,6 +53,7 @@ from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
 from ..tasks import TaskSpec, compute_metric, sign, task_loss
 from ._config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
+from ._losses import LossWindow, split_losses
 from ._schedule import LrSchedule, make_optimizer
 from ..weighting import make_weighting
 
@@ -193,56 +194,6 @@ def _metrics(data: MultiTaskData, split: str, out: Mapping[str, torch.Tensor]) -
             for i, spec in enumerate(data.tasks) if spec.name in out}
 
 
-def _split_losses(specs: Sequence[TaskSpec], cols: Sequence[int], out: Mapping[str, torch.Tensor], y: torch.Tensor,
-                 weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Each task's training loss on a split's rows, ``[T]`` on the device (no sync); NaN for a task with no label.
-
-    ``out`` holds the outputs (``{task: Tensor[N, out_dim]}``), ``y`` the split's
-    labels ``[N, T_data]`` (``cols``: each spec's column), ``weights`` its sample
-    weights ``[N]`` or ``None``; the loss is :func:`~sharesearch.tasks.task_loss`'s.
-
-    >>> from sharesearch.tasks import TaskSpec
-    >>> y = torch.tensor([[1.0, float("nan")], [0.0, float("nan")]])  # [N=2, T_data=2]
-    >>> out = {"a": torch.zeros(2, 1), "b": torch.zeros(2, 1)}
-    >>> specs = [TaskSpec("a", "binary"), TaskSpec("b", "regression")]
-    >>> [round(v, 4) for v in _split_losses(specs, [0, 1], out, y).tolist()]  # b has no label: NaN
-    [0.6931, nan]
-    """
-    losses = torch.stack([task_loss(s, out[s.name], y[:, c], False, weights) for s, c in zip(specs, cols)])  # [T]
-    labelled = (~torch.isnan(y[:, list(cols)])).any(dim=0)  # [T]
-    return torch.where(labelled, losses, torch.full_like(losses, float("nan")))
-
-
-class _LossWindow:
-    """Each task's training loss since the last evaluation, summed over labelled rows on the device.
-
-    A step adds its per-task losses (each a mean over the batch's labelled
-    rows) weighted by those rows; :meth:`take` reads the means with one device
-    sync and starts a new window. ``shape`` is ``[T]`` (a run) or ``[P, T]``
-    (a population).
-    """
-
-    def __init__(self, shape: tuple[int, ...], device: torch.device) -> None:
-        self.sum = torch.zeros(shape, device=device)  # [..., T] loss x labelled rows
-        self.rows = torch.zeros(shape, device=device)  # [..., T] labelled rows
-
-    def add(self, losses: torch.Tensor, rows: torch.Tensor | int) -> None:
-        """Add one step: ``losses [..., T]`` (detached) over ``rows`` labelled rows (``[..., T]`` or one count)."""
-        self.sum += losses * rows
-        self.rows += rows
-
-    def take(self) -> list:
-        """The window's mean losses as nested lists (NaN where no row was labelled); the window restarts."""
-        means = (self.sum / self.rows).tolist()  # 0 / 0 = NaN: no labelled row
-        self.sum.zero_()
-        self.rows.zero_()
-        return means
-
-    def keep(self, rows: torch.Tensor) -> None:
-        """Keep only the population rows ``rows`` (members that leave are dropped)."""
-        self.sum, self.rows = self.sum[rows], self.rows[rows]
-
-
 def predict_split(model: MultiTaskNet, data: MultiTaskData, split: str = "val", *,
                   best_state: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
                   batch_size: int = 8192, amp: bool = False) -> dict[str, torch.Tensor]:
@@ -373,7 +324,8 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
     config : the training configuration (budget, evaluation, early stopping, schedule).
     callback : called after every evaluation as ``callback(epoch, primary_val_metrics)``,
         or as ``callback(epoch, primary_val_metrics, progress)`` when it accepts three
-        arguments (:class:`Progress`: steps done, examples seen, ...); it may raise
+        arguments (:class:`Progress`: steps done, examples seen, each task's training
+        loss since the previous evaluation and validation loss, ...); it may raise
         (e.g. ``optuna.TrialPruned``) to stop the run -- the exception propagates.
         With ``eval_every`` set, several evaluations can fall in one epoch: report
         ``progress.step`` as the resource, not the epoch.
@@ -418,7 +370,7 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
     dense = not bool(torch.isnan(data.y[data.indices("train")][:, cols]).any())
     val_y = data.y[data.indices("val")]  # [N_val, T_data]
     val_w = None if data.weights is None else data.weights[data.indices("val")]  # [N_val] or None
-    window = _LossWindow((len(names),), device)
+    window = LossWindow((len(names),), device)
 
     status, message, epoch, step, examples, stop = "ok", "", -1, 0, 0, False
     while not stop and step < total:
@@ -462,7 +414,7 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
                 sched.after_evaluation(sel.update(model, val, epoch, step))
                 if callback is not None:  # the window is read (one sync) only for a callback
                     train_loss = dict(zip(names, window.take()))
-                    val_loss = dict(zip(names, _split_losses(specs, cols, out_val, val_y, val_w).tolist()))
+                    val_loss = dict(zip(names, split_losses(specs, cols, out_val, val_y, val_w).tolist()))
                     args = (Progress(epoch, step, examples, len(sel.history) - 1, sched.lr, total,
                                      train_loss, val_loss),)
                     callback(epoch, sel.history[-1], *(args if with_progress else ()))

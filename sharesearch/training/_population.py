@@ -64,8 +64,8 @@ from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
 from ..tasks import TaskSpec, compute_metric, task_loss
 from ._config import ConfigError, TrainConfig
-from ._loop import (Progress, TrainResult, _autocast, _LossWindow, _Selection, _split_losses, _task_batcher,
-                    resolve_device, train)
+from ._loop import Progress, TrainResult, _autocast, _Selection, _task_batcher, resolve_device, train
+from ._losses import LossWindow, split_losses
 from ._member_optim import MemberOptimizer
 from ._schedule import LrSchedule
 
@@ -260,7 +260,7 @@ class _Population:
                                    [c.weight_decay for c in configs])
         self.dynamic_lr = any(c.lr_schedule == "cosine" or c.warmup_steps > 0 for c in configs)
         self.done: list[_Member] = []
-        self.window = _LossWindow((len(configs), len(self.names)), self.device)  # [P, T] losses since an evaluation
+        self.window = LossWindow((len(configs), len(self.names)), self.device)  # [P, T] losses since an evaluation
 
     # ------------------------------------------------------------- stepping
     def _losses(self, xb: torch.Tensor, yb: torch.Tensor,
@@ -299,7 +299,7 @@ class _Population:
         out = {t: torch.cat([o[t].float() for o in parts], dim=1) for t in names}  # {task: [P, N_val, out_dim]}
         metrics = [{s.name: {m: compute_metric(s, m, out[s.name][mem.slot], y[:, c]) for m in s.metrics}
                     for s, c in zip(self.specs, self.cols)} for mem in self.members]
-        losses = torch.stack([_split_losses(self.specs, self.cols, {t: o[mem.slot] for t, o in out.items()}, y, w)
+        losses = torch.stack([split_losses(self.specs, self.cols, {t: o[mem.slot] for t, o in out.items()}, y, w)
                               for mem in self.members]).tolist()  # [P][T], one device sync
         return metrics, [dict(zip(names, row)) for row in losses]
 
