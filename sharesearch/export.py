@@ -41,6 +41,7 @@ from typing import Any
 import networkx as nx
 
 from .graph import SharingGraph
+from .plan import soft_groups
 from .model_folder import (GRAPH_FILE, MODEL_FILE, PREPROCESSING_FILE, PROVENANCE_FILE, TASKS_FILE, LoadedModel,
                            ModelFileMissingError, ModelFolderError, load_model, predict, save_model)
 
@@ -118,28 +119,20 @@ def _soft_notes(graph: SharingGraph) -> list[tuple[int, str, list[str]]]:
     stage; DOT and Mermaid draw one labelled note per stage tied to each
     linked block instead (GraphML keeps every edge: it is data). The graph
     refuses both kinds at one stage. The figure groups the same way
-    (:func:`sharesearch.figure.soft_groups`; not imported here: it would
-    bring plotly).
+    (:func:`sharesearch.plan.soft_groups`).
 
     >>> g = SharingGraph.cross_stitch({"a": 1, "b": 1, "c": 1}, {"name": "mlp", "input_shape": [2], "widths": [3]})
     >>> _soft_notes(g)
     [(0, 'cross-stitch (3 blocks, 3 pairs)', ['s0:a', 's0:b', 's0:c'])]
     """
     out = []
-    for s in range(graph.n_stages):
-        edges = [(u, v, d) for u, v, d in graph.g.edges(data=True)
-                 if d["kind"] != "flow" and graph.g.nodes[u]["stage"] == s]
-        if not edges:
-            continue
-        linked = {n for u, v, _ in edges for n in (u, v)}
-        blocks = [n for n in graph.nodes_at(s) if n in linked]
-        pairs = f"({len(blocks)} blocks, {len(edges)} pair" + ("s)" if len(edges) != 1 else ")")
-        if edges[0][2]["kind"] == "l2":
-            lams = sorted({float(d["lam"]) for *_, d in edges})
-            lam = f"{lams[0]:g}" if len(lams) == 1 else f"{lams[0]:g}..{lams[-1]:g}"
-            out.append((s, f"l2 λ={lam} {pairs}", blocks))
+    for grp in soft_groups(graph):
+        pairs = f"({len(grp.blocks)} blocks, {len(grp.pairs)} pair" + ("s)" if len(grp.pairs) != 1 else ")")
+        if grp.kind == "l2":
+            lam = f"{grp.lams[0]:g}" if len(grp.lams) == 1 else f"{grp.lams[0]:g}..{grp.lams[-1]:g}"
+            out.append((grp.stage, f"l2 λ={lam} {pairs}", list(grp.blocks)))
         else:
-            out.append((s, f"cross-stitch {pairs}", blocks))
+            out.append((grp.stage, f"cross-stitch {pairs}", list(grp.blocks)))
     return out
 
 

@@ -35,7 +35,7 @@ from .errors import SharesearchError
 from .graph import SharingGraph
 
 __all__ = ["StitchUnit", "stitch_key", "stitch_units", "block_nodes", "Owner", "BankPlan", "Modulation",
-           "Mixture", "StitchMix", "StagePlan", "HeadRead", "Plan", "plan_streams"]
+           "Mixture", "StitchMix", "StagePlan", "HeadRead", "Plan", "plan_streams", "SoftGroup", "soft_groups"]
 
 
 # ------------------------------------------------------------ stitch names
@@ -312,3 +312,37 @@ def _freeze(ctx: _Graph, s: int, active: frozenset[str], sc: _Scratch,
                      tuple(e for _, e, _ in sc.scaled["film"]), tuple(e for _, e, _ in sc.scaled["gate"]),
                      tuple(e for _, e, _ in moe), tuple(stitch), n_in, len(own_out))
     return plan, rows_out, own_out
+
+
+# ------------------------------------------------------------ soft links
+@dataclass(frozen=True)
+class SoftGroup:
+    """The soft links of one kind at one stage."""
+
+    stage: int  # the stage of the linked blocks
+    kind: str  # "stitch" or "l2" (one kind per stage: the graph refuses both)
+    blocks: tuple[str, ...]  # the linked block ids, in the graph's order of the stage
+    pairs: tuple[tuple[str, str], ...]  # every linked (source, target) pair, in edge order
+    lams: tuple[float, ...]  # l2: the distinct λ of the pairs, ascending; () for cross-stitch
+
+
+def soft_groups(graph: SharingGraph) -> list[SoftGroup]:
+    """The graph's soft links grouped by (stage, kind), in stage order.
+
+    >>> from sharesearch.graph import SharingGraph
+    >>> g = SharingGraph.l2_soft({"a": 1, "b": 1}, {"name": "mlp", "input_shape": [2], "widths": [3, 3]}, lam=0.1)
+    >>> [(s.stage, s.kind, s.pairs, s.lams) for s in soft_groups(g)]
+    [(0, 'l2', (('s0:a', 's0:b'),), (0.1,)), (1, 'l2', (('s1:a', 's1:b'),), (0.1,))]
+    """
+    out = []
+    for s in range(graph.n_stages):
+        column = graph.nodes_at(s)
+        for kind in ("stitch", "l2"):
+            edges = [(u, v, d) for u, v, d in graph.soft_edges(kind) if graph.g.nodes[u]["stage"] == s]
+            if not edges:
+                continue
+            linked = {n for u, v, _ in edges for n in (u, v)}
+            lams = tuple(sorted({float(d["lam"]) for *_, d in edges})) if kind == "l2" else ()
+            out.append(SoftGroup(s, kind, tuple(n for n in column if n in linked),
+                                 tuple((u, v) for u, v, _ in edges), lams))
+    return out

@@ -218,3 +218,15 @@ def test_run_search_stores_neither_device_nor_timeout(tmp_path, data):
     ctx = StudyContext.from_study(study)
     assert ctx.train.device == "auto" and ctx.search.timeout is None
     assert counted_trials(study) == 1
+
+
+def test_a_retry_keeps_why_the_trial_was_enqueued_and_drops_how_its_run_went():
+    study = optuna.create_study()
+    trial = ask(study)
+    trial.suggest_float("x", 0.0, 1.0)
+    TrialRecord(worker="host:1", companion_of=2, status="trained", message="boom").write(trial)
+    study.tell(trial, state=TrialState.FAIL)
+    retry(study, study.get_trials(deepcopy=False)[0])
+    again = TrialRecord.from_trial(study.get_trials(deepcopy=False)[1])
+    assert again.companion_of == 2  # still trains beside trial 2's topology
+    assert (again.worker, again.status, again.message) == (None, None, None)

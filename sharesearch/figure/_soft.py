@@ -8,8 +8,9 @@ adjacent linked blocks) and one label in a footer under the stage's column
 pairs"), where it covers no block label. Every pair's value is in the
 label's hover.
 
-:func:`soft_groups` is the pure grouping of the graph (no plotly, no
-torch); :func:`soft_stage_infos` places the bands and labels of a drawing.
+:func:`~sharesearch.plan.soft_groups` is the pure grouping of the graph
+(no plotly, no torch; the DOT and Mermaid exports use it too);
+:func:`soft_stage_infos` places the bands and labels of a drawing.
 
 Example
 -------
@@ -26,44 +27,12 @@ from dataclasses import dataclass
 
 from .. import fmt
 from ..graph import SharingGraph
+from ..plan import SoftGroup, soft_groups
 from ._common import _DASH, esc
 
 #: colours of the soft-link bands and labels
 SOFT_COLOURS = {"stitch": "#9467bd", "l2": "#7f7f7f"}
 SOFT_NAMES = {"stitch": "cross-stitch", "l2": "L2 soft sharing"}
-
-
-@dataclass(frozen=True)
-class SoftGroup:
-    """The soft links of one kind at one stage."""
-
-    stage: int  # the stage of the linked blocks
-    kind: str  # "stitch" or "l2" (one kind per stage: the graph refuses both)
-    blocks: tuple[str, ...]  # the linked block ids, in the graph's order of the stage
-    pairs: tuple[tuple[str, str], ...]  # every linked (source, target) pair, in edge order
-    lams: tuple[float, ...]  # l2: the distinct λ of the pairs, ascending; () for cross-stitch
-
-
-def soft_groups(graph: SharingGraph) -> list[SoftGroup]:
-    """The graph's soft links grouped by (stage, kind), in stage order.
-
-    >>> from sharesearch.graph import SharingGraph
-    >>> g = SharingGraph.l2_soft({"a": 1, "b": 1}, {"name": "mlp", "input_shape": [2], "widths": [3, 3]}, lam=0.1)
-    >>> [(s.stage, s.kind, s.pairs, s.lams) for s in soft_groups(g)]
-    [(0, 'l2', (('s0:a', 's0:b'),), (0.1,)), (1, 'l2', (('s1:a', 's1:b'),), (0.1,))]
-    """
-    out = []
-    for s in range(graph.n_stages):
-        column = graph.nodes_at(s)
-        for kind in ("stitch", "l2"):
-            edges = [(u, v, d) for u, v, d in graph.soft_edges(kind) if graph.g.nodes[u]["stage"] == s]
-            if not edges:
-                continue
-            linked = {n for u, v, _ in edges for n in (u, v)}
-            lams = tuple(sorted({float(d["lam"]) for *_, d in edges})) if kind == "l2" else ()
-            out.append(SoftGroup(s, kind, tuple(n for n in column if n in linked),
-                                 tuple((u, v) for u, v, _ in edges), lams))
-    return out
 
 
 def lam_text(lams: Sequence[float]) -> str:

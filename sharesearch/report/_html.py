@@ -88,8 +88,8 @@ def report_html(results: Mapping) -> str:
     g = _graph((best_c or {}).get("graph") or (best_t or {}).get("graph"))
     if g is not None:
         name = (best_c or {}).get("name") or (f"trial {best_t['number']}" if best_t else "")
-        src = "test Δ_t (verdict)" if best_c else "validation Δ_t"
-        fig = topology_figure(g, title=f"{name}: heads coloured by {src}", **_topology_options(best_c, best_t))
+        src = "on test (verdict)" if best_c else "on validation"
+        fig = topology_figure(g, title=f"{name}: each head's Δ_t {src}", **_topology_options(best_c, best_t))
         parts.append(fig_block(fig, ""))
         parts.append(_pre(g.describe()))
     else:
