@@ -41,6 +41,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from .. import fmt
 from ..data import MultiTaskData
 from ..space import Candidate, SearchSpace
 from ..tasks import metric_direction
@@ -259,7 +260,7 @@ class TrialRunner:
                 if rec.reference is None and trial.should_prune():  # a reference is never pruned
                     replace(rec, status=f"pruned at step {progress.step}", steps_run=progress.step,
                             duration_s=time.perf_counter() - p.t0).write(trial, since=rec)
-                    raise optuna.TrialPruned(f"pruned at step {progress.step} with Δm {dm:.4f}")
+                    raise optuna.TrialPruned(f"pruned at step {progress.step} with validation Δm {fmt.delta(dm)}")
 
         return report
 

@@ -18,6 +18,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from .. import fmt
 from ..data import MultiTaskData, RowSample
 from ..space import SearchSpace
 from ..training import TrainConfig, resolve_device
@@ -131,7 +132,7 @@ class _Progress:
         self.bar.update(done - self.bar.n)
         vals = [t.values[0] for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
         if vals:
-            self.bar.set_postfix_str(f"best Δm {max(vals):+.4f}")
+            self.bar.set_postfix_str(f"best validation Δm {fmt.delta(max(vals))}")
 
     def close(self) -> None:
         self()
