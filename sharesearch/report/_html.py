@@ -96,22 +96,19 @@ def report_html(results: Mapping) -> str:
         parts.append('<p class="muted">No trained architecture yet.</p>')
     parts.append("</section>")
 
-    parts.append('<section id="history"><h2>Optimisation history</h2>')
-    parts.append(fig_block(history_figure(results), "No complete trials yet."))
-    parts.append("</section>")
-    parts.append('<section id="importances"><h2>Parameter importances</h2>')
-    parts.append(fig_block(importance_figure(results), "Importances not available (too few trials)."))
-    parts.append("</section>")
+    def fig_section(sid: str, title: str, fig, empty: str) -> None:
+        parts.extend([f'<section id="{sid}"><h2>{title}</h2>', fig_block(fig, empty), "</section>"])
+
+    fig_section("history", "Optimisation history", history_figure(results), "No complete trials yet.")
+    fig_section("importances", "Parameter importances", importance_figure(results),
+                "Importances not available (too few trials).")
     if results.get("affinity"):
         parts += _affinity_section(results, fig_block)
     parts.append(transfer_section_html(results))  # few-shot transfer (issue 15); "" without a run
     if len(results.get("directions") or []) >= 2:
-        parts.append('<section id="pareto"><h2>Pareto front</h2>')
-        parts.append(fig_block(pareto_figure(results), "No complete trials yet."))
-        parts.append("</section>")
-    parts.append('<section id="architectures"><h2>Candidates beside the reference architectures</h2>')
-    parts.append(fig_block(_multiples(results), "No architectures to compare yet."))
-    parts.append("</section>")
+        fig_section("pareto", "Pareto front", pareto_figure(results), "No complete trials yet.")
+    fig_section("architectures", "Candidates beside the reference architectures", _multiples(results),
+                "No architectures to compare yet.")
 
     parts.append('<section id="trials"><h2>Trials</h2>')
     parts.append(_trials_table(results))
