@@ -67,11 +67,13 @@ def test_auto_seeds_come_from_a_pilot_of_the_control(study, data, monkeypatch):
 def test_arms_and_control_share_seeds_and_the_aa_arm_gets_disjoint_ones(study, data, monkeypatch):
     seen: list[tuple[str, int, int | None]] = []
     calls: list[list[int]] = []
+    cadence: set[tuple[int | None, int]] = set()
     real = _verdict_arms.train_population
 
     def spy(graph, d, configs, **kw):
         calls.append([c.seed for c in configs])
         seen.extend((graph.key(), c.seed, c.max_steps) for c in configs)
+        cadence.update((c.eval_every, c.patience) for c in configs)
         return real(graph, d, configs, **kw)
 
     monkeypatch.setattr(_verdict_arms, "train_population", spy)
@@ -84,6 +86,8 @@ def test_arms_and_control_share_seeds_and_the_aa_arm_gets_disjoint_ones(study, d
     assert v["control"]["seeds"] == list(proto.seeds)
     assert {s for _, s, _ in seen} == set(proto.seeds) | set(proto.independent_seeds)
     assert {m for _, _, m in seen} == {proto.budget["max_steps"]} == {4}  # one budget for every training
+    f = load_space("tiny").fields  # ... with the evaluation cadence and early stopping the search used
+    assert cadence == {(f["train.eval_every"].value, f["train.patience"].value)}
     # each arm's seeds, and each control configuration's, are one population
     assert all(c in (list(proto.seeds), list(proto.independent_seeds)) for c in calls)
     for c in v["candidates"]:

@@ -113,11 +113,16 @@ def _requested_seeds(n_seeds: int | None, search: SearchConfig) -> int | None:
 
 def _budget(base: TrainConfig, data: MultiTaskData, runs: Sequence[_Run],
             baselines: dict[str, TaskBaseline]) -> dict[str, Any]:
-    """The budget every arm and the control share: the study's cap, else the largest any of them would take."""
-    fixed = {"eval_every": base.eval_every, "patience": base.patience, "min_delta": base.min_delta}
+    """The budget every arm and the control share: the study's cap, else the largest any of them would take; the
+    evaluation cadence and early stopping the runs were searched with (the space fixes them for every run), else
+    the study's base configuration's."""
+    params = [r.train for r in runs] + [spec["train"] for spec, _ in control_groups(baselines)]
+    fixed = {}
+    for k in ("eval_every", "patience", "min_delta"):
+        seen = {p.get(k, getattr(base, k)) for p in params}
+        fixed[k] = seen.pop() if len(seen) == 1 else getattr(base, k)
     if base.max_steps is not None:
         return {"max_steps": base.max_steps, **fixed}
-    params = [r.train for r in runs] + [spec["train"] for spec, _ in control_groups(baselines)]
     return {"max_steps": max(step_budget(base.updated(**p), data) for p in params), **fixed}
 
 
