@@ -175,3 +175,26 @@ def test_help_lists_every_command_in_one_line_and_the_version(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     assert "multifashion: root, n_train" in " ".join(capsys.readouterr().out.split())
+
+
+def test_transfer_holds_a_task_out_stores_the_curves_and_the_report_shows_them(runs, tmp_path, capsys):
+    import shutil
+
+    mine = tmp_path / "runs"
+    shutil.copytree(runs, mine)  # the module's study stays as it was for the other tests
+    name = _name(mine)
+    assert cli.main(["transfer", name[:20], "--runs", str(mine), "--tasks", "t0", "--ks", "10,all",
+                     "--seeds", "0,1", "--mode", "frozen", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "transfer: 3 curves stored" in out  # the chosen topology, shared-bottom and MMoE
+    summary = (mine / name / "summary.md").read_text()
+    assert "## Transfer to a new task from k examples" in summary and "| k=10 | k=all |" in summary
+    assert '<section id="transfer"><h2>A new task from a few examples</h2>' in (mine / name / "report.html").read_text()
+
+
+@pytest.mark.parametrize("flag, value, says", [("--ks", "10,x", "--ks: expected integers"),
+                                               ("--seeds", "0,-1", "--seeds: expected integers"),
+                                               ("--tasks", "t0,", "--tasks: an empty item")])
+def test_transfer_bad_lists_are_one_line(runs, capsys, flag, value, says):
+    assert cli.main(["transfer", _name(runs), "--runs", str(runs), flag, value]) == 2
+    assert says in _one_error(capsys)
