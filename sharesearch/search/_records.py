@@ -45,6 +45,7 @@ _CONTEXT = "sharesearch"  # study attribute: StudyContext
 _BASELINES = "baselines"  # study attribute: BaselineSet
 _VERDICT = "verdict"  # study attribute: the verdict dict (schema in sharesearch.report)
 _AFFINITY = "affinity"  # study attribute: AffinityRecord
+_TRANSFER = "transfer"  # study attribute: a TransferResult dict ("transfer:<task>": a new task's)
 _REFERENCES_ENQUEUED = "references_enqueued"  # study attribute: the references were enqueued
 _BASELINE_ENQUEUED = "enqueued"  # attribute of <study>.baselines: its default trial was enqueued
 _CONFIRM_ENQUEUED = "confirm_enqueued"  # attribute of <study>.baselines: its confirmation runs were enqueued
@@ -387,3 +388,13 @@ def read_verdict(study: optuna.Study) -> dict[str, Any] | None:
 def write_verdict(study: optuna.Study, verdict: Mapping[str, Any]) -> None:
     """Store the verdict as the study's attribute."""
     study.set_user_attr(_VERDICT, dict(verdict))
+
+
+def write_transfer(study: optuna.Study, result: Mapping[str, Any], new_task: str | None = None) -> None:
+    """Store a transfer run (``TransferResult.to_dict()``): the leave-one-out run, or ``new_task``'s."""
+    study.set_user_attr(_TRANSFER if new_task is None else f"{_TRANSFER}:{new_task}", dict(result))
+
+
+def read_transfers(study: optuna.Study) -> list[dict[str, Any]]:
+    """Every stored transfer run of ``study``, in attribute-name order."""
+    return [v for k, v in sorted(study.user_attrs.items()) if k == _TRANSFER or k.startswith(_TRANSFER + ":")]

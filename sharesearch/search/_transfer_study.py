@@ -35,13 +35,12 @@ from ..names import reference
 from ..training import TrainConfig
 from ..transfer import (DEFAULT_KS, MODES, TransferConfig, TransferResult, new_task_curve, transfer_curve)
 from ._config import SearchError
-from ._records import AffinityRecord, StudyContext, TrialRecord
+from ._records import AffinityRecord, StudyContext, TrialRecord, read_transfers, write_transfer
 from ._results import study_results
 from ._storage import load_study
 
 __all__ = ["TRANSFER_REFERENCES", "run_transfer", "read_transfer", "study_topologies"]
 
-_TRANSFER = "transfer"  # study attribute: TransferResult.to_dict() of the leave-one-out run ("transfer:<task>": a new task)
 #: the reference architectures every transfer run compares with the study's topology
 TRANSFER_REFERENCES: tuple[str, ...] = ("shared-bottom", "mmoe")
 
@@ -126,7 +125,7 @@ def run_transfer(storage: str | optuna.storages.BaseStorage, study_name: str, *,
             for name, g in tops.items():
                 parts.append(transfer_curve(g, data, t, topology=name, closeness=_closeness(study, t), **kw))
     result = TransferResult.combine(parts)
-    study.set_user_attr(_TRANSFER if new_task is None else f"{_TRANSFER}:{new_task}", result.to_dict())
+    write_transfer(study, result.to_dict(), new_task)
     return result
 
 
@@ -151,6 +150,5 @@ def _new_task_data(data: MultiTaskData | None, ctx: StudyContext, study_name: st
 
 def read_transfer(study: optuna.Study) -> dict[str, Any] | None:
     """Every stored transfer result of ``study`` combined (``TransferResult.to_dict()``), or ``None``."""
-    stored = [TransferResult.from_dict(v) for k, v in sorted(study.user_attrs.items())
-              if k == _TRANSFER or k.startswith(_TRANSFER + ":")]
+    stored = [TransferResult.from_dict(v) for v in read_transfers(study)]
     return TransferResult.combine(stored).to_dict() if stored else None
