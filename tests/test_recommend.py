@@ -56,12 +56,14 @@ def test_keep_independent_models_when_nothing_credibly_helps():
     assert set(r.test_deltas) == set(DIRS)
 
 
-def test_a_control_that_disagrees_with_itself_overrules_every_gain():
-    bad_aa = arm("independent", 0, {"a": 0.1, "b": 0.1})  # the control trained again "gains": protocol broken
-    r = recommend([bad_aa, arm("trial 23", 23, {"a": 0.2, "b": 0.2})])
-    assert r.control_ok is False and r.kind == "independent"
-    assert "control check failed" in r.control_note and "control check failed" in r.overall
-    assert all("control check failed" in c.why for c in r.per_task.values())
+def test_a_control_that_disagrees_with_itself_keeps_only_gains_beyond_that_disagreement():
+    bad_aa = arm("independent", 0, {"a": 0.05, "b": 0.05})  # the control trained again "gains" ~4.5%
+    small = recommend([bad_aa, arm("trial 23", 23, {"a": 0.07, "b": 0.07}, val=0.1)])  # Δm interval ~[5.3, 7.2]%
+    assert small.control_ok is False and small.kind == "independent"
+    assert "control check failed" in small.control_note and "disagreement with itself" in small.overall
+    big = recommend([bad_aa, arm("trial 23", 23, {"a": 0.3, "b": 0.3}, val=0.1)])  # ~26%: far beyond it
+    assert big.control_ok is False and big.overall == "share as in trial 23"
+    assert any("control check failed" in n and "only a Δm interval above" in n for n in big.notes)
 
 
 def test_without_an_independent_arm_the_check_is_unknown_and_round_trips_through_json():

@@ -96,6 +96,7 @@ def answer_markdown(results: Mapping, md: Callable[[Any], str]) -> list[str]:
                                                                 if rec.get("model_dir") else ""), ""]
     if rec.get("control_ok") is False:
         lines += [f"> {rec.get('control_note', '')}", ""]
+    lines += [f"- {n}" for n in rec.get("notes") or []] + ([""] if rec.get("notes") else [])
     arms = (results.get("verdict") or {}).get("candidates") or []
     info = transfer_info(arms, recommended=rec.get("arm") if rec.get("kind") != "independent" else None)
     if not info.tasks:

@@ -11,7 +11,11 @@ The rule
 1. **The control check first.** The ``independent`` arm is the control
    trained again (an A/A comparison). When its Δm interval excludes 0, or
    any of its tasks is flagged negative or positive transfer, the protocol
-   disagrees with itself and no Δ can be trusted: keep independent models.
+   disagrees with itself by up to the larger end of that interval, |Δm|
+   of the A/A arm: no gain smaller than this *margin* can be trusted, and
+   per-task flags are not either. An arm then counts as helping only when
+   the lower end of its Δm interval clears the margin (the report says so);
+   otherwise keep independent models.
 2. **The arm is chosen on validation, never on test.** Among the sharing
    arms (the top-k candidates and the references), the one with the largest
    ``val_delta_m``: the mean, over the verdict's seeds, of its validation Δm
@@ -59,7 +63,8 @@ __all__ = ["CONTROL_ARM", "RULE", "TaskChoice", "Recommendation", "recommend"]
 #: the name of the arm that is the control trained again (the A/A check)
 CONTROL_ARM = "independent"
 #: the rule in one sentence (stored with the recommendation)
-RULE = ("control check first (the independent arm's Δm interval must contain 0 and flag no task); then the sharing "
+RULE = ("control check first (the independent arm's Δm interval must contain 0 and flag no task; when it does not, "
+        "only a Δm interval above its larger end counts); then the sharing "
         "arm with the largest validation Δm (mean over the verdict's seeds) is judged once on test: shared if its Δm "
         "interval lies above 0 or it flags a task positive transfer, tasks it flags negative transfer kept "
         "independent; else independent models")
@@ -148,7 +153,18 @@ def _control_check(arms: Sequence[tuple[Mapping, Verdict]]) -> tuple[bool | None
     return None, ""
 
 
-def _helps(v: Verdict) -> bool:
+def _margin(aa: tuple[Mapping, Verdict] | None, control_ok: bool | None) -> float:
+    """How far the protocol disagrees with itself: the A/A arm's larger |Δm| end when the check failed, else 0."""
+    if control_ok is not False or aa is None:
+        return 0.0
+    ends = [abs(x) for x in aa[1].delta_m_ci if math.isfinite(x)]
+    return max(ends) if ends else math.inf
+
+
+def _helps(v: Verdict, margin: float = 0.0) -> bool:
+    """Δm interval above ``margin``; with a trusted control (margin 0), or a task flagged positive transfer."""
+    if margin > 0.0:
+        return v.delta_m_ci[0] > margin
     return v.delta_m_ci[0] > 0.0 or any(tv.verdict == "positive transfer" for tv in v.tasks)
 
 
@@ -184,28 +200,31 @@ def recommend(arms: Sequence[Mapping[str, Any]]) -> Recommendation:
     read = [(a, v) for a in arms if (v := _verdict(a)) is not None]
     control_ok, control_note = _control_check(read)
     aa = next(((a, v) for a, v in read if a.get("name") == CONTROL_ARM), None)
-    if control_ok is False:
-        return _independent(read, aa, control_ok, control_note, "the control check failed, so no Δ can be trusted")
+    margin = _margin(aa, control_ok)
+    beyond = (f" by more than the control's disagreement with itself ({fmt.delta(margin)})" if margin > 0 else "")
     sharing = [(a, v) for a, v in read if a.get("name") != CONTROL_ARM]
     ranked = [(a, v) for a, v in sharing if math.isfinite(_val_dm(a))]
     notes: tuple[str, ...] = ()
+    if margin > 0:
+        notes = (f"{control_note}: only a Δm interval above {fmt.delta(margin)} counts as a gain",)
     if ranked:  # chosen on validation; the test split judges this one arm only
         arm, v = max(ranked, key=lambda av: (_val_dm(av[0]), -ranked.index(av)))
-        if not _helps(v):
+        if not _helps(v, margin):
             return _independent(read, aa, control_ok, control_note,
                                 f"{_arm_name(arm)}, the best arm on validation (Δm {fmt.delta(_val_dm(arm))}), "
-                                f"did not credibly beat the control on test")
+                                f"did not credibly beat the control on test{beyond}")
     else:  # an older verdict without validation scores: the largest test Δm among the arms that help
-        shared = [(a, v) for a, v in sharing if _helps(v)]
+        shared = [(a, v) for a, v in sharing if _helps(v, margin)]
         clean = [(a, v) for a, v in shared if not v.negative_transfer]
-        notes = ("chosen on test: this verdict's arms carry no validation Δm (recompute the verdict to choose on "
-                 "validation)",)
+        notes += ("chosen on test: this verdict's arms carry no validation Δm (recompute the verdict to choose on "
+                  "validation)",)
         if clean:
             arm, v = max(clean, key=lambda av: (av[1].delta_m, -clean.index(av)))
         elif shared:
             arm, v = max(shared, key=lambda av: (_shipped_dm(av[1]), -shared.index(av)))
         else:
-            return _independent(read, aa, control_ok, control_note, "no arm credibly beat the control on test")
+            return _independent(read, aa, control_ok, control_note,
+                                f"no arm credibly beat the control on test{beyond}")
     name = _arm_name(arm)
     per_task = {}
     for tv in v.tasks:
@@ -236,7 +255,7 @@ def _independent(read: Sequence[tuple[Mapping, Verdict]], aa: tuple[Mapping, Ver
     tasks = [tv.task for tv in read[0][1].tasks] if read else []
     for t in tasks:
         seen = [(a, v.get(t)) for a, v in read if a.get("name") != CONTROL_ARM and t in {x.task for x in v.tasks}]
-        if control_ok is False or not seen:
+        if not seen:
             per_task[t] = TaskChoice("independent", reason)
             continue
         arm, tv = max(seen, key=lambda av: fmt.as_float(av[1].delta) if math.isfinite(av[1].delta) else -math.inf)
