@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -10,10 +9,9 @@ import networkx as nx
 import pytest
 import torch
 
+from sharesearch_cli import cli  # the installed command: cli.py at the root
+
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("sharesearch_root_cli", ROOT / "cli.py")
-cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cli)
 
 DATA = ["--data", "synthetic-mmoe", "--data-option", "n=300", "--data-option", "d=8",
         "--data-option", "clusters=[[0,1],[2]]"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -10,10 +9,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("sharesearch_root_cli_studies", ROOT / "cli.py")
-cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cli)
+from sharesearch_cli import cli  # the installed command: cli.py at the root
+
 
 DATA = ["--data", "synthetic-mmoe", "--data-option", "n=300", "--data-option", "d=8",
         "--data-option", "clusters=[[0,1],[2]]"]
@@ -187,9 +184,11 @@ def test_transfer_holds_a_task_out_stores_the_curves_and_the_report_shows_them(r
                      "--seeds", "0,1", "--mode", "frozen", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "transfer: 3 curves stored" in out  # the chosen topology, shared-bottom and MMoE
-    summary = (mine / name / "summary.md").read_text()
+    wrote = {k: Path(p) for k, p in re.findall(r"^wrote (html|markdown): (.+)$", out, flags=re.M)}
+    assert wrote["markdown"].is_relative_to(mine / name)  # the latest verdict's folder of this study
+    summary = wrote["markdown"].read_text()
     assert "## Transfer to a new task from k examples" in summary and "| k=10 | k=all |" in summary
-    assert '<section id="transfer"><h2>A new task from a few examples</h2>' in (mine / name / "report.html").read_text()
+    assert '<section id="transfer"><h2>A new task from a few examples</h2>' in wrote["html"].read_text()
 
 
 @pytest.mark.parametrize("flag, value, says", [("--ks", "10,x", "--ks: expected integers"),
