@@ -4,6 +4,11 @@
   seeds: the control (independent networks) against the same networks retrained with a disjoint
   set of seeds -- an A/A test. Prints how often the Δm interval covers 0 (nominal 1 - alpha) and the
   per-task rate of "negative transfer" verdicts (nominal at most alpha).
+* ``aa`` -- the same A/A check as ``calibration``, but through the product's own path: per data
+  seed of ``synthetic-null``, ``run_search`` tunes the control (its baselines), and
+  ``compute_verdict`` retrains it on the verdict's seeds and again on disjoint seeds (the
+  ``independent`` arm). Prints how often that arm's Δm interval covers 0 and how often a task is
+  flagged, and what the recommendation then says.
 * ``power`` -- ``synthetic-planted`` (a cluster of 3, a cluster of 2, one unrelated task;
   nonlinear targets; binary and regression mixed; 40% of labels missing): shared-bottom against the
   control, seeds per arm from :func:`sharesearch.verdict.seeds_for_power` at the control's measured
@@ -28,6 +33,7 @@ Commands::
 
     python benchmarks/bench_verdict.py --part calibration      # 20 data seeds
     python benchmarks/bench_verdict.py --part power            # 10 data seeds
+    python benchmarks/bench_verdict.py --part aa --data-seeds 10   # the A/A check as a search runs it
     python benchmarks/bench_verdict.py --part oracle           # 5 data seeds, 4 runs of ~12 fixed trees each
     python benchmarks/bench_verdict.py --part recovery         # 5 data seeds, a full search each
     python benchmarks/bench_verdict.py --quick                 # every part, tiny (a smoke run)
@@ -125,6 +131,33 @@ def calibration(p: dict, cfg: TrainConfig) -> list[str]:
                   cov, 1 - ALPHA),
             _line(f"calibration (synthetic-null, {n} data seeds): per-task 'negative transfer' rate, A/A",
                   fp, ALPHA)]
+
+
+def aa(p: dict, cfg: TrainConfig) -> list[str]:
+    """The product's A/A check: a search's tuned control against itself on disjoint verdict seeds."""
+    from sharesearch.search import SearchConfig, run_search, study_results
+    from sharesearch.space import load_space
+
+    covered, flagged, tests, n = 0, 0, 0, p["calibration_seeds"]
+    first = p.get("first_seed", 0)
+    for s in range(first, first + n):
+        data = load_data("synthetic-null", n=p["n"], seed=s)
+        with tempfile.TemporaryDirectory() as runs:  # no reference, one trial, top-k 0: the control and its A/A
+            study = run_search(data, {"source": "synthetic-null", "options": {"n": p["n"], "seed": s}},
+                               load_space("default"), runs_dir=runs, progress=False,
+                               config=SearchConfig(n_trials=1, seed=s, top_k=0, references=()))  # seeds: power
+            results = study_results(study)
+        arm = next(c for c in results["verdict"]["candidates"] if c["name"] == "independent")
+        lo, hi = arm["verdict"]["delta_m_ci"]
+        labels = [tv["verdict"] for tv in arm["verdict"]["tasks"]]
+        covered += lo <= 0 <= hi
+        flagged += sum(x in ("negative transfer", "positive transfer") for x in labels)
+        tests += len(labels)
+        print(f"# aa seed {s}: Δm {arm['verdict']['delta_m']:+.4f} [{lo:+.4f}, {hi:+.4f}] labels {labels}; "
+              f"recommendation: {results['recommendation']['overall']}", flush=True)
+    what = f"A/A through compute_verdict (synthetic-null, {n} data seeds)"
+    return [_line(f"{what}: Δm interval covers 0", covered / n, 1 - ALPHA),
+            _line(f"{what}: per-task transfer flags", flagged / tests, ALPHA)]
 
 
 def power(p: dict, cfg: TrainConfig) -> list[str]:
@@ -289,7 +322,7 @@ def _line(what: str, observed: float, target: float) -> str:
     return line
 
 
-PARTS = {"calibration": calibration, "power": power, "oracle": oracle, "recovery": recovery, "regret": regret}
+PARTS = {"calibration": calibration, "aa": aa, "power": power, "oracle": oracle, "recovery": recovery, "regret": regret}
 
 
 def main(quick: bool = False, device: str = "cpu", parts=("calibration", "power")) -> list[str]:
