@@ -230,3 +230,19 @@ def test_a_retry_keeps_why_the_trial_was_enqueued_and_drops_how_its_run_went():
     again = TrialRecord.from_trial(study.get_trials(deepcopy=False)[1])
     assert again.companion_of == 2  # still trains beside trial 2's topology
     assert (again.worker, again.status, again.message) == (None, None, None)
+
+
+def test_a_trial_whose_worker_died_before_naming_itself_is_swept_after_the_orphan_window(monkeypatch):
+    """The window between asking for a trial and naming its worker is milliseconds; a kill inside it left a RUNNING
+    trial that a resumed search waited on for 10 minutes (a CI run timed out on it)."""
+    from sharesearch.search import _liveness
+
+    study = optuna.create_study()
+    orphan = study.ask()  # RUNNING, no worker, no heartbeat
+    assert sweep_dead_trials(study) == 0  # young: its worker may be about to name itself
+    monkeypatch.setattr(_liveness, "ORPHAN_AFTER_S", 0.2)
+    time.sleep(0.3)
+    assert sweep_dead_trials(study) == 1
+    dead = study.get_trials(deepcopy=False)[orphan.number]
+    assert dead.state == TrialState.FAIL and "died before naming itself" in TrialRecord.from_trial(dead).message
+

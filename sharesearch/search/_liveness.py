@@ -56,7 +56,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 #: how many times a dead worker's trial is retried
 MAX_RETRY = 1
 #: a RUNNING trial that names no worker (its worker died between asking and marking it) is dead after this
-ORPHAN_AFTER_S = 600.0
+ORPHAN_AFTER_S = 60.0  # a live worker names its trial in the statement after asking for it: milliseconds
 
 
 def worker_id() -> str:
