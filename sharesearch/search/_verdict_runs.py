@@ -51,6 +51,7 @@ from ..training import TrainConfig, step_budget
 from ..verdict import Recommendation, RowPredictions, recommend, relative_delta, task_verdicts
 from ._baselines import ensure_baselines
 from ._config import SearchConfig
+from ._objective import weighted_mean
 from ._protocol import VerdictProtocol, count_looks, design_key, plan_seeds
 from ._records import StudyContext, TaskBaseline, TrialRecord, read_verdict, write_verdict
 from ._storage import load_study
@@ -183,14 +184,13 @@ def _val_delta_m(runs: Sequence[RunOutcome], control: Sequence[RunOutcome], data
     control runs' on the same seeds; the recommendation chooses its arm on
     this, so the test split judges only the arm chosen.
     """
-    w = {s.name: s.weight for s in data.tasks}
+    if not control:
+        return None
     dirs = {s.name: metric_direction(s.primary_metric) for s in data.tasks}
-    ref = {t: float(np.mean([o.val[t] for o in control])) for t in w} if control else {}
-    per_run = []
-    for o in runs:
-        ds = [(w[t], relative_delta(o.val[t], ref[t], dirs[t])) for t in w if t in o.val and t in ref]
-        if ds and all(math.isfinite(d) for _, d in ds):
-            per_run.append(sum(wi * d for wi, d in ds) / sum(wi for wi, _ in ds))
+    ref = {t: float(np.mean([o.val[t] for o in control])) for t in dirs}
+    per_run = [weighted_mean(data, {t: relative_delta(o.val[t], ref[t], dirs[t]) for t in dirs if t in o.val})
+               for o in runs if any(t in o.val for t in dirs)]
+    per_run = [x for x in per_run if math.isfinite(x)]
     return float(np.mean(per_run)) if per_run else None
 
 
@@ -276,14 +276,11 @@ def compute_verdict(study: optuna.Study, data: MultiTaskData | None = None, *, n
 
 def _val_score(data: MultiTaskData, baselines: dict[str, TaskBaseline]) -> Callable[[dict[str, float]], float]:
     """The validation Δm against the control of some tasks' primary metrics (NaN when any is not finite)."""
-    w = {s.name: s.weight for s in data.tasks}
     dirs = {s.name: metric_direction(s.primary_metric) for s in data.tasks}
 
     def score(primary: dict[str, float]) -> float:
-        ds = [(w[t], relative_delta(m, baselines[t].val_metric, dirs[t])) for t, m in primary.items()]
-        if not ds or not all(math.isfinite(d) for _, d in ds):
-            return math.nan
-        return sum(wi * d for wi, d in ds) / sum(wi for wi, _ in ds)
+        deltas = {t: relative_delta(m, baselines[t].val_metric, dirs[t]) for t, m in primary.items()}
+        return weighted_mean(data, deltas) if deltas else math.nan
 
     return score
 
