@@ -26,7 +26,9 @@ from collections.abc import Mapping, Sequence
 
 from torch import Tensor
 
-from ._base import Counts, Groups, LossWeighting, _backward_sum, _positive
+import torch
+
+from ._base import Counts, Groups, LossWeighting, _backward_weighted, _positive
 
 __all__ = ["DWA"]
 
@@ -97,7 +99,9 @@ class DWA(LossWeighting):
         groups: Groups | None = None,
     ) -> dict[str, float]:
         """Accumulate the gradients of ``sum_t p_t w_t L_t``; see :meth:`LossWeighting.backward`."""
-        present = self._present(losses, counts).losses
-        coef = {t: self.priorities[t] * self.weights[t] for t in present}
-        _backward_sum([coef[t] * loss for t, loss in present.items()])
+        batch = self._present(losses, counts)
+        coef = {t: self.priorities[t] * self.weights[t] for t in batch.names}
+        if batch.names:  # [P] the coefficients of this epoch, one sum
+            _backward_weighted(batch.kept, torch.tensor(list(coef.values()), dtype=batch.kept.dtype,
+                                                        device=batch.kept.device))
         return coef

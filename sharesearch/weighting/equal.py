@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 from torch import Tensor
 
-from ._base import Counts, Groups, LossWeighting, _backward_sum
+from ._base import Counts, Groups, LossWeighting, _backward_weighted
 
 __all__ = ["EqualWeighting"]
 
@@ -49,6 +49,7 @@ class EqualWeighting(LossWeighting):
         groups: Groups | None = None,
     ) -> dict[str, float]:
         """Accumulate the gradients of ``sum_t p_t * L_t``; see :meth:`LossWeighting.backward`."""
-        present = self._present(losses, counts).losses
-        _backward_sum([self.priorities[t] * loss for t, loss in present.items()])
-        return {t: self.priorities[t] for t in present}
+        batch = self._present(losses, counts)
+        if batch.names:
+            _backward_weighted(batch.kept, self._coefficients(batch.names, batch.kept))  # [P] one sum
+        return {t: self.priorities[t] for t in batch.names}

@@ -50,19 +50,23 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ._base import (
-    Counts,
-    Groups,
-    LossWeighting,
-    Present,
-    _backward_sum,
-    _non_negative,
-    _stack,
-    _task_grads,
-    _unique_params,
-)
+from dataclasses import dataclass
+
+from ._base import Counts, Groups, LossWeighting, Present, _backward_weighted, _non_negative, _task_grads, _unique_params
 
 __all__ = ["GradNorm"]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Index tensors of one batch layout (tasks given, which carry a graph, the groups): built once, reused."""
+
+    valid: tuple[int, ...]  # the groups (positions in the pairs) with >= 2 grouped tasks carrying a graph
+    rows: Tensor | None  # [N] positions in Present.names of the tasks in some valid group; None: all of them
+    tidx: Tensor  # [N] each such task's index in task_names
+    pos: Tensor | None  # [P] each given task's index in task_names; None: the given tasks are all tasks, in order
+    members: Tensor  # [G, N] bool: row n is in group g
+    param_of: Tensor  # [G, Q] 0/1: parameter q is in group g's last shared layer
 
 
 class GradNorm(LossWeighting):
@@ -81,8 +85,11 @@ class GradNorm(LossWeighting):
     -----
     Cost per step: one batched ``torch.autograd.grad`` (``is_grads_batched``)
     that gives every grouped task's gradient on the last shared layers only
-    (graph retained), then one ordinary backward. No GPU synchronisation
-    besides the returned floats.
+    (it passes through the heads and those layers, never the layers below;
+    graph retained), then one ordinary backward. The logits' gradient is
+    written in closed form (no third backward pass), the index tensors of a
+    batch layout are built once, and all groups are one ``[G, N]`` matrix
+    operation. No GPU synchronisation besides the returned floats.
     """
 
     name = "gradnorm"
@@ -100,15 +107,24 @@ class GradNorm(LossWeighting):
         self._initial = torch.full((self.n_tasks,), math.nan)  # [T] L_t(0); NaN until first labelled
         self._balanced = (True,) * self.n_tasks  # task is in some group (shares the softmax)
         self._warned = False
+        self._mask_cache: tuple[tuple, Tensor] | None = None  # (balanced, device) -> [T] bool
+        self._plans: dict[tuple, _Plan | None] = {}  # batch layout -> its index tensors
 
     def parameters(self) -> list[torch.nn.Parameter]:
         """The weight logits ``l`` (one tensor of shape ``[T]``)."""
         return [self.logits]
 
+    def _softmax(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(mask [T] bool, soft [T], w [T])``: the balanced tasks, their softmax (0 off the mask), the weights."""
+        key = (self._balanced, self.logits.device)
+        if self._mask_cache is None or self._mask_cache[0] != key:
+            self._mask_cache = (key, torch.tensor(self._balanced, device=self.logits.device))
+        mask = self._mask_cache[1]  # [T] bool
+        soft = torch.softmax(self.logits.detach().masked_fill(~mask, -math.inf), dim=0)  # [T], 0 off the mask
+        return mask, soft, torch.where(mask, sum(self._balanced) * soft, torch.ones_like(soft))
+
     def _weight_tensor(self) -> Tensor:
-        mask = torch.tensor(self._balanced, device=self.logits.device)  # [T] bool
-        soft = torch.softmax(self.logits.masked_fill(~mask, -math.inf), dim=0)  # [T], 0 off the mask
-        return torch.where(mask, sum(self._balanced) * soft, torch.ones_like(soft))
+        return self._softmax()[2]
 
     @property
     def weights(self) -> dict[str, float]:
@@ -130,7 +146,7 @@ class GradNorm(LossWeighting):
     ) -> dict[str, float]:
         """Accumulate model gradients and the logits' GradNorm gradient; see :meth:`LossWeighting.backward`."""
         batch = self._present(losses, counts)
-        if not batch.losses:
+        if not batch.names:
             return {}
         pairs = self._groups(groups, shared_params)
         if not pairs:
@@ -141,21 +157,25 @@ class GradNorm(LossWeighting):
                     stacklevel=2,
                 )
                 self._warned = True
-            _backward_sum([self.priorities[t] * loss for t, loss in batch.losses.items()])
-            return {t: self.priorities[t] for t in batch.losses}
+            _backward_weighted(batch.kept, self._coefficients(batch.names, batch.kept))
+            return {t: self.priorities[t] for t in batch.names}
         self._balanced = tuple(any(t in g for g, _ in pairs) for t in self.task_names)
-        w_all = self._weight_tensor()  # [T]
-        grad_loss = self._gradnorm_loss(batch, pairs, w_all)
-        if grad_loss is not None and grad_loss.requires_grad:
-            (grad,) = torch.autograd.grad(grad_loss, [self.logits])
+        mask, soft, w_all = self._softmax()  # [T] each, no graph: the logits' gradient is written below
+        plan = self._plan(batch, pairs, w_all.device)
+        ratio = self._ratio(batch, plan, w_all)  # [P] L_t / L_t(0)
+        if plan.valid:
+            u = self._weight_grad(batch, pairs, plan, w_all, ratio)  # [T] dL_grad / dw
+            gout = torch.where(mask, u, 0.0) * sum(self._balanced)  # [T] through w = n softmax(l) on the mask
+            grad = soft * (gout - (gout * soft).sum())  # [T] the softmax's backward
             if self.logits.grad is None:
                 self.logits.grad = grad
             else:
                 self.logits.grad.add_(grad)
-        w = dict(zip(self.task_names, w_all.detach().tolist()))
-        coef = {t: self.priorities[t] * w[t] for t in batch.losses}
-        _backward_sum([coef[t] * loss for t, loss in batch.losses.items()])
-        return coef
+        coef = w_all if plan.pos is None else w_all[plan.pos]  # [P]
+        prio = self._coefficients(batch.names, coef)
+        coef = coef if prio is None else coef * prio
+        _backward_weighted(batch.kept, coef.to(batch.kept.dtype))
+        return dict(zip(batch.names, coef.tolist()))
 
     def _groups(self, groups: Groups | None, shared_params: Sequence[Tensor]) -> list[tuple[tuple[str, ...], list[Tensor]]]:
         """The (tasks, last-shared-layer parameters) pairs to balance, each with >= 2 tasks."""
@@ -174,47 +194,66 @@ class GradNorm(LossWeighting):
                 pairs.append((tuple(tasks), params))
         return pairs
 
-    def _gradnorm_loss(
-        self, batch: Present, pairs: list[tuple[tuple[str, ...], list[Tensor]]], w_all: Tensor
-    ) -> Tensor | None:
-        """``sum_g sum_{t in g} |G_t - target_t|`` over the groups (Eq. 2 per group); None if no group counts."""
-        names = list(batch.losses)
-        index = {t: i for i, t in enumerate(self.task_names)}
-        idx = torch.tensor([index[t] for t in names], device=w_all.device)  # [P]
-        lab = torch.stack([batch.labelled[t] for t in names])  # [P] bool
-        value = torch.stack([batch.losses[t].detach() for t in names]).to(w_all)  # [P]
-        init = self._initial.to(w_all).clone()  # [T]
-        init[idx] = torch.where(lab & torch.isnan(init[idx]), value.clamp_min(1e-12), init[idx])
-        self._initial = init
-        known = init[idx]  # [P]
-        ratio = torch.where(lab, value / torch.where(torch.isnan(known), 1.0, known), 1.0)  # [P] L_t / L_t(0)
+    def _plan(self, batch: Present, pairs: list[tuple[tuple[str, ...], list[Tensor]]], device: torch.device) -> _Plan:
+        """The index tensors of this batch's layout, built on its first step and reused (no per-step tensors)."""
+        key = (batch.names, batch.live, tuple((g, tuple(map(id, ps))) for g, ps in pairs), device)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) > 64:  # layouts come and go (sampled tasks): keep the cache small
+                self._plans.clear()
+            plan = self._plans[key] = self._build_plan(batch.names, batch.live, pairs, device)
+        return plan
 
-        members_of = [[k for k, t in enumerate(names) if t in tasks] for tasks, _ in pairs]
-        need = sorted({k for ms in members_of for k in ms if batch.given[names[k]].requires_grad})
-        if not need:
-            return None
-        params = _unique_params([q for _, ps in pairs for q in ps])
-        stacked = _stack([batch.given[names[k]] for k in need])  # [N] the tasks in some group, unmasked
-        grads = _task_grads(stacked, params, lab[need])  # per param [N, *shape], last shared layers only
-        sq = torch.stack([g.reshape(len(need), -1).pow(2).sum(dim=1) for g in grads]).to(w_all)  # [Q, N]
-        slot = {id(q): i for i, q in enumerate(params)}
-        row = {k: i for i, k in enumerate(need)}
+    def _build_plan(self, names: tuple[str, ...], live: tuple[bool, ...],
+                    pairs: list[tuple[tuple[str, ...], list[Tensor]]], device: torch.device) -> _Plan:
+        members_of = [[k for k, t in enumerate(names) if t in tasks and live[k]] for tasks, _ in pairs]
+        valid = tuple(i for i, ms in enumerate(members_of) if len(ms) >= 2)
+        need = sorted({k for i in valid for k in members_of[i]})
+        params = _unique_params([q for i in valid for q in pairs[i][1]])
+        slot = {id(q): j for j, q in enumerate(params)}
+        members = torch.tensor([[k in members_of[i] for k in need] for i in valid], dtype=torch.bool,
+                               device=device).reshape(len(valid), len(need))  # [G, N]
+        param_of = torch.zeros(len(valid), len(params), device=device)  # [G, Q]
+        for g, i in enumerate(valid):
+            for q in _unique_params(pairs[i][1]):
+                param_of[g, slot[id(q)]] = 1.0
+        full = names == self.task_names
+        return _Plan(valid=valid,
+                     rows=None if need == list(range(len(names))) else torch.tensor(need, device=device),
+                     tidx=torch.tensor([self._index[names[k]] for k in need], dtype=torch.long, device=device),
+                     pos=None if full else torch.tensor([self._index[t] for t in names], device=device),
+                     members=members, param_of=param_of)
 
-        total: Tensor | None = None
-        for (_, group_params), group in zip(pairs, members_of):
-            members = [k for k in group if k in row]
-            if len(members) < 2:
-                continue
-            mine = torch.tensor([slot[id(q)] for q in group_params], device=sq.device)  # [Qg]
-            norms = sq[mine][:, [row[k] for k in members]].sum(dim=0).sqrt()  # [M] ||grad_{W_g} L_t||
-            k = torch.tensor(members, device=w_all.device)
-            ok = lab[k] & (norms > 0)  # [M] takes part in the balancing
-            n = ok.sum().clamp_min(1)
-            g = w_all[idx[k]] * norms  # [M] G_t
-            g_bar = torch.where(ok, g, 0.0).sum() / n
-            r = ratio[k]
-            r_bar = torch.where(ok, r, 0.0).sum() / n
-            target = (g_bar * (r / torch.where(r_bar > 0, r_bar, 1.0)) ** self.alpha).detach()  # [M]
-            term = torch.where(ok, (g - target).abs(), 0.0).sum()
-            total = term if total is None else total + term
-        return total
+    def _ratio(self, batch: Present, plan: _Plan, w_all: Tensor) -> Tensor:
+        """``[P]`` the inverse training rates' numerators ``L_t / L_t(0)``, recording ``L_t(0)`` on first sight."""
+        value = batch.stacked.detach().to(w_all)  # [P], used only where labelled
+        init = self._initial.to(w_all)  # [T]
+        known = init if plan.pos is None else init[plan.pos]  # [P]
+        known = torch.where(batch.ok & torch.isnan(known), value.clamp_min(1e-12), known)  # [P]
+        self._initial = known if plan.pos is None else init.index_copy(0, plan.pos, known)
+        return torch.where(batch.ok, value / torch.where(torch.isnan(known), 1.0, known), 1.0)
+
+    def _weight_grad(self, batch: Present, pairs: list[tuple[tuple[str, ...], list[Tensor]]], plan: _Plan,
+                     w_all: Tensor, ratio: Tensor) -> Tensor:
+        """``[T]`` the gradient of ``sum_g sum_{t in g} |G_t - target_t|`` (Eq. 2 per group) on the weights ``w``.
+
+        All groups at once as ``[G, N]`` matrices (one row per valid group, one
+        column per grouped task); ``target`` is a constant, so
+        ``d/dw_t = sum_g [t takes part in g] sign(G_t - target_t) ||grad_{W_g} L_t||``.
+        """
+        params = _unique_params([q for i in plan.valid for q in pairs[i][1]])
+        stacked, lab = batch.stacked, batch.ok  # [P] unmasked, [P] bool
+        if plan.rows is not None:
+            stacked, lab, ratio = stacked[plan.rows], lab[plan.rows], ratio[plan.rows]  # [N]
+        n_rows = stacked.shape[0]
+        grads = _task_grads(stacked, params, lab)  # per param [N, *shape], last shared layers only
+        sq = torch.stack([g.reshape(n_rows, -1).pow(2).sum(dim=1) for g in grads]).to(w_all)  # [Q, N]
+        norms = (plan.param_of @ sq).sqrt()  # [G, N] ||grad_{W_g} L_t||
+        ok = plan.members & lab & (norms > 0)  # [G, N] takes part in group g's balancing
+        n = ok.sum(dim=1, keepdim=True).clamp_min(1)  # [G, 1]
+        g = w_all[plan.tidx] * norms  # [G, N] G_t
+        g_bar = torch.where(ok, g, 0.0).sum(dim=1, keepdim=True) / n  # [G, 1]
+        r_bar = torch.where(ok, ratio, 0.0).sum(dim=1, keepdim=True) / n  # [G, 1]
+        target = g_bar * (ratio / torch.where(r_bar > 0, r_bar, 1.0)) ** self.alpha  # [G, N]
+        u = torch.where(ok, torch.sign(g - target) * norms, 0.0).sum(dim=0)  # [N] dL_grad / dw of each row
+        return torch.zeros_like(w_all).index_add_(0, plan.tidx, u)  # [T]

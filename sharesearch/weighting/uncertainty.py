@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ._base import Counts, Groups, LossWeighting, _backward_sum
+from ._base import Counts, Groups, LossWeighting
 
 __all__ = ["UncertaintyWeighting"]
 
@@ -84,12 +84,14 @@ class UncertaintyWeighting(LossWeighting):
     ) -> dict[str, float]:
         """Accumulate gradients into the model and the ``s_t``; see :meth:`LossWeighting.backward`."""
         batch = self._present(losses, counts)
-        present = batch.losses
-        terms = []
-        for t, loss in present.items():
-            s = self.log_vars[t]
-            term = self.priorities[t] * (torch.exp(-s) * loss + s)  # 0-dim
-            # an unlabelled task drops both terms, so s_t is not pulled down by "+ s_t" alone
-            terms.append(torch.where(batch.labelled[t], term, torch.zeros_like(term)))
-        _backward_sum(terms)
-        return {t: self.priorities[t] * float(torch.exp(-self.log_vars[t].detach())) for t in present}
+        if not batch.names:
+            return {}
+        s = torch.stack([self.log_vars[t] for t in batch.names]).to(batch.kept.dtype)  # [P]
+        term = torch.exp(-s) * batch.kept + s  # [P]
+        prio = self._coefficients(batch.names, term)
+        if prio is not None:
+            term = prio * term
+        # an unlabelled task drops both terms, so s_t is not pulled down by "+ s_t" alone
+        torch.where(batch.ok, term, torch.zeros((), dtype=term.dtype, device=term.device)).sum().backward()
+        factor = torch.exp(-s.detach()).tolist()  # [P], one read
+        return {t: self.priorities[t] * f for t, f in zip(batch.names, factor)}
