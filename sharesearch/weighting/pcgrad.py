@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ._base import Counts, Groups, LossWeighting, _accumulate, _graph_leaves, _stack, _task_grads, _unique_params
+from ._base import Counts, Groups, LossWeighting, _accumulate, _graph_leaves, _task_grads, _unique_params
 
 __all__ = ["PCGrad"]
 
@@ -54,8 +54,10 @@ class PCGrad(LossWeighting):
     ``is_grads_batched=True``) that gives every present task's gradient on
     every parameter its loss reaches -- the FLOPs of ``T`` backward passes in
     one call, instead of ``T`` calls; the task-specific parameters get the sum
-    of their rows. Plus an ``O(T^2 P)`` projection on the ``[T, P]`` matrix of
-    flattened shared gradients. ``shared_params`` must be leaf tensors
+    of their rows. Plus one ``[T, P] @ [P, T]`` Gram matrix of the flattened
+    shared gradients, the projection on it (:meth:`mixing`, ``[T, T]``) and one
+    ``[T] @ [T, P]`` product back. On a CPU the batched backward through the
+    shared layers is the floor: ``T`` backward passes' FLOPs. ``shared_params`` must be leaf tensors
     (parameters): their ``.grad`` is read and written. With no shared
     parameters this is equal weighting.
     """
@@ -85,31 +87,36 @@ class PCGrad(LossWeighting):
     ) -> dict[str, float]:
         """Accumulate the PCGrad gradient; see :meth:`LossWeighting.backward`."""
         batch = self._present(losses, counts)
-        used = {t: self.priorities[t] for t in batch.losses}
+        used = {t: self.priorities[t] for t in batch.names}
         shared = _unique_params(shared_params)
         if any(not p.is_leaf for p in shared):
             raise ValueError("PCGrad needs leaf tensors (parameters) as shared_params")
-        live = [t for t, loss in batch.given.items() if loss.requires_grad]
-        if not live:
+        if not any(batch.live):
             return used
-        stacked = _stack([self.priorities[t] * batch.given[t] for t in live])  # [L] weighted, unmasked
+        live = [k for k, x in enumerate(batch.live) if x]
+        stacked, mask = batch.stacked, batch.ok  # [P] unmasked; an unlabelled task's cotangent is 0
+        if len(live) < len(batch.names):
+            stacked, mask = stacked[live], mask[live]  # [L]
+        prio = self._coefficients(tuple(batch.names[k] for k in live), stacked)
+        if prio is not None:
+            stacked = stacked * prio  # [L] weighted
         leaves = _graph_leaves(stacked)  # every tensor an ordinary backward would reach
-        mask = torch.stack([batch.labelled[t] for t in live])  # [L] an unlabelled task's cotangent is 0
         grads = dict(zip(map(id, leaves), _task_grads(stacked, leaves, mask)))  # id -> [L, *shape]
         is_shared = {id(p) for p in shared}
         for q in leaves:
             if id(q) not in is_shared:  # task-specific: the plain sum, as one backward would give
                 _accumulate(q, grads[id(q)].sum(dim=0))
-        if shared:
-            gram = torch.zeros(len(live), len(live), dtype=stacked.dtype, device=stacked.device)  # [L, L]
-            for p in shared:
-                if id(p) in grads:
-                    rows = grads[id(p)].reshape(len(live), -1)  # [L, p.numel()]
-                    gram = gram + (rows @ rows.T).to(gram.dtype)
-            weight = self.mixing(gram).sum(dim=0)  # [L]: sum of the projected rows = weight @ rows
-            for p in shared:
-                g = grads.get(id(p))
-                _accumulate(p, torch.zeros_like(p) if g is None else torch.tensordot(weight.to(g.dtype), g, 1))
+        reached = [p for p in shared if id(p) in grads]
+        if reached:
+            n = len(live)
+            flat = torch.cat([grads[id(p)].reshape(n, -1) for p in reached], dim=1)  # [L, P] all shared at once
+            weight = self.mixing(flat @ flat.T).sum(dim=0)  # [L]: sum of the projected rows = weight @ rows
+            total = weight.to(flat.dtype) @ flat  # [P]
+            for p, g in zip(reached, total.split([p.numel() for p in reached])):
+                _accumulate(p, g.view_as(p))
+        for p in shared:
+            if id(p) not in grads:
+                _accumulate(p, torch.zeros_like(p))
         return used
 
     def mixing(self, gram: Tensor) -> Tensor:
