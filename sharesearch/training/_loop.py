@@ -156,11 +156,20 @@ def _autocast(device: torch.device, enabled: bool):
 
 
 @torch.no_grad()
-def _predict(model: MultiTaskNet, x: torch.Tensor, tasks: Sequence[str], batch: int, amp: bool) -> dict[str, torch.Tensor]:
+def _predict(model: MultiTaskNet, x: torch.Tensor, tasks: Sequence[str], batch: int, amp: bool,
+             rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Outputs on ``x[rows]`` (all of ``x`` when ``rows`` is None), ``batch`` rows at a time.
+
+    With ``rows``, each batch gathers only its own rows: a big split is never
+    copied whole (on 45k rows x 500 features that copy was 90 MB and half of
+    the evaluation's time), and the batches are the same rows in the same order.
+    """
+    n = x.shape[0] if rows is None else rows.shape[0]
     outs: dict[str, list[torch.Tensor]] = {t: [] for t in tasks}
-    for i in range(0, x.shape[0], batch):
+    for i in range(0, n, batch):
+        xb = x[i : i + batch] if rows is None else x[rows[i : i + batch]]  # [b, *input_shape]
         with _autocast(x.device, amp):
-            o = model(x[i : i + batch], tasks=list(tasks))
+            o = model(xb, tasks=list(tasks))
         for t in tasks:
             outs[t].append(o[t].float())
     return {t: torch.cat(v) if v else torch.empty(0) for t, v in outs.items()}
@@ -202,13 +211,14 @@ def predict_split(model: MultiTaskNet, data: MultiTaskData, split: str = "val", 
     With ``best_state``, each task is predicted with its own best weights (the
     model's current weights are restored afterwards); :func:`evaluate` scores these.
     """
-    x = data.x[data.indices(split)]
+    rows = data.indices(split)
     was_training = model.training
     model.eval()
     names = [spec.name for spec in data.tasks if spec.name in model.graph.tasks]
     try:
-        if not best_state:
-            return _predict(model, x, names, batch_size, amp)
+        if not best_state:  # one pass: each batch gathers its own rows
+            return _predict(model, data.x, names, batch_size, amp, rows=rows)
+        x = data.x[rows]  # one gather, read once per task
         params = dict(model.named_parameters())
         current = {k: v.detach().clone() for k, v in params.items()}
         out: dict[str, torch.Tensor] = {}
