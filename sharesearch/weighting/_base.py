@@ -195,31 +195,31 @@ class LossWeighting(ABC):
         all of them (each op is a few microseconds of dispatch on a CPU, and
         each per-task ``where`` was one more node in every backward).
         """
-        unknown = [t for t in losses if t not in self._index]
-        if unknown:
-            raise ValueError(f"losses name unknown task(s) {sorted(unknown)}; tasks are {list(self.task_names)}")
-        if counts is not None and not set(losses) <= set(counts):
-            raise ValueError(f"counts lack task(s) {sorted(set(losses) - set(counts))} of losses")
         names = tuple(t for t in self.task_names if t in losses)
-        for t in names:
-            loss = losses[t]
+        if len(names) != len(losses):
+            unknown = sorted(t for t in losses if t not in self._index)
+            raise ValueError(f"losses name unknown task(s) {unknown}; tasks are {list(self.task_names)}")
+        if counts is not None and not all(t in counts for t in names):
+            raise ValueError(f"counts lack task(s) {sorted(set(losses) - set(counts))} of losses")
+        values = [losses[t] for t in names]
+        for t, loss in zip(names, values):
             if not isinstance(loss, Tensor) or loss.numel() != 1:
                 raise ValueError(f"loss of task {t!r} must be a one-element tensor")
         if not names:
             empty = torch.zeros(0)
             return Present((), empty, empty.bool(), empty, ())
-        stacked = _stack([losses[t] for t in names])  # [P]
+        stacked = _stack(values)  # [P]
         ok = ~torch.isnan(stacked)  # [P] bool
         if counts is not None:
             c = [counts[t] for t in names]
             c = torch.stack([torch.as_tensor(v, device=stacked.device) for v in c]) if any(
                 isinstance(v, Tensor) for v in c) else torch.tensor(c, device=stacked.device)  # [P]
             ok = ok & (c > 0)
-        kept = torch.where(ok, stacked, torch.zeros((), dtype=stacked.dtype, device=stacked.device))  # [P]
+        kept = torch.where(ok, stacked, 0.0)  # [P]
         for p in self.parameters():
             if p.device != stacked.device:
                 p.data = p.data.to(stacked.device)
-        return Present(names, stacked, ok, kept, tuple(bool(losses[t].requires_grad) for t in names))
+        return Present(names, stacked, ok, kept, tuple(loss.requires_grad for loss in values))
 
     def _coefficients(self, names: tuple[str, ...], like: Tensor) -> Tensor | None:
         """``[P]`` the priorities of ``names`` as a tensor like ``like`` (cached); None when all are 1."""
@@ -351,9 +351,11 @@ def _task_grads(stacked: Tensor, params: Sequence[Tensor], mask: Tensor | None =
 def _stack(losses: Sequence[Tensor]) -> Tensor:
     """``[T]`` the scalar losses stacked in one floating dtype (the widest of theirs)."""
     dtype = losses[0].dtype
+    if all(x.dtype == dtype and x.dim() == 0 for x in losses):  # the trainer's case: no reshape or cast
+        return torch.stack(list(losses))
     for x in losses[1:]:
         dtype = torch.promote_types(dtype, x.dtype)
-    return torch.stack([x if x.dim() == 0 and x.dtype == dtype else x.reshape(()).to(dtype) for x in losses])
+    return torch.stack([x.reshape(()).to(dtype) for x in losses])
 
 
 def _accumulate(leaf: Tensor, grad: Tensor) -> None:
