@@ -597,3 +597,20 @@ def test_task_grads_fall_back_to_a_loop_where_the_batched_backward_is_unsupporte
         torch.autograd.grad(stacked, [x], torch.eye(2), retain_graph=True, is_grads_batched=True)
     (got,) = _task_grads(stacked, [x], torch.tensor([True, True]))
     assert torch.allclose(got, torch.tensor([[1.0, 1.0, 1.0], [2 / 6, 4 / 6, 1.0]]))  # 4/4; 2x/6
+
+
+def test_pcgrad_projection_on_python_floats_equals_the_tensor_loop():
+    """Few tasks on a CPU project on Python floats; the tensor loop (GPU, many tasks) must give the same matrix."""
+    from sharesearch.weighting.pcgrad import _mix_on_host, _mix_tensors
+
+    for seed, n in [(0, 2), (1, 5), (2, 8), (3, 11)]:
+        g = torch.Generator().manual_seed(seed)
+        grads = torch.randn(n, 9, generator=g, dtype=torch.float64)
+        grads[0] = 0.0  # a task without gradient: its squared norm is 0
+        gram = grads @ grads.T
+        order = torch.stack([torch.randperm(n - 1, generator=g) for _ in range(n)])
+        order = order + (order >= torch.arange(n)[:, None])
+        host, tensors = _mix_on_host(gram.tolist(), order.tolist()), _mix_tensors(gram, order)
+        assert torch.allclose(host, tensors, rtol=1e-12, atol=1e-12)
+        if n >= 5:  # random normals conflict somewhere (with 2 tasks, one of them all zero, they cannot)
+            assert not torch.allclose(host, torch.eye(n, dtype=torch.float64))

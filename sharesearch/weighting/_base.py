@@ -329,9 +329,10 @@ def _task_grads(stacked: Tensor, params: Sequence[Tensor], mask: Tensor | None =
             [0., 4.]])
     """
     n = stacked.shape[0]  # T
-    eye = torch.eye(n, dtype=stacked.dtype, device=stacked.device)  # [T, T] one cotangent per task
-    if mask is not None:
-        eye = eye * mask.to(eye.dtype)[:, None]  # [T, T] row i zero where task i is masked
+    if mask is None:
+        eye = torch.eye(n, dtype=stacked.dtype, device=stacked.device)  # [T, T] one cotangent per task
+    else:
+        eye = torch.diag(mask.to(stacked.dtype))  # [T, T] the identity, row i zero where task i is masked
     try:
         grads = torch.autograd.grad(stacked, params, eye, retain_graph=True, allow_unused=True,
                                     is_grads_batched=True)
