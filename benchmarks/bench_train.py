@@ -9,6 +9,11 @@
    one shared-bottom (6 tasks, widths [64, 64, 32], n = 4000, 10 epochs),
    before (one backward per task: the old code, kept below as private
    reference classes) and after (one batched backward). Aim: <= 1.3x each.
+   Then the floor of each (part 3b): equal's time plus only the batched
+   backward the method cannot avoid -- on a CPU PCGrad's floor is above 1.3x
+   (T backward passes through the trunk), and it is never approximated.
+
+    SHARESEARCH_BENCH_THREADS=1 python benchmarks/bench_train.py --only weighting
 
     python benchmarks/bench_train.py
 """
@@ -29,8 +34,11 @@ from _common import median_time, report, setup_threads  # noqa: E402
 
 from sharesearch.data import load_data  # noqa: E402
 from sharesearch.graph import SharingGraph  # noqa: E402
-from sharesearch.training import TrainConfig, train  # noqa: E402
+from sharesearch.network import compile_graph  # noqa: E402
+from sharesearch.tasks import task_loss  # noqa: E402
+from sharesearch.training import TrainConfig, step_budget, train  # noqa: E402
 from sharesearch.weighting import WEIGHTINGS, GradNorm, PCGrad  # noqa: E402
+from sharesearch.weighting._base import _graph_leaves, _task_grads  # noqa: E402
 
 T, D, WIDTHS, EPOCHS, BATCH = 8, 32, [64, 64, 32], 3, 256
 
@@ -107,14 +115,24 @@ class _PerTaskPCGrad(PCGrad):
 
 
 class _PerTaskGradNorm(GradNorm):
-    """GradNorm as it was before the batched backward: one autograd.grad per task (reference for part 3)."""
+    """GradNorm as it was before the batched backward: one autograd.grad per task and an autograd pass for the
+    logits' gradient (reference for part 3; self-contained, so later changes to GradNorm do not leak into it)."""
 
-    def _gradnorm_loss(self, batch, pairs, w_all):
-        names = list(batch.losses)
+    def backward(self, losses, shared_params, *, counts=None, groups=None):
+        batch = self._present(losses, counts)
+        given, labelled, masked = batch.given, batch.labelled, batch.losses
+        if not batch.names:
+            return {}
+        pairs = self._groups(groups, shared_params)
+        self._balanced = tuple(any(t in g for g, _ in pairs) for t in self.task_names)
+        mask = torch.tensor(self._balanced)
+        soft = torch.softmax(self.logits.masked_fill(~mask, -float("inf")), dim=0)
+        w_all = torch.where(mask, sum(self._balanced) * soft, torch.ones_like(soft))  # [T], graph to the logits
+        names = list(batch.names)
         index = {t: i for i, t in enumerate(self.task_names)}
         idx = torch.tensor([index[t] for t in names])
-        lab = torch.stack([batch.labelled[t] for t in names])
-        value = torch.stack([batch.losses[t].detach() for t in names]).to(w_all)
+        lab = torch.stack([labelled[t] for t in names])
+        value = torch.stack([masked[t].detach() for t in names]).to(w_all)
         init = self._initial.to(w_all).clone()
         init[idx] = torch.where(lab & torch.isnan(init[idx]), value.clamp_min(1e-12), init[idx])
         self._initial = init
@@ -123,8 +141,8 @@ class _PerTaskGradNorm(GradNorm):
         grads = {}
         for t in names:
             params = list(dict.fromkeys(q for g, ps in pairs if t in g for q in ps))
-            if params and batch.losses[t].requires_grad:
-                got = torch.autograd.grad(batch.losses[t], params, retain_graph=True, allow_unused=True)
+            if params and given[t].requires_grad:
+                got = torch.autograd.grad(masked[t], params, retain_graph=True, allow_unused=True)
                 grads[t] = {id(q): g for q, g in zip(params, got) if g is not None}
         total = None
         for tasks, params in pairs:
@@ -142,7 +160,13 @@ class _PerTaskGradNorm(GradNorm):
             target = (g_bar * (ratio[k] / torch.where(r_bar > 0, r_bar, 1.0)) ** self.alpha).detach()
             term = torch.where(ok, (g - target).abs(), 0.0).sum()
             total = term if total is None else total + term
-        return total
+        if total is not None and total.requires_grad:
+            (grad,) = torch.autograd.grad(total, [self.logits])
+            self.logits.grad = grad if self.logits.grad is None else self.logits.grad + grad
+        w = dict(zip(self.task_names, w_all.detach().tolist()))
+        coef = {t: self.priorities[t] * w[t] for t in names}
+        sum(coef[t] * masked[t] for t in names).backward()
+        return coef
 
 
 @contextmanager
@@ -179,7 +203,60 @@ def weighting_overhead(quick: bool = False) -> list[str]:
             method, when = arm.split()
             lines.append(report(f"{method} training time / equal's, {when}, shared-bottom T=6 N=4000 {size} (aim <=1.3x)",
                                 "equal", med["equal"], arm, med[arm]))
-    return lines
+    steps = step_budget(TrainConfig(batch_size=BATCH, **steps), data)
+    return lines + weighting_floor(sb, data, med["equal"], steps, repeats=50 if quick else 300)
+
+
+def weighting_floor(graph, data, equal_s: float, steps: int, repeats: int = 300) -> list[str]:
+    """Part 3b: the least PCGrad and GradNorm can cost over equal weighting with a batched backward, measured.
+
+    Per step on the same network and batch size: the ordinary backward of the
+    summed loss (what equal weighting runs), the batched per-task backward of
+    every parameter (what PCGrad cannot avoid: ``T`` backward passes' FLOPs
+    through the trunk, and it replaces the ordinary backward) and the batched
+    per-task backward of the last shared layer only (what GradNorm adds to the
+    ordinary backward). Floor = (equal's training time + ``steps`` x the extra
+    per step) / equal's training time, with nothing else (projection,
+    bookkeeping) counted: the printed ratio is the best any implementation on
+    this mechanism could reach.
+    """
+    net = compile_graph(graph, seed=0)
+    specs, tr = data.tasks, data.indices("train")
+    last = [q for ps in net.last_shared_parameters().values() for q in ps]
+    gen = torch.Generator().manual_seed(0)
+
+    def stacked():
+        idx = tr[torch.randint(len(tr), (BATCH,), generator=gen)]
+        out = net(data.x[idx])
+        return torch.stack([task_loss(s, out[s.name], data.y[idx][:, i], True) for i, s in enumerate(specs)])  # [T]
+
+    def plain(st):
+        st.sum().backward()
+
+    def batched_all(st):
+        _task_grads(st, _graph_leaves(st))
+
+    def batched_last(st):
+        _task_grads(st, last)
+
+    per = {f: [] for f in (plain, batched_all, batched_last)}
+    for r in range(repeats):
+        for f, acc in per.items():  # interleaved
+            st = stacked()
+            t0 = time.perf_counter()
+            f(st)
+            acc.append(time.perf_counter() - t0)
+            net.zero_grad(set_to_none=True)
+    ms = {f.__name__: statistics.median(v[repeats // 10:]) for f, v in per.items()}
+    print(f"# per step (ms): ordinary backward {ms['plain'] * 1e3:.3f}, batched per-task backward of every "
+          f"parameter {ms['batched_all'] * 1e3:.3f}, of the last shared layer {ms['batched_last'] * 1e3:.3f}; "
+          f"equal's training step (all in) {equal_s / steps * 1e3:.3f}", flush=True)
+    pc = equal_s + steps * (ms["batched_all"] - ms["plain"])
+    gn = equal_s + steps * ms["batched_last"]
+    return [report("pcgrad floor / equal's: batched per-task backward replacing the ordinary one, nothing else",
+                   "equal", equal_s, "floor", pc),
+            report("gradnorm floor / equal's: batched last-shared-layer backward added, nothing else",
+                   "equal", equal_s, "floor", gn)]
 
 
 def main(quick: bool = False, device: str = "cpu") -> list[str]:
@@ -209,4 +286,8 @@ def main(quick: bool = False, device: str = "cpu") -> list[str]:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--only", "weighting"]:
+        setup_threads()
+        weighting_overhead()
+    else:
+        main()
