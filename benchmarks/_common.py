@@ -40,3 +40,32 @@ def report(what: str, ours_label: str, ours: float, theirs_label: str, theirs: f
         line = f"{what}: {ours_label} {ours:.4g} {unit} vs {theirs_label} {theirs:.4g} {unit} -> {theirs / ours:.2f}x"
     print(line, flush=True)
     return line
+
+
+def groups_planted(graph, planted) -> bool:
+    """Does a sharing tree group exactly the planted clusters?
+
+    Every stage's partition refines the clusters (no block mixes two of them) and some stage equals them
+    (each cluster shares a block of its own). The planted tree itself, and the same tree with a task-specific
+    last stage, do; a tree where one task leaves its cluster, or where every task shares a first stage, does not.
+    """
+    want = {frozenset(g) for g in planted}
+    parts = [{frozenset(g) for g in p} for p in graph.partitions()]
+    refines = all(any(g <= c for c in want) for p in parts for g in p)
+    return refines and any(p == want for p in parts)
+
+
+def trials_until_planted(trials, planted, cap: int) -> int:
+    """Trials (in order of their numbers, references and enqueued trees included) until the best-so-far
+    topology by objective value groups the planted clusters; ``cap`` if it never does."""
+    from sharesearch.graph import SharingGraph
+
+    best = None
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.value is None:
+            continue
+        if best is None or t.value > best.value:
+            best = t
+        if "graph" in best.user_attrs and groups_planted(SharingGraph.from_dict(best.user_attrs["graph"]), planted):
+            return t.number + 1
+    return cap

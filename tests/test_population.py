@@ -1,6 +1,6 @@
 """Population training: each member equals a separate run with its configuration.
 
-The data is the planted set (mixed binary and regression tasks, 40% of labels
+The data is the planted set (mixed binary and regression tasks, 70% of labels
 missing), so masking, per-task model selection and both loss kinds are on the
 path; members differ in seed, learning rate, weight decay, schedule and
 patience.

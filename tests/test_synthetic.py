@@ -91,7 +91,7 @@ def test_planted_preset():
     assert [t.kind for t in d.tasks] == MIXED
     assert d.meta["options"]["nonlinear"] == PLANTED_OPTIONS["nonlinear"] > 0
     for t in range(6):
-        assert _labelled_frac_ok(d.y[:, t], 0.6)
+        assert _labelled_frac_ok(d.y[:, t], PLANTED_OPTIONS["labelled"])
     # every option overridable
     small = load_data("synthetic-planted", n=300, labelled=1.0, kind="regression", seed=0)
     assert small.n == 300 and not torch.isnan(small.y).any() and {t.kind for t in small.tasks} == {"regression"}
@@ -109,7 +109,7 @@ def test_planted_and_null_cluster_structure():
     assert null.meta["clusters"] == [[f"t{i}"] for i in range(6)] and null.name == "synthetic-null"
     assert [t.kind for t in null.tasks] == MIXED
     # each task keeps its planted noise level
-    noise = dict(zip(planted.task_names, [2.0, 2.0, 2.0, 2.0, 2.0, 0.3]))
+    noise = dict(zip(planted.task_names, [0.5, 0.5, 0.5, 0.5, 0.5, 0.3]))
     assert null.meta["options"]["noise"] == [noise[t] for t in null.task_names]
     within, across = _cluster_corr(null)
     assert within == [] and max(abs(c) for c in across) < 4.0 / np.sqrt(null.n), across
