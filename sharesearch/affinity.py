@@ -175,10 +175,12 @@ def measure_affinity(data: MultiTaskData, backbone: Mapping[str, Any], config: T
     while step < steps:
         for idx in batcher:
             xb, yb = data.x[idx], data.y[idx]  # [B, *input_shape], [B, T]
+            wb = None if data.weights is None else data.weights[idx]  # [B] sample weights, as in training
             out = net(xb, tasks=names)
-            losses = torch.stack([task_loss(s, out[s.name], yb[:, c]) for c, s in enumerate(data.tasks)])  # [T]
+            losses = torch.stack([task_loss(s, out[s.name], yb[:, c], weights=wb)
+                                  for c, s in enumerate(data.tasks)])  # [T]
             if step % every == 0:
-                acc.add(*_measure(net, shared, data, xb, yb, losses, lr))
+                acc.add(*_measure(net, shared, data, xb, yb, losses, lr, wb))
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
             opt.step()
@@ -191,9 +193,12 @@ def measure_affinity(data: MultiTaskData, backbone: Mapping[str, Any], config: T
 
 
 def _measure(net: torch.nn.Module, shared: Mapping[str, torch.nn.Parameter], data: MultiTaskData,
-             xb: torch.Tensor, yb: torch.Tensor, losses: torch.Tensor, lr: float
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One step's lookahead ``Z``, cosines and the pairs it scored (each ``[T, T]``, rows = source)."""
+             xb: torch.Tensor, yb: torch.Tensor, losses: torch.Tensor, lr: float,
+             wb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step's lookahead ``Z``, cosines and the pairs it scored (each ``[T, T]``, rows = source).
+
+    ``wb`` ([B] or None): the batch's sample weights; the lookahead losses are weighted means as in training.
+    """
     labelled = ~torch.isnan(yb)  # [B, T]
     present = labelled.any(dim=0)  # [T]
     grads = _task_grads(losses, list(shared.values()), mask=present)  # each [T, *p.shape]
@@ -214,8 +219,8 @@ def _measure(net: torch.nn.Module, shared: Mapping[str, torch.nn.Parameter], dat
         # y_j masked to the rows co-labelled with each source i: [T_i, B]
         y = torch.where(both[:, :, j].T, yb[:, j][None, :], float("nan"))  # [T_i, B]
         o = outs[spec.name]  # [T + 1, B, out]
-        before = vmap(lambda oo, yy: task_loss(spec, oo, yy))(o[0].expand(len(y), *o.shape[1:]), y)  # [T_i]
-        after = vmap(lambda oo, yy: task_loss(spec, oo, yy))(o[1:], y)  # [T_i]
+        before = vmap(lambda oo, yy: task_loss(spec, oo, yy, weights=wb))(o[0].expand(len(y), *o.shape[1:]), y)  # [T_i]
+        after = vmap(lambda oo, yy: task_loss(spec, oo, yy, weights=wb))(o[1:], y)  # [T_i]
         z[:, j] = (1.0 - after.double() / before.double().clamp(min=1e-12))
     scored = both.any(dim=0) & present[:, None] & present[None, :]  # [T, T]
     return torch.nan_to_num(z), torch.nan_to_num(cos), scored

@@ -65,6 +65,24 @@ def test_a_pair_never_labelled_together_is_nan_not_a_crash():
     assert "—" in format_affinity(aff)
 
 
+def test_sample_weights_weigh_the_pass_as_they_weigh_training():
+    """A constant weight changes nothing (a weighted mean); uneven weights change what the pass measures."""
+    base = load_data("synthetic-mmoe", n=400, d=8, seed=0, clusters=[[0, 1], [2]])
+
+    def run(weights):
+        data = MultiTaskData(name="w", tasks=base.tasks, x=base.x, y=base.y, split=base.split,
+                             split_seed=base.split_seed, meta={}, weights=weights)
+        aff = measure_affinity(data, BB, TrainConfig(batch_size=32, lr=3e-3), steps=6, every=1)
+        return aff.matrix("lookahead"), aff.matrix("cosine")
+
+    plain = run(None)
+    constant = run(torch.full((base.n,), 3.0))
+    uneven = run(torch.rand(base.n, generator=torch.Generator().manual_seed(0)) * 4)
+    for a, b in zip(plain, constant):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
+    assert not np.allclose(plain[0], uneven[0], rtol=1e-3, atol=1e-6)
+
+
 def _affinity(cos: list[list[float]]) -> Affinity:
     n = len(cos)
     return Affinity(tuple(f"t{i}" for i in range(n)), tuple(tuple(1.0 for _ in r) for r in cos),
