@@ -56,7 +56,7 @@ from _common import groups_planted, setup_threads, trials_until_planted  # noqa:
 from sharesearch.data import load_data  # noqa: E402
 from sharesearch.graph import SharingGraph  # noqa: E402
 from sharesearch.tasks import compute_metric, metric_direction  # noqa: E402
-from sharesearch.training import TrainConfig, train  # noqa: E402
+from sharesearch.training import TrainConfig, train, train_population  # noqa: E402
 from sharesearch.verdict import RowPredictions, seeds_for_power, task_verdicts  # noqa: E402
 
 #: one training protocol for every arm: a step budget with early stopping on validation
@@ -79,8 +79,7 @@ def _arm(graph: SharingGraph, data, seeds, cfg: TrainConfig):
     """Test metric per task per run, and each run's per-row test outputs (numpy)."""
     metrics = {t.name: [] for t in data.tasks}
     preds = {t.name: [] for t in data.tasks}
-    for seed in seeds:
-        res = train(graph, data, cfg.updated(seed=seed))
+    for res in train_population(graph, data, [cfg.updated(seed=seed) for seed in seeds]):  # as the verdict does
         if res.status != "ok":
             for t in data.tasks:
                 metrics[t.name].append(float("nan"))
@@ -238,7 +237,6 @@ def _neighbours(tasks: list[str], planted: list[list[str]]) -> dict[str, list[st
 def oracle(p: dict, cfg: TrainConfig) -> list[str]:
     """Train the planted tree and its neighbours with several seeds: is the planted tree best on validation?"""
     from sharesearch.compare import default_backbone
-    from sharesearch.training import train_population
 
     hits, n, runs = 0, p["recovery_seeds"], p.get("oracle_runs", 4)
     for s in range(p.get("first_seed", 0), p.get("first_seed", 0) + n):
