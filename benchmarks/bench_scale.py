@@ -23,7 +23,7 @@ with sharesearch's ``train`` against a hand-written loop over the same tensors
 finalists against the same search on every row, same trials (the verdict's
 seeds are fixed to keep it short; ``--rows-n`` sizes the table).
 
-    python benchmarks/bench_scale.py [--quick] [--device cuda] [--only rows] [--rows-n 300000]
+    python benchmarks/bench_scale.py [--quick] [--device cuda] [--only rows|epoch] [--rows-n 300000]
 """
 
 from __future__ import annotations
@@ -261,8 +261,9 @@ def _rows_search(data, z: dict, sampled: bool, device: str) -> tuple[float, floa
         return search_s, time.perf_counter() - t0
 
 
-def rows_lines(quick: bool, device: str, n: int | None = None) -> list[str]:
-    """The big-data figures: (a) one epoch, sharesearch vs hand-written; (b) sampled search + verdict vs full."""
+def rows_lines(quick: bool, device: str, n: int | None = None, epoch_only: bool = False) -> list[str]:
+    """The big-data figures: (a) one epoch, sharesearch vs hand-written; (b) sampled search + verdict vs full
+    (``epoch_only``: (a) alone)."""
     from sharesearch.graph import SharingGraph
     from sharesearch.training import TrainConfig, train
 
@@ -275,7 +276,7 @@ def rows_lines(quick: bool, device: str, n: int | None = None) -> list[str]:
     train(g, warm, cfg, keep_model=False)
     hand_written_epoch(warm)
     ours, theirs = [], []
-    for _ in range(1 if quick else 3):  # interleaved, the median of each
+    for _ in range(1 if quick else 5):  # interleaved, the median of each
         t0 = time.perf_counter()
         train(g, data, cfg, keep_model=False)
         ours.append(time.perf_counter() - t0)
@@ -286,6 +287,8 @@ def rows_lines(quick: bool, device: str, n: int | None = None) -> list[str]:
     print(f"# rows (a): sharesearch / hand-written = {o / t:.2f} (goal <= 1.2)", flush=True)
     lines = [report(f"big data one epoch shared-bottom n={z['n']:,} d={d} 3 binary tasks (>= 0.83x: within 1.2)",
                     "sharesearch train", o, "hand-written loop", t)]
+    if epoch_only:
+        return lines
     with tempfile.TemporaryDirectory() as tmp:  # optuna's storage imports, before either search is timed
         import optuna
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -306,8 +309,8 @@ def rows_lines(quick: bool, device: str, n: int | None = None) -> list[str]:
 
 def main(quick: bool = False, device: str = "cpu", only: str | None = None, rows_n: int | None = None) -> list[str]:
     setup_threads()
-    if only == "rows":
-        return rows_lines(quick, device, rows_n)
+    if only in ("rows", "epoch"):
+        return rows_lines(quick, device, rows_n, epoch_only=only == "epoch")
     z = QUICK if quick else FULL
     n, repeats, tasks_grid, stages_grid = z["n"], z["repeats"], z["tasks"], z["stages"]
     lines = []
@@ -349,7 +352,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--only", choices=["rows"], default=None, help="only the big-data (search_rows) part")
+    ap.add_argument("--only", choices=["rows", "epoch"], default=None,
+                    help="only the big-data (search_rows) part; epoch: only its one-epoch figure (a)")
     ap.add_argument("--rows-n", type=int, default=None, help="rows of the big-data table (default 300000)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
