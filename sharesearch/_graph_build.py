@@ -1,17 +1,18 @@
 """Building a sharing graph: task partitions and share depths -> a networkx ``DiGraph``.
 
-:meth:`SharingGraph.from_partitions <sharesearch.graph.SharingGraph.from_partitions>`
-and every reference constructor come down to :func:`partition_graph`: one
-task partition per stage (each refining the one before), per-stage
-conditioning, L2 pull, cross-stitch and MoE experts. Pairwise share-depth
-requests become such partitions through :func:`share_partitions`.
-``sharesearch.graph`` re-exports :func:`parse_partition`,
-:func:`share_partitions` and ``LINKAGES``.
+Every reference constructor of :class:`~sharesearch.graph.SharingGraph` comes
+down to :func:`from_partitions` (bound there as the classmethod
+``SharingGraph.from_partitions``): one task partition per stage (each
+refining the one before), per-stage conditioning, L2 pull, cross-stitch and
+MoE experts. Pairwise share-depth requests become such partitions through
+:func:`share_partitions`. ``sharesearch.graph`` re-exports
+:func:`parse_partition`, :func:`share_partitions` and ``LINKAGES``.
 
 Example
 -------
->>> g = partition_graph({"a": 1, "b": 2}, {"name": "mlp", "input_shape": [4], "widths": [8, 8]}, ["a,b"])
->>> sorted(g.nodes)
+>>> from sharesearch.graph import SharingGraph
+>>> g = SharingGraph.from_partitions({"a": 1, "b": 2}, {"name": "mlp", "input_shape": [4], "widths": [8, 8]}, ["a,b"])
+>>> sorted(g.g.nodes)
 ['head:a', 'head:b', 'input', 's0:a+b', 's1:a', 's1:b']
 """
 
@@ -19,14 +20,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from ._graph_check import GraphError
 from .backbones import Backbone, make_backbone
 
-__all__ = ["LINKAGES", "parse_partition", "share_partitions", "task_dims", "node_id", "partition_graph"]
+if TYPE_CHECKING:  # annotations only: graph imports this module
+    from sharesearch.graph import SharingGraph
+
+__all__ = ["LINKAGES", "parse_partition", "share_partitions", "task_dims", "node_id", "from_partitions"]
 
 LINKAGES = ("average", "single")
 
@@ -128,7 +132,8 @@ def node_id(stage: int, tasks: Iterable[str]) -> str:
     return f"s{stage}:" + "+".join(tasks)
 
 
-def partition_graph(
+def from_partitions(
+    cls: type[SharingGraph],
     tasks: Mapping[str, int] | Sequence[Any],
     backbone: dict | Backbone,
     partitions: Sequence[str | Sequence[Sequence[str]]],
@@ -139,14 +144,35 @@ def partition_graph(
     moe: int | Sequence[int] = 0,
     expert_dropout: float = 0.0,
     task_embedding: str | Mapping[str, Sequence[float]] = "onehot",
-) -> nx.DiGraph:
-    """The unvalidated ``DiGraph`` of one task partition per stage.
+) -> SharingGraph:
+    """Build a graph from one task partition per stage.
 
-    The parameters are those of :meth:`SharingGraph.from_partitions
-    <sharesearch.graph.SharingGraph.from_partitions>`, which wraps (and so
-    validates) the result. Raises :class:`GraphError` for too many
-    partitions, a per-stage list of the wrong length, l2 and cross-stitch at
-    one stage, or a partition that does not refine the one before.
+    Parameters
+    ----------
+    tasks : mapping of task name to head output size, or TaskSpecs
+    backbone : backbone dict (``{"name": "mlp", ...}``) or :class:`Backbone`
+    partitions : one per stage, ``"a,b|c"`` strings or lists of groups;
+        missing trailing stages are fully task-specific.
+    conditioning : per-stage conditioning of blocks shared by >1 task.
+    l2 : per-stage λ of the L2 pull between the stage's sibling blocks (0: off).
+    cross_stitch : per-stage: mix the sibling blocks' activations.
+    moe : per-stage expert count; groups of >1 task at such a stage are MMoE nodes.
+    expert_dropout : probability of dropping an expert in training.
+    task_embedding : ``"onehot"`` or ``{task: metadata vector}``.
+
+    Returns
+    -------
+    SharingGraph
+        ``cls`` of the built ``DiGraph``, validated by its constructor.
+
+    Raises :class:`GraphError` for too many partitions, a per-stage list of
+    the wrong length, l2 and cross-stitch at one stage, or a partition that
+    does not refine the one before.
+
+    >>> from sharesearch.graph import SharingGraph
+    >>> SharingGraph.from_partitions({"a": 1, "b": 1}, {"name": "mlp", "input_shape": [4], "widths": [8]}, [],
+    ...                              l2=0.5).soft_edges("l2")
+    [('s0:a', 's0:b', {'kind': 'l2', 'lam': 0.5})]
     """
     dims = task_dims(tasks)
     names = list(dims)
@@ -173,7 +199,7 @@ def partition_graph(
     for t in names:
         g.add_node(f"head:{t}", kind="head", task=t, out_dim=dims[t])
         g.add_edge(prev[t], f"head:{t}", kind="flow")
-    return g
+    return cls(g)
 
 
 def _add_stage(g: nx.DiGraph, s: int, part: Sequence[tuple[str, ...]], prev: dict[str, str], cond: str,

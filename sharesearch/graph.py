@@ -62,13 +62,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import networkx as nx
 
-from . import _graph_size
-from ._graph_build import LINKAGES, node_id, parse_partition, partition_graph, share_partitions, task_dims
+from . import _graph_build, _graph_size
+from ._graph_build import LINKAGES, node_id, parse_partition, share_partitions, task_dims
 from ._graph_check import CONDITIONINGS, GraphError, check_graph
 from .backbones import Backbone, make_backbone
 
@@ -163,38 +163,9 @@ class SharingGraph:
         check_graph(self)
 
     # ------------------------------------------------------------ construction
-    @classmethod
-    def from_partitions(
-        cls,
-        tasks: Mapping[str, int] | Sequence[Any],
-        backbone: dict | Backbone,
-        partitions: Sequence[str | Sequence[Sequence[str]]],
-        *,
-        conditioning: str | Sequence[str] = "none",
-        l2: float | Sequence[float] = 0.0,
-        cross_stitch: bool | Sequence[bool] = False,
-        moe: int | Sequence[int] = 0,
-        expert_dropout: float = 0.0,
-        task_embedding: str | Mapping[str, Sequence[float]] = "onehot",
-    ) -> "SharingGraph":
-        """Build a graph from one task partition per stage.
-
-        Parameters
-        ----------
-        tasks : mapping of task name to head output size, or TaskSpecs
-        backbone : backbone dict (``{"name": "mlp", ...}``) or :class:`Backbone`
-        partitions : one per stage, ``"a,b|c"`` strings or lists of groups;
-            missing trailing stages are fully task-specific.
-        conditioning : per-stage conditioning of blocks shared by >1 task.
-        l2 : per-stage λ of the L2 pull between the stage's sibling blocks (0: off).
-        cross_stitch : per-stage: mix the sibling blocks' activations.
-        moe : per-stage expert count; groups of >1 task at such a stage are MMoE nodes.
-        expert_dropout : probability of dropping an expert in training.
-        task_embedding : ``"onehot"`` or ``{task: metadata vector}``.
-        """
-        return cls(partition_graph(tasks, backbone, partitions, conditioning=conditioning, l2=l2,
-                                   cross_stitch=cross_stitch, moe=moe, expert_dropout=expert_dropout,
-                                   task_embedding=task_embedding))
+    # from_partitions(tasks, backbone, partitions, *, conditioning, l2, cross_stitch, moe, expert_dropout,
+    # task_embedding): one task partition per stage; every constructor below comes down to it.
+    from_partitions = classmethod(_graph_build.from_partitions)
 
     @staticmethod
     def node_id(stage: int, tasks: Iterable[str]) -> str:
