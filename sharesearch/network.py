@@ -147,19 +147,30 @@ class MultiTaskNet(nn.Module):
         self.heads = nn.ModuleList([Head(bb.head_in, g.nodes[graph.head(t)]["out_dim"], gen(graph.head(t)))
                                     for t in self.tasks])
         self._l2 = [(d["lam"], self._mod[u], self._mod[v]) for u, v, d in graph.soft_edges("l2")]
-        self._runs: dict[tuple[tuple[str, ...], str], tuple[tuple[StageRun, ...], tuple[HeadRun, ...]]] = {}
+        # the same modules as plain tuples for the forward: indexing an nn.ModuleList costs ~2 us a call
+        self._node_mods, self._head_mods = tuple(self.nodes), tuple(self.heads)
+        self._stitch_mods = tuple(self.stitches)
+        # (tasks, device) -> the stages, the heads grouped by output size, whether that grouping is task order
+        self._runs: dict[tuple[tuple[str, ...], torch.device],
+                         tuple[tuple[StageRun, ...], tuple[HeadRun, ...], bool]] = {}
         self._owners = plan_streams(graph, self.tasks).owners  # task -> owners its output depends on
 
     # ------------------------------------------------------------ planning
     def _device_plan(self, tasks: tuple[str, ...], device: torch.device):
-        """The :func:`~sharesearch.plan.plan_streams` plan of ``tasks`` as index tensors on ``device`` (cached)."""
-        key = (tasks, str(device))
+        """The :func:`~sharesearch.plan.plan_streams` plan of ``tasks`` as index tensors on ``device`` (cached;
+        an unknown task raises ``KeyError`` before anything is cached)."""
+        key = (tasks, device)
         if key not in self._runs:
+            for t in tasks:
+                if t not in self._tix:
+                    raise KeyError(f"unknown task {t!r}; tasks are {list(self.tasks)}")
             plan = plan_streams(self.graph, tasks)
             dropout = [getattr(m, "expert_dropout", 0.0) for m in self.nodes]
             stages = tuple(stage_run(self.backbone, s, p, dropout, device) for s, p in enumerate(plan.stages))
             out_dims = [int(h.bias.shape[0]) for h in self.heads]
-            self._runs[key] = (stages, head_runs(plan, out_dims, device))
+            heads = head_runs(plan, out_dims, device)
+            in_order = [i for hr in heads for i in hr.heads] == [self._tix[t] for t in tasks]
+            self._runs[key] = (stages, heads, in_order)
         return self._runs[key]
 
     # ------------------------------------------------------------- forward
@@ -173,33 +184,34 @@ class MultiTaskNet(nn.Module):
         elif isinstance(tasks, str):
             tasks = (tasks,)
         tasks = tuple(tasks)
-        for t in tasks:
-            if t not in self._tix:
-                raise KeyError(f"unknown task {t!r}; tasks are {list(self.tasks)}")
-        stages, heads = self._device_plan(tasks, x.device)
+        stages, heads, in_order = self._device_plan(tasks, x.device)  # checks task names once per (tasks, device)
         bb, B = self.backbone, x.shape[0]
         X = x[None]  # [1, B, *in]: the input is one stream
         for run in stages:
             X = self._stage(run, X, B, _record)  # [S, B, *features]
         out: dict[str, torch.Tensor] = {}
+        mods = self._head_mods
         for hr in heads:
-            W = [self.heads[i].weight for i in hr.heads]
-            b = [self.heads[i].bias for i in hr.heads]
-            n, od = len(hr.heads), hr.out_dim
-            if hr.same_row:  # all heads read one stream: one GEMM
-                h = bb.pool(X[hr.row0])  # [B, head_in]
-                y = F.linear(h, torch.cat(W), torch.cat(b)).view(B, n, od).transpose(0, 1)  # [n, B, od]
+            W = [mods[i].weight for i in hr.heads]
+            b = [mods[i].bias for i in hr.heads]
+            if len(W) == 1:  # one head of this size: its own GEMM, no concatenated copy of its weights
+                h = bb.pool(X.squeeze(0) if X.shape[0] == 1 else X[hr.row0])  # [B, head_in]
+                ys = (F.linear(h, W[0], b[0]),)  # 1 x [B, od]
+            elif hr.same_row:  # all heads read one stream: one GEMM, split by columns (a view each)
+                h = bb.pool(X.squeeze(0) if X.shape[0] == 1 else X[hr.row0])  # [B, head_in]
+                ys = F.linear(h, torch.cat(W), torch.cat(b)).split(hr.out_dim, dim=1)  # n x [B, od]
             else:
                 h = bb.pool(X if hr.identity else X.index_select(0, hr.rows))  # [n, B, head_in]
                 y = torch.baddbmm(torch.stack(b)[:, None, :], h, torch.stack(W).transpose(1, 2))  # [n, B, od]
-            for i, yi in zip(hr.heads, y.unbind(0)):
+                ys = y.unbind(0)  # n x [B, od]
+            for i, yi in zip(hr.heads, ys):
                 out[self.tasks[i]] = yi  # [B, od]
-        return {t: out[t] for t in tasks}
+        return out if in_order else {t: out[t] for t in tasks}
 
     def _weights(self, bank: BankPlan):
-        W, b, experts = [], [], {}
+        W, b, experts, mods = [], [], {}, self._node_mods
         for m, e in bank.apps:
-            mod = self.nodes[m]
+            mod = mods[m]
             if e < 0:
                 W.append(mod.weight)
                 b.append(mod.bias)
@@ -223,7 +235,8 @@ class MultiTaskNet(nn.Module):
             W, b = self._weights(br.bank)
             shared = br.shared is not None and not br.identity
             if shared:
-                xin = X[br.shared]  # [B, *in]
+                # one stream: a view, whose backward is a view too (X[0]'s fills zeros, then copies)
+                xin = X.squeeze(0) if X.shape[0] == 1 else X[br.shared]  # [B, *in]
             elif br.identity:
                 xin = X  # [A, B, *in]
             else:
@@ -242,7 +255,7 @@ class MultiTaskNet(nn.Module):
             outs.append(Y if run.select_identity else Y.index_select(0, run.select))  # [n_sel, B, *out']
         if run.film is not None:  # tiny per-node affine maps of z, then one batched scale-and-shift
             fr = run.film
-            fl = [self.nodes[m].film(self.z) for m in fr.nodes]  # G x ([T, width], [T, width])
+            fl = [self._node_mods[m].film(self.z) for m in fr.nodes]  # G x ([T, width], [T, width])
             gamma = torch.stack([g for g, _ in fl])[fr.node, fr.task].to(P.dtype)  # [n, width]
             beta = torch.stack([b for _, b in fl])[fr.node, fr.task].to(P.dtype)  # [n, width]
             pre = P.index_select(0, fr.app)  # [n, B, *out]
@@ -250,14 +263,14 @@ class MultiTaskNet(nn.Module):
             outs.append(bb.activate(mod, self.training))  # [n, B, *out']
         if run.gate is not None:
             gr = run.gate
-            gv = torch.stack([self.nodes[m].gate(self.z) for m in gr.nodes])  # [G, T, width]
+            gv = torch.stack([self._node_mods[m].gate(self.z) for m in gr.nodes])  # [G, T, width]
             outs.append(Y.index_select(0, gr.app) * bb.channel_view(gv[gr.node, gr.task].to(Y.dtype)))  # [n, B, *out']
         for mr in run.moe:
             outs.append(self._moe(Y, X, mr, record))  # [n, B, *out']
         O = outs[0] if len(outs) == 1 else torch.cat([o.to(outs[0].dtype) for o in outs])  # [S_out, B, *out']
         if run.stitch is not None:
             sr = run.stitch
-            M = torch.block_diag(*[self.stitches[m].alpha for m in sr.units])  # [n, n]
+            M = torch.block_diag(*[self._stitch_mods[m].alpha for m in sr.units])  # [n, n]
             xs = O if sr.identity else O.index_select(0, sr.rows)  # [n, B, *out']
             mixed = (M.to(xs.dtype) @ xs.flatten(1)).view_as(xs)  # [n, B, *out']
             O = mixed if sr.identity else O.index_copy(0, sr.rows, mixed.to(O.dtype))
@@ -267,8 +280,8 @@ class MultiTaskNet(nn.Module):
         """Per-task softmax gates over the experts, expert dropout, mixture: ``[n, B, *out']``."""
         bb, E = self.backbone, mr.experts
         n, B = len(mr.mixtures), Y.shape[1]
-        Wg = torch.stack([self.nodes[m.node].gate_weights[m.local] for m in mr.mixtures])  # [n, E, in]
-        bg = torch.stack([self.nodes[m.node].gate_biases[m.local] for m in mr.mixtures])  # [n, E]
+        Wg = torch.stack([self._node_mods[m.node].gate_weights[m.local] for m in mr.mixtures])  # [n, E, in]
+        bg = torch.stack([self._node_mods[m.node].gate_biases[m.local] for m in mr.mixtures])  # [n, E]
         xg = bb.pool(X.index_select(0, mr.gate_rows))  # [n, B, in]
         probs = torch.baddbmm(bg[:, None, :], xg, Wg.transpose(1, 2)).float().softmax(-1)  # [n, B, E]
         if record is not None:

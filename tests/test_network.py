@@ -391,3 +391,75 @@ def test_plan_is_typed_and_computes_only_what_is_asked():
     for t in g.tasks:  # the owners are what task_parameters reads
         ids = {id(p) for o in full.owners[t] for p in net._owner_params(o)}
         assert ids == {id(p) for p in net.task_parameters(t)}
+
+
+# ---------------------------------------------------------------- the heads' fast paths
+def _heads_as_before(net, x: torch.Tensor, tasks=None) -> dict[str, torch.Tensor]:
+    """The heads as the forward computed them before their fast paths: one GEMM against the concatenated
+    weights viewed as ``[n, B, od]`` (or one baddbmm), then unbound, whatever the number of heads."""
+    tasks = tuple(net.tasks if tasks is None else tasks)
+    stages, heads, _ = net._device_plan(tasks, x.device)
+    X, B = x[None], x.shape[0]
+    for run in stages:
+        X = net._stage(run, X, B, None)  # [S, B, *features]
+    out = {}
+    for hr in heads:
+        W = [net.heads[i].weight for i in hr.heads]
+        b = [net.heads[i].bias for i in hr.heads]
+        if hr.same_row:
+            h = net.backbone.pool(X[hr.row0])  # [B, head_in]
+            y = F.linear(h, torch.cat(W), torch.cat(b)).view(B, len(W), hr.out_dim).transpose(0, 1)  # [n, B, od]
+        else:
+            h = net.backbone.pool(X if hr.identity else X.index_select(0, hr.rows))  # [n, B, head_in]
+            y = torch.baddbmm(torch.stack(b)[:, None, :], h, torch.stack(W).transpose(1, 2))  # [n, B, od]
+        out.update({net.tasks[i]: yi for i, yi in zip(hr.heads, y.unbind(0))})
+    return {t: out[t] for t in tasks}
+
+
+HEAD_TASKS = {"a": 1, "b": 3, "c": 1, "d": 3}  # grouped by size, the heads run a, c, b, d
+
+
+@pytest.mark.parametrize("kind", ["shared_bottom", "independent", "branched", "film", "gate", "concat", "mmoe",
+                                  "cross_stitch", "l2", "cnn"])
+def test_heads_bit_for_bit_as_before_and_in_task_order(kind):
+    def parts(t):  # every task, then two halves
+        names, k = list(t), max(1, len(t) // 2)
+        return [",".join(names), "|".join(",".join(p) for p in (names[:k], names[k:]) if p)]
+
+    make = {"shared_bottom": lambda t, bb: SharingGraph.shared_bottom(t, bb, 2),
+            "independent": SharingGraph.independent,
+            "branched": lambda t, bb: SharingGraph.branched(t, bb, parts(t)),
+            "mmoe": lambda t, bb: SharingGraph.mmoe(t, bb, experts=2), "cross_stitch": SharingGraph.cross_stitch,
+            "l2": lambda t, bb: SharingGraph.l2_soft(t, bb, lam=0.1),
+            "cnn": lambda t, bb: SharingGraph.shared_bottom(t, CNN, 2)}
+    make.update({c: (lambda t, bb, c=c: SharingGraph.branched(t, bb, parts(t), conditioning=c))
+                 for c in ("film", "gate", "concat")})
+    for tasks in (HEAD_TASKS, {"a": 1, "b": 1, "c": 1}, {"a": 2}):
+        net = compile_graph(make[kind](tasks, MLP), seed=0).eval()
+        x = _x(net.graph, batch=5)
+        new, old = net(x), _heads_as_before(net, x)
+        assert list(new) == list(tasks)  # task order, whatever the grouping by output size
+        gen = torch.Generator().manual_seed(0)
+        r = {t: torch.randn(y.shape, generator=gen) for t, y in old.items()}
+        grads = []
+        for out in (new, old):
+            net.zero_grad()
+            sum((out[t] * r[t]).sum() for t in tasks).backward()
+            grads.append([None if p.grad is None else p.grad.clone() for p in net.parameters()])
+        for t in tasks:
+            assert torch.equal(new[t], old[t]), (kind, t)
+        for gn, go in zip(*grads):
+            assert (gn is None) == (go is None) and (gn is None or torch.equal(gn, go)), kind
+        for ask in (["d", "a"], ["c", "a"], ["b", "c", "a"]):
+            ask = [t for t in ask if t in tasks]
+            got = net(x, tasks=ask)
+            assert list(got) == ask
+            before = _heads_as_before(net, x, ask)  # a subset runs fewer blocks per batched op
+            assert all(torch.equal(got[t], before[t]) for t in got)
+
+
+def test_unknown_task_raises_every_time():
+    net = compile_graph(SharingGraph.shared_bottom(TASKS, MLP, 1), seed=0)
+    for _ in range(2):  # nothing is cached for a bad request
+        with pytest.raises(KeyError, match="unknown task 'zz'"):
+            net(_x(net.graph), tasks=["a", "zz"])
