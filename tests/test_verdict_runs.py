@@ -165,3 +165,34 @@ def test_every_sharing_arm_carries_its_validation_delta_m_and_the_choice_follows
     if rec["kind"] != "independent" or "best arm on validation" in rec["overall"]:
         best = max(sharing, key=lambda c: c["val_delta_m"])
         assert best["name"] in rec["overall"]
+
+
+def test_the_verdict_retrains_the_k_best_and_every_tree_the_affinity_proposed(data):
+    """Arms: the k best distinct topologies by value, then each completed affinity tree not among them (in the
+    order proposed); none of the affinity's trees with k = 0 (references only); never a reference twice."""
+    import optuna
+
+    from sharesearch.graph import SharingGraph
+    from sharesearch.search._records import TrialRecord
+
+    bb = {"name": "mlp", "input_shape": list(data.input_shape), "widths": [8, 8]}
+    trees = {p: SharingGraph.branched(data.tasks, bb, [p, p]) for p in ("t0,t1|t2", "t0,t2|t1", "t1,t2|t0")}
+    trees["sb"] = SharingGraph.shared_bottom(data.tasks, bb)
+    trees["ind"] = SharingGraph.independent(data.tasks, bb)
+    study = optuna.create_study(direction="maximize")
+    rows = [  # (value, graph, reference, affinity tree index)
+        (0.00, "ind", "independent", None), (0.05, "sb", "shared-bottom", None),
+        (0.02, "t0,t1|t2", None, 1), (0.01, "t1,t2|t0", None, 0), (0.09, "t0,t2|t1", None, None),
+        (0.08, "t0,t2|t1", None, None), (0.07, "sb", None, None), (0.03, "t0,t1|t2", None, None)]
+    for value, name, ref, tree in rows:
+        g = trees[name]
+        rec = TrialRecord(reference=ref, graph=g.to_dict(), graph_key=g.key(), train={"lr": 1e-3}, affinity_tree=tree)
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs=rec.to_attrs()))
+    skip = {trees["ind"].key(), trees["sb"].key()}
+
+    def picked(k):
+        return [run.name for run in _verdict_runs._top_candidates(study, k, skip)]
+
+    assert picked(1) == ["trial 4", "trial 3", "trial 2"]  # best; then affinity trees 0 and 1
+    assert picked(2) == ["trial 4", "trial 7", "trial 3"]  # trial 7 is tree 1's topology: not twice
+    assert picked(0) == []

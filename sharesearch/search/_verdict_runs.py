@@ -1,7 +1,7 @@
 """The verdict: retrain the chosen arms and a matched control with the same seeds, and test them.
 
-After the search, the top-k candidates and the reference architectures (the
-*arms*) and the *control* -- the tuned independent single-task networks, each
+After the search, the top-k candidates, the trees the affinity pass proposed
+(when k > 0), the reference architectures (the *arms*) and the *control* -- the tuned independent single-task networks, each
 task with its own configuration -- are retrained with the same seeds and the
 same budget in optimizer steps (:data:`~._verdict_arms.BUDGET_FIELDS` come from
 the study's training configuration, or the largest step count any arm or
@@ -76,16 +76,22 @@ class _Run:
 
 
 def _top_candidates(study: optuna.Study, k: int, skip_keys: set[str]) -> list[_Run]:
-    """The ``k`` best completed non-reference trials with distinct topologies (Pareto front first)."""
+    """The ``k`` best completed non-reference trials with distinct topologies (Pareto front first), then,
+    when ``k > 0``, every completed tree the affinity pass proposed that is not among them.
+
+    A trial's value is one seed's validation Δm, and neighbouring trees differ by about that seed noise
+    (on ``synthetic-planted`` the planted tree scored below three other trials in one search). So the
+    affinity's trees -- the data's own answer, like the references a prior choice rather than a ranked
+    one -- are always retrained too, and the verdict picks among all arms on their mean over its seeds.
+    """
     done = [(t, TrialRecord.from_trial(t)) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     done = [(t, r) for t, r in done if r.reference is None and math.isfinite(t.values[0])]
     front = {t.number for t in study.best_trials} if len(study.directions) > 1 else set()
     done.sort(key=lambda tr: (tr[0].number not in front, -tr[0].values[0]))
+    proposed = sorted((tr for tr in done if tr[1].affinity_tree is not None), key=lambda tr: tr[1].affinity_tree)
     out, seen = [], set(skip_keys)
-    for t, rec in done:
-        if len(out) == k:
-            break
-        if rec.graph_key in seen:
+    for i, (t, rec) in enumerate(done + (proposed if k > 0 else [])):
+        if rec.graph_key in seen or (i < len(done) and len(out) >= k):  # the k best first, then the proposed
             continue
         seen.add(rec.graph_key)
         out.append(_Run(f"trial {t.number}", t.number, rec.sharing_graph(), rec.train))
