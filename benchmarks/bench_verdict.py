@@ -199,6 +199,11 @@ def recovery(p: dict, cfg: TrainConfig) -> list[str]:
                                progress=False)
             results = study_results(study)
             counts.append(trials_until_planted(study.trials, planted, p["n_trials"]))
+        for c in (results.get("verdict") or {}).get("candidates", []):  # every arm: what the choice was among
+            g = SharingGraph.from_dict(c["graph"]) if c.get("graph") else None
+            print(f"#   seed {s} arm {c['name']:14s} val Δm {c.get('val_delta_m', float('nan')):+.4f} test Δm "
+                  f"{c['verdict']['delta_m']:+.4f} groups planted: {g is not None and groups_planted(g, planted)}",
+                  flush=True)
         best = _best_candidate(results)
         grouped = best is not None and groups_planted(best["graph"], planted)
         ok = grouped and best["beats"]
