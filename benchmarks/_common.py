@@ -69,3 +69,16 @@ def trials_until_planted(trials, planted, cap: int) -> int:
         if "graph" in best.user_attrs and groups_planted(SharingGraph.from_dict(best.user_attrs["graph"]), planted):
             return t.number + 1
     return cap
+
+
+def trials_until_tried(trials, planted, cap: int) -> int:
+    """Trials (in order of their numbers) until the search first trains a tree that groups the planted clusters,
+    whatever its value; ``cap`` if it never does. A trial's value is one seed, so which tree is best so far
+    moves with seed noise; this counts what the sampler (or the warm start) proposes."""
+    from sharesearch.graph import SharingGraph
+
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.value is not None and "graph" in t.user_attrs and groups_planted(
+                SharingGraph.from_dict(t.user_attrs["graph"]), planted):
+            return t.number + 1
+    return cap
