@@ -72,7 +72,8 @@ def run_source(name: str, data, widths, cfg: dict, device: str) -> tuple[Transfe
     return res, whole, trial
 
 
-def main(quick: bool = False, device: str = "cpu", tasks: str | None = None, seeds: int | None = None) -> list[str]:
+def main(quick: bool = False, device: str = "cpu", tasks: str | None = None, seeds: int | None = None,
+         multifashion: bool = True) -> list[str]:
     setup_threads()
     cfg = dict(QUICK if quick else FULL)
     if tasks:
@@ -84,6 +85,8 @@ def main(quick: bool = False, device: str = "cpu", tasks: str | None = None, see
     _, whole, trial = run_source("synthetic-planted", data, (32, 32, 16), cfg, device)
     lines.append(report(f"synthetic-planted leave-one-out transfer ({len(cfg['tasks'] or data.task_names)} held-out "
                         "tasks x 3 topologies) vs one search trial", "one trial", trial, "whole run", whole))
+    if not multifashion:
+        return lines
     try:
         fashion = load_data("multifashion", n_train=cfg["multifashion_n"])
     except (SharesearchError, OSError, TypeError) as e:
@@ -102,5 +105,6 @@ if __name__ == "__main__":
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tasks", default=None, help="held-out tasks, comma-separated (default: all)")
     ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--no-multifashion", action="store_true", help="synthetic-planted only (MultiFashion is ~10 min)")
     a = ap.parse_args()
-    main(quick=a.quick, device=a.device, tasks=a.tasks, seeds=a.seeds)
+    main(quick=a.quick, device=a.device, tasks=a.tasks, seeds=a.seeds, multifashion=not a.no_multifashion)
