@@ -296,16 +296,16 @@ def _confirming_space() -> SearchSpace:
 def pruned_study(data):
     """References first, then sampled candidates, all under a pruner that prunes at the first report."""
     space = _confirming_space()
-    cfg, tb = SearchConfig(n_trials=7), TrainConfig(device="cpu")
+    cfg, tb = SearchConfig(n_trials=10), TrainConfig(device="cpu")  # 4 references, up to 4 affinity trees, others
     study = prepare_study(optuna.storages.InMemoryStorage(), "p", data, SOURCE, space, cfg, tb)
     baselines = ensure_baselines(study, data, space, tb)
     enqueue_references(study, data, space, baselines)
     study.pruner = _PruneAll()
-    study.optimize(make_objective(study, data, space, cfg, tb, baselines), n_trials=7)
+    study.optimize(make_objective(study, data, space, cfg, tb, baselines), n_trials=10)
     return study, space, baselines
 
 
-def test_references_are_never_pruned_and_the_independent_one_is_the_control(pruned_study):
+def test_references_and_affinity_trees_are_never_pruned_and_the_independent_one_is_the_control(pruned_study):
     study, _, baselines = pruned_study
     trials = study.get_trials(deepcopy=False)
     refs = [t for t in trials if t.user_attrs.get("reference")]
@@ -317,7 +317,9 @@ def test_references_are_never_pruned_and_the_independent_one_is_the_control(prun
     assert [t.user_attrs["reference"] for t in control] == ["independent"]
     assert control[0].value == 0.0 and set(control[0].user_attrs["val_deltas"].values()) == {0.0}
     assert control[0].user_attrs["val_metrics"] == {k: b.val_metric for k, b in baselines.items()}
-    others = [t for t in trials if not t.user_attrs.get("reference")]
+    proposed = [t for t in trials if t.user_attrs.get("affinity_tree") is not None]
+    assert proposed and all(t.state == TrialState.COMPLETE and len(t.intermediate_values) >= 2 for t in proposed)
+    others = [t for t in trials if not t.user_attrs.get("reference") and t not in proposed]
     assert others and all(t.state == TrialState.PRUNED for t in others)
     assert all(t.user_attrs["status"] == "pruned at step 10" for t in others)
 

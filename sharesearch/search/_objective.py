@@ -247,6 +247,9 @@ class TrialRunner:
         """The trial's evaluation callback: log the evaluation, report Δm, raise TrialPruned when pruned."""
         data, cfg, trial, rec = self.data, self.cfg, p.trial, p.rec
         p.log = self.open_log(p)
+        # references and the affinity's trees are prior choices, trained to the end: a quarter-budget, one-seed
+        # Δm is too noisy to drop the data's own answer (the planted tree was pruned so in one search)
+        prunable = rec.reference is None and TrialRecord.from_attrs(trial.user_attrs).affinity_tree is None
 
         def report(epoch: int, primary: dict[str, float], progress: Progress) -> None:
             deltas = task_deltas(data, primary, self.baselines)
@@ -257,7 +260,7 @@ class TrialRunner:
                 return
             if math.isfinite(dm):
                 trial.report(dm, progress.step)  # the resource is optimizer steps, not epochs
-                if rec.reference is None and trial.should_prune():  # a reference is never pruned
+                if prunable and trial.should_prune():
                     replace(rec, status=f"pruned at step {progress.step}", steps_run=progress.step,
                             duration_s=time.perf_counter() - p.t0).write(trial, since=rec)
                     raise optuna.TrialPruned(f"pruned at step {progress.step} with validation Δm {fmt.delta(dm)}")

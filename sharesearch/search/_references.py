@@ -16,7 +16,8 @@ shared-bottom pass with the baselines' tuned training measures inter-task
 affinity (:func:`sharesearch.affinity.measure_affinity`), its dendrogram is
 cut into nested trees (:func:`~sharesearch.affinity.affinity_trees`), and
 those the space expresses (and that are not a reference) are enqueued in the
-space's own parameters, trained like the references; TPE learns on from there.
+space's own parameters, trained like the references and, like them, never
+pruned; TPE learns on from there.
 The pass and its trees are stored in the study (:class:`AffinityRecord`).
 """
 
