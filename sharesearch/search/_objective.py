@@ -206,8 +206,9 @@ class TrialRunner:
         """Sample and record the candidate; its values when there is nothing to train (raises TrialPruned
         when it is over budget)."""
         t0, data, cfg = time.perf_counter(), self.data, self.cfg
-        rec = TrialRecord(worker=worker_id(), sampler_seed=self.sampler_seed)
-        rec.write(trial)
+        enqueued = TrialRecord.from_attrs(trial.user_attrs)  # what enqueueing recorded (an affinity tree's index)
+        rec = TrialRecord(worker=worker_id(), sampler_seed=self.sampler_seed, affinity_tree=enqueued.affinity_tree)
+        rec.write(trial, since=enqueued)
         sampled = _candidate_record(rec, self.space.sample(trial, data.tasks, data.input_shape), self.ref_by_key)
         sampled.write(trial, since=rec)
         rec = sampled
@@ -249,7 +250,7 @@ class TrialRunner:
         p.log = self.open_log(p)
         # references and the affinity's trees are prior choices, trained to the end: a quarter-budget, one-seed
         # Δm is too noisy to drop the data's own answer (the planted tree was pruned so in one search)
-        prunable = rec.reference is None and TrialRecord.from_attrs(trial.user_attrs).affinity_tree is None
+        prunable = rec.reference is None and rec.affinity_tree is None
 
         def report(epoch: int, primary: dict[str, float], progress: Progress) -> None:
             deltas = task_deltas(data, primary, self.baselines)
