@@ -150,6 +150,54 @@ def test_search_enqueues_affinity_trees_after_the_references_and_stores_them(dat
     assert AffinityRecord.from_study(_study(space, data, n_trials=n_refs)) is None  # no room: no pass
 
 
+def test_trees_are_tried_again_on_the_best_trials_settings_once_half_the_budget_has_run(data):
+    """enqueue_tuned_trees: nothing before half the budget; then each enqueued tree once, built on the best
+    sampled trial's parameters (not a reference's or a tree's), its partitions kept; never a second time."""
+    from sharesearch.search import enqueue_tuned_trees
+
+    space = load_space("tiny")
+    study = _study(space, data, n_trials=12)
+    rec = AffinityRecord.from_study(study)
+    first = len(study.get_trials(deepcopy=False))
+    assert enqueue_tuned_trees(study, data, space, target=12) == []  # nothing has finished
+
+    def objective(trial):  # stand-in values: the sampled trial with the highest lr is the best
+        space.sample(trial, data.tasks, data.input_shape)
+        return 0.0 if trial.user_attrs.get("reference") or "affinity_tree" in trial.user_attrs else trial.params["lr"]
+
+    study.optimize(objective, n_trials=5)
+    assert enqueue_tuned_trees(study, data, space, target=12) == []  # 5 of 12 finished: too early
+    study.optimize(objective, n_trials=first - 5 + 2)  # the rest of the queue, then two sampled trials
+    sampled = [t for t in study.trials if t.number >= first]
+    best = max(sampled, key=lambda t: t.value)
+    tuned = enqueue_tuned_trees(study, data, space, target=12)
+    assert tuned == list(rec.enqueued)
+    again = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs["affinity_tree"] for t in again] == tuned
+    for t, i in zip(again, tuned):
+        params = t.system_attrs["fixed_params"]
+        assert t.user_attrs["tuned_from"] == best.number and params["lr"] == pytest.approx(best.params["lr"])
+        built = space.build(params, data.tasks, data.input_shape).graph
+        assert [_groups(p) for p in built.partitions()] == [_groups(p) for p in rec.trees[i]]
+    stored = AffinityRecord.from_study(study)
+    assert stored.tuned_from == best.number and list(stored.tuned) == tuned
+    assert enqueue_tuned_trees(study, data, space, target=12) == []  # once per study
+
+
+def test_tree_params_on_a_trials_settings_takes_the_stages_the_tree_needs():
+    """A base trial with 2 stages still gives a 3-stage tree on the default space, with the base's width and lr."""
+    space, tasks = load_space("default"), {f"t{i}": 1 for i in range(4)}
+    tree = [[["t0", "t1"], ["t2", "t3"]], [["t0", "t1"], ["t2"], ["t3"]], [["t0"], ["t1"], ["t2"], ["t3"]]]
+    plain = space.tree_params(tree, tasks, (8,))
+    wide = space.fields["backbone.width_mult"].max
+    base = {**plain, "stages": 2, "lr": 0.0123, "width_mult": wide, "conditioning": "film"}
+    params = space.tree_params(tree, tasks, (8,), base=base)
+    assert params["stages"] == 3 and params["lr"] == pytest.approx(0.0123) and params["width_mult"] == wide
+    assert params["conditioning"] == "film"
+    built = space.build(params, tasks, (8,)).graph
+    assert [_groups(p) for p in built.partitions()] == [_groups(p) for p in tree]
+
+
 def test_no_affinity_pass_when_the_space_turns_it_off(data):
     d = load_space("tiny").to_dict()
     d["branching"]["affinity"] = False
@@ -166,16 +214,24 @@ def test_report_shows_the_affinity_heatmap_and_its_trees(data):
         return float(space.sample(trial, data.tasks, data.input_shape).graph.share_depth("t0", "t1"))
 
     study.optimize(objective, n_trials=len(study.get_trials()) + 2)
+    from sharesearch.search import enqueue_tuned_trees
+
+    assert len(enqueue_tuned_trees(study, data, space, target=len(study.trials) + 1)) == 1  # room for one tree
+    study.optimize(objective, n_trials=1)
     results = study_results(study)
     aff = results["affinity"]
     assert aff["dendrogram"]["leaves"] and sorted(aff["dendrogram"]["leaves"]) == sorted(data.task_names)
-    assert [t["affinity_tree"] for t in results["trials"] if t["affinity_tree"] is not None] == list(aff["enqueued"])
+    firsts = [t["affinity_tree"] for t in results["trials"]
+              if t["affinity_tree"] is not None and t["tuned_from"] is None]
+    assert firsts == list(aff["enqueued"])
     page = report_html(results)
     assert 'id="affinity"' in page and "gradient cosine" in page and "importance of share" in page
     imp = aff["share_importances"]
     assert set(imp) == {"share[t0~t1]", "share[t0~t2]", "share[t1~t2]"} and max(imp, key=imp.get) == "share[t0~t1]"
     tree_trial = next(t for t in results["trials"] if t["affinity_tree"] is not None)
+    tuned = next(t for t in results["trials"] if t["tuned_from"] is not None)
     assert f"trial {tree_trial['number']}: Δm" in page
+    assert f"trial {tuned['number']} (settings of trial {tuned['tuned_from']}): Δm" in page
 
 
 def test_cli_prints_the_matrix_and_the_trees(capsys):

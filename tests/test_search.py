@@ -205,7 +205,7 @@ def test_resuming_a_killed_study_keeps_every_completed_trial(tmp_path):
                 storage = storage or open_storage(f"sqlite:///{db}")
                 study = optuna.load_study(study_name="k", storage=storage)
                 done_before = {t.number: t.value for t in study.get_trials(states=(TrialState.COMPLETE,))}
-            except (KeyError, optuna.exceptions.StorageInternalError):
+            except (KeyError, optuna.exceptions.StorageInternalError, SearchError):  # created, schema not yet
                 continue
             if len(done_before) >= 3:
                 break

@@ -196,3 +196,27 @@ def test_the_verdict_retrains_the_k_best_and_every_tree_the_affinity_proposed(da
     assert picked(1) == ["trial 4", "trial 3", "trial 2"]  # best; then affinity trees 0 and 1
     assert picked(2) == ["trial 4", "trial 7", "trial 3"]  # trial 7 is tree 1's topology: not twice
     assert picked(0) == []
+
+
+def test_the_verdict_retrains_each_affinity_tree_once_on_its_tuned_settings_when_they_ran(data):
+    """A tree tried again on the best trial's settings (tuned_from) is retrained in that version, not both."""
+    import optuna
+
+    from sharesearch.graph import SharingGraph
+    from sharesearch.search._records import TrialRecord
+
+    bb = {"name": "mlp", "input_shape": list(data.input_shape), "widths": [8, 8]}
+    wide = {**bb, "widths": [16, 16]}
+    first = SharingGraph.branched(data.tasks, bb, ["t0,t1|t2"] * 2)
+    tuned = SharingGraph.branched(data.tasks, wide, ["t0,t1|t2"] * 2)
+    other = SharingGraph.branched(data.tasks, bb, ["t0,t2|t1"] * 2)
+    study = optuna.create_study(direction="maximize")
+    rows = [(0.02, first, 0, None, 1e-3), (0.01, other, 1, None, 1e-3), (0.09, other, None, None, 3e-3),
+            (0.04, tuned, 0, 2, 3e-3), (0.03, other, 1, 2, 3e-3)]
+    for value, g, tree, tuned_from, lr in rows:
+        rec = TrialRecord(graph=g.to_dict(), graph_key=g.key(), train={"lr": lr}, affinity_tree=tree,
+                          tuned_from=tuned_from)
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs=rec.to_attrs()))
+    runs = _verdict_runs._top_candidates(study, 1, set())
+    assert [r.name for r in runs] == ["trial 2", "trial 3"]  # tree 0 tuned; tree 1's topology is trial 2's
+    assert runs[1].graph.key() == tuned.key() and runs[1].train == {"lr": 3e-3}

@@ -42,6 +42,7 @@ Results schema (``schema_version`` 1)
                  "val_metrics": {task: float}, "val_deltas": {task: float},   # relative Δ_t on validation
                  "reference": str | None,                   # name of a reference architecture
                  "affinity_tree": int | None,               # index into affinity.trees when it proposed the trial
+                 "tuned_from": int | None,                  # that tree tried again with this trial's settings
                  "duration_s": float | None, ...}],          # further keys are kept, not read
      "best_trials": [int, ...],                          # numbers of the Pareto-optimal trials
      "importances": {param: float},
@@ -63,7 +64,8 @@ Results schema (``schema_version`` 1)
          "history": [older verdict dicts, oldest first]},        # earlier looks at the test split
      "affinity": None | {"affinity": Affinity.to_dict(),  # sharesearch.affinity: tasks, lookahead, cosine, ...
                          "kind": str, "trees": [[[[task, ...], ...] per stage] per tree], "enqueued": [int, ...],
-                         "config": {...}, "dendrogram": {"icoord", "dcoord", "leaves"},
+                         "config": {...}, "tuned_from": int | None, "tuned": [int, ...],  # trees tried again
+                         "dendrogram": {"icoord", "dcoord", "leaves"},
                          "share_importances": {param: float}},   # importances of share[a~b] / trunk[t] alone
      "reproducibility": {"versions": {pkg: version}, "seeds": [...] | {...},
                          "data_fingerprint": str, "selection_protocol": str,

@@ -146,23 +146,31 @@ def _affinity_section(results: Mapping, fig_block: Callable[[Any, str], str]) ->
     """The affinity heatmaps and dendrogram beside the share importances, and the trees it proposed."""
     aff = results["affinity"]
     a = aff.get("affinity") or {}
-    by_tree = {t.get("affinity_tree"): t for t in results.get("trials") or [] if t.get("affinity_tree") is not None}
+    by_tree: dict[int, list[Mapping]] = {}  # tree index -> its trials: as first enqueued, then on tuned settings
+    for t in results.get("trials") or []:
+        if t.get("affinity_tree") is not None:
+            by_tree.setdefault(t["affinity_tree"], []).append(t)
+
+    def outcome(t: Mapping) -> str:
+        how = f" (settings of trial {t['tuned_from']})" if t.get("tuned_from") is not None else ""
+        return f"trial {t['number']}{how}: " + (f"Δm {fmt.delta((t.get('values') or [None])[0])}" if t.get("values")
+                                                 else str(t.get("state", "")).lower())
+
     rows = []
     for i, tree in enumerate(aff.get("trees") or []):
         text = " > ".join("|".join(",".join(g) for g in part) for part in tree)  # as sharesearch.affinity.tree_text
-        t = by_tree.get(i)
-        if t is None:
+        if i not in by_tree:
             ran = "not enqueued (a reference, or not in the space)" if i not in (aff.get("enqueued") or []) else "queued"
         else:
-            ran = f"trial {t['number']}: " + (f"Δm {fmt.delta((t.get('values') or [None])[0])}" if t.get("values")
-                                              else str(t.get("state", "")).lower())
+            ran = "; ".join(outcome(t) for t in by_tree[i])
         rows.append(f"<tr><td>{i + 1}</td><td><code>{_h(text)}</code></td><td>{_h(ran)}</td></tr>")
     return ['<section id="affinity"><h2>Task affinity and the trees it proposed</h2>',
             f'<p class="muted">One pass of the shared-bottom network ({_h(a.get("steps"))} steps, '
             f'{_h(fmt.value(a.get("seconds"), 3))} s) before the search: how much a step on one task lowers another '
             f'task\'s loss (lookahead, Fifty et al. 2021) and how well their gradients align (cosine). The search '
-            f'tried the trees cut from its dendrogram first; where the search and the affinity agree, pairs with a '
-            f'high affinity also have important share depths.</p>',
+            f'tried the trees cut from its dendrogram first, and once more on its best settings when half its trials '
+            f'had run; where the search and the affinity agree, pairs with a high affinity also have important '
+            f'share depths.</p>',
             fig_block(affinity_figure({**a, **{k: v for k, v in aff.items() if k != "affinity"}}), ""),
             '<table><thead><tr><th>#</th><th>tree (stage 0 first; groups split by |)</th><th>trial</th></tr>'
             f'</thead><tbody>{"".join(rows)}</tbody></table>', "</section>"]

@@ -135,6 +135,9 @@ def trial_kind(rec: TrialRecord, trial: optuna.trial.FrozenTrial) -> str:
         return "the control: each task's own tuned independent baseline (Δ = 0 by definition)"
     if rec.reference is not None:
         return f"reference architecture `{rec.reference}`, enqueued before the search"
+    if rec.affinity_tree is not None and rec.tuned_from is not None:
+        return (f"affinity tree {rec.affinity_tree} tried again with the settings of trial {rec.tuned_from}, the best "
+                "when half the trial budget had run")
     if rec.affinity_tree is not None:
         return f"affinity tree {rec.affinity_tree}: a cut of the task-affinity dendrogram, enqueued before the search"
     companion_of = getattr(rec, "companion_of", None)

@@ -70,7 +70,7 @@ def mark_worker(trial: optuna.Trial) -> None:
 
 
 #: what a retry keeps of its failed trial's record: why it was enqueued, not how its run went
-_KEPT_ON_RETRY = ("reference", "affinity_tree", "companion_of")
+_KEPT_ON_RETRY = ("reference", "affinity_tree", "tuned_from", "companion_of")
 
 
 def retry(study: optuna.Study, failed: FrozenTrial) -> None:

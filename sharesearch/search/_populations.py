@@ -38,6 +38,7 @@ from ..training import MEMBER_FIELDS, TrainConfig, population_groups, resolve_de
 from ._liveness import Heartbeats, retry, sweep_dead_trials
 from ._objective import PendingTrial, TrialRunner, close_logs
 from ._records import TrialRecord
+from ._references import enqueue_tuned_trees
 from ._study import ask, finished_count
 
 _log = optuna.logging.get_logger(__name__)
@@ -135,6 +136,7 @@ def optimize_in_populations(study: optuna.Study, runner: TrialRunner, space: Sea
             sweep_dead_trials(study)
             if finished_count(study) >= target:
                 return
+            enqueue_tuned_trees(study, runner.data, space, target)  # once, when half the budget has finished
             left = _room(study, target)
             if left <= 0:
                 time.sleep(POLL_S)

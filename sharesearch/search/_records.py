@@ -182,6 +182,7 @@ class TrialRecord:
     best_step: dict[str, int] | None = None  # task -> optimizer steps at its best validation metric
     steps_run: int | None = None  # optimizer steps the run took (< the cap: it stopped early)
     affinity_tree: int | None = None  # index into AffinityRecord.trees when the affinity proposed this trial
+    tuned_from: int | None = None  # an affinity tree tried again mid-search: the best trial whose settings it took
     control: bool | None = None  # True: this trial IS the control (the independent reference with each
     # task's own baseline configuration, TaskBaseline.config); it is not trained in the search, its
     # validation Δ is 0 by definition, and verdict runs retrain it per task as the baselines
@@ -344,19 +345,23 @@ class AffinityRecord:
     trees: tuple[Tree, ...]  # proposed sharing trees, most promising first (stage 0 coarsest)
     enqueued: tuple[int, ...]  # indices of the trees enqueued as trials (others: a reference, or not in the space)
     config: dict[str, Any]  # training parameters of the pass (TrainConfig field -> value)
+    tuned_from: int | None = None  # the best trial whose settings the trees took when tried again (None: not yet)
+    tuned: tuple[int, ...] = ()  # indices of the trees enqueued again with those settings
 
     def to_attr(self) -> dict[str, Any]:
         """The JSON value of the study attribute."""
         return {"affinity": self.affinity.to_dict(), "kind": self.kind,
                 "trees": [[[list(g) for g in part] for part in t] for t in self.trees],
-                "enqueued": list(self.enqueued), "config": dict(self.config)}
+                "enqueued": list(self.enqueued), "config": dict(self.config), "tuned_from": self.tuned_from,
+                "tuned": list(self.tuned)}
 
     @classmethod
     def from_attr(cls, d: Mapping[str, Any]) -> "AffinityRecord":
         """The inverse of :meth:`to_attr`."""
         trees = tuple(tuple(tuple(tuple(g) for g in part) for part in t) for t in d["trees"])
         return cls(affinity=Affinity.from_dict(d["affinity"]), kind=d["kind"], trees=trees,
-                   enqueued=tuple(d["enqueued"]), config=dict(d["config"]))
+                   enqueued=tuple(d["enqueued"]), config=dict(d["config"]), tuned_from=d.get("tuned_from"),
+                   tuned=tuple(d.get("tuned") or ()))
 
     @classmethod
     def from_study(cls, study: optuna.Study) -> "AffinityRecord | None":

@@ -34,7 +34,8 @@ def _trial_row(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "number": t.number, "state": t.state.name, "values": list(t.values) if t.values else None,
         "params": dict(t.params), "graph": rec.graph, "graph_key": rec.graph_key, "n_params": rec.n_params,
         "flops": rec.flops, "val_metrics": rec.val_metrics, "val_deltas": rec.val_deltas,
-        "reference": rec.reference, "affinity_tree": rec.affinity_tree, "status": rec.status, "train": rec.train,
+        "reference": rec.reference, "affinity_tree": rec.affinity_tree, "tuned_from": rec.tuned_from,
+        "status": rec.status, "train": rec.train,
         "duration_s": rec.duration_s or (t.duration.total_seconds() if t.duration else None),
         "intermediate": {str(k): v for k, v in t.intermediate_values.items()},
     }

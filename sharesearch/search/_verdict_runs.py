@@ -77,7 +77,8 @@ class _Run:
 
 def _top_candidates(study: optuna.Study, k: int, skip_keys: set[str]) -> list[_Run]:
     """The ``k`` best completed non-reference trials with distinct topologies (Pareto front first), then,
-    when ``k > 0``, every completed tree the affinity pass proposed that is not among them.
+    when ``k > 0``, every completed tree the affinity pass proposed that is not among them: each tree once,
+    on the best trial's settings when that trial completed (``tuned_from``), else as first enqueued.
 
     A trial's value is one seed's validation Δm, and neighbouring trees differ by about that seed noise
     (on ``synthetic-planted`` the planted tree scored below three other trials in one search). So the
@@ -88,7 +89,12 @@ def _top_candidates(study: optuna.Study, k: int, skip_keys: set[str]) -> list[_R
     done = [(t, r) for t, r in done if r.reference is None and math.isfinite(t.values[0])]
     front = {t.number for t in study.best_trials} if len(study.directions) > 1 else set()
     done.sort(key=lambda tr: (tr[0].number not in front, -tr[0].values[0]))
-    proposed = sorted((tr for tr in done if tr[1].affinity_tree is not None), key=lambda tr: tr[1].affinity_tree)
+    per_tree: dict[int, tuple] = {}  # tree index -> its tuned trial if one completed, else its first
+    for t, r in sorted((tr for tr in done if tr[1].affinity_tree is not None), key=lambda tr: tr[0].number):
+        if r.affinity_tree not in per_tree or (r.tuned_from is not None and per_tree[r.affinity_tree][1].tuned_from
+                                               is None):
+            per_tree[r.affinity_tree] = (t, r)
+    proposed = [per_tree[i] for i in sorted(per_tree)]
     out, seen = [], set(skip_keys)
     for i, (t, rec) in enumerate(done + (proposed if k > 0 else [])):
         if rec.graph_key in seen or (i < len(done) and len(out) >= k):  # the k best first, then the proposed

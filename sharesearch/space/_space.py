@@ -207,28 +207,40 @@ class SearchSpace:
         return _references.reference_params(self, name, tasks)
 
     def tree_params(self, partitions: Sequence[Sequence[Sequence[str]]], tasks: Tasks,
-                    input_shape: Sequence[int]) -> dict[str, Any] | None:
-        """Parameters of a sharing tree with every mechanism off; None when the space cannot express it.
+                    input_shape: Sequence[int], base: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """Parameters of a sharing tree; None when the space cannot express it.
 
         ``partitions`` holds one task partition per stage (stage 0 coarsest,
-        nested). The parameters are those of the ``shared-bottom`` reference
-        with the task-tree parameters (``share[a~b]`` = leading stages a pair
-        shares, or ``trunk[t]``) set to the tree's, and they are kept only when
-        :meth:`build` rebuilds exactly these partitions.
+        nested). Without ``base`` every mechanism is off: the parameters are
+        those of the ``shared-bottom`` reference with the task-tree parameters
+        (``share[a~b]`` = leading stages a pair shares, or ``trunk[t]``) set to
+        the tree's. With ``base`` (a trial's parameters) the tree is laid on
+        that trial's settings instead: its width, conditioning, mechanisms and
+        training, with the number of stages the tree needs. Either way they
+        are kept only when :meth:`build` rebuilds exactly these partitions
+        (and, with ``base``, only the parameters that build reads).
 
         >>> from sharesearch.space import load_space
+        >>> space, tasks = load_space("tiny"), {"a": 1, "b": 1, "c": 1}
         >>> tree = [[["a", "b"], ["c"]], [["a"], ["b"], ["c"]]]
-        >>> p = load_space("tiny").tree_params(tree, {"a": 1, "b": 1, "c": 1}, (4,))
+        >>> p = space.tree_params(tree, tasks, (4,))
         >>> p["share[a~b]"], p["share[a~c]"], p["moe"]
         (1, 0, False)
+        >>> q = space.tree_params(tree, tasks, (4,), base={**p, "share[a~c]": 2, "lr": 0.02})
+        >>> q["share[a~c]"], q["lr"]
+        (0, 0.02)
         """
         names = task_names(tasks)
-        share = self.fields["branching.share"]
+        share, stages = self.fields["branching.share"], self.fields["backbone.stages"]
         try:
             params = self.reference_params("shared-bottom", tasks)
         except SpaceError:
             return None
-        if share.mode == "fixed" or int(params.get("stages", self.fields["backbone.stages"].default)) != len(partitions):
+        if base is not None:
+            params.update(base)
+            if stages.can_be(len(partitions)):
+                params.update(stages.params_for(len(partitions)))
+        if share.mode == "fixed" or int(params.get("stages", stages.default)) != len(partitions):
             return None
 
         def depth(a: str, b: str) -> int:
@@ -244,9 +256,15 @@ class SearchSpace:
         if not all(share.can_be(v) for v in tree.values()):
             return None
         params.update(tree)
-        built = self.build(params, tasks, input_shape).graph.partitions()
+        reader = ParamsTrial(params)
+        try:
+            built = _sampling.build(self, Picker(reader), tasks, input_shape).graph.partitions()
+        except SpaceError:
+            return None
         want = [{frozenset(g) for g in part} for part in partitions]
-        return params if [{frozenset(g) for g in part} for part in built] == want else None
+        if [{frozenset(g) for g in part} for part in built] != want:
+            return None
+        return params if base is None else dict(reader.used)
 
     def reference_names(self) -> list[str]:
         """The reference architectures this space can express, in :data:`~sharesearch.names.REFERENCES` order."""
