@@ -121,3 +121,13 @@ def test_a_search_names_the_trial_each_companion_trains_beside(tmp_path):
     for t in companions:
         note = optuna_dashboard.get_note(optuna.trial.Trial(study, t._trial_id))
         assert note.startswith(f"## Trial {t.number}: companion of trial {lead.number}: the same topology")
+
+
+def test_an_affinity_tree_tried_again_names_the_trial_whose_settings_it_took():
+    from sharesearch.search._dashboard import trial_kind
+    from sharesearch.search._records import TrialRecord
+
+    trial = optuna.trial.create_trial(value=0.1)
+    assert trial_kind(TrialRecord(affinity_tree=1), trial).startswith("affinity tree 1: a cut of the task-affinity")
+    assert trial_kind(TrialRecord(affinity_tree=1, tuned_from=7), trial).startswith(
+        "affinity tree 1 tried again with the settings of trial 7")
