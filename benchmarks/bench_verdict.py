@@ -213,6 +213,9 @@ def recovery(p: dict, cfg: TrainConfig) -> list[str]:
               f"test Δm {best['delta_m'] if best else float('nan'):+.4f}; beats shared-bottom and "
               f"independent: {best['beats'] if best else False} -> {'yes' if ok else 'no'}; the search's "
               f"best-so-far first grouped them at trial {counts[-1]} (cap {p['n_trials']})", flush=True)
+        for note in (results.get("recommendation") or {}).get("notes") or []:  # the arms validation cannot separate
+            if note.startswith("on validation"):
+                print(f"#   seed {s}: {note}", flush=True)
     return [_line(f"recovery (synthetic-planted, {n} data seeds, {p['n_trials']} trials): the chosen topology groups "
                   "exactly the planted clusters and beats shared-bottom and independent on test", hits / n, 0.8)]
 

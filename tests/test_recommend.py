@@ -100,3 +100,27 @@ def test_the_validation_choice_keeps_the_tasks_it_harms_on_test_independent():
 def test_a_verdict_without_validation_scores_says_it_chose_on_test():
     r = recommend([AA, arm("trial 23", 23, {"a": 0.08})])
     assert r.arm == "trial 23" and any("chosen on test" in n for n in r.notes)
+
+
+def _runs(out: dict, per_seed: list[float], seeds=(100, 101, 102, 103)) -> dict:
+    """``out`` with per-seed validation Δm (as compute_verdict stores it) and their mean as ``val_delta_m``."""
+    return {**out, "runs": {"seeds": list(seeds)}, "val_delta_m_runs": per_seed,
+            "val_delta_m": sum(per_seed) / len(per_seed)}
+
+
+def test_the_arms_the_chosen_one_cannot_be_told_apart_from_on_validation_are_named():
+    """Paired by seed: a runner-up within seed noise is named with its interval; a clearly worse arm is not;
+    an arm with fewer than two paired seeds (or none stored) cannot be compared and is not named."""
+    best = _runs(arm("trial 23", 23, {"a": 0.08, "b": 0.07}), [0.100, 0.120, 0.080, 0.110])
+    close = _runs(arm("trial 9", 9, {"a": 0.07}), [0.095, 0.125, 0.070, 0.105])
+    worse = _runs(arm("shared-bottom", 1, {"a": 0.02}), [0.020, 0.030, 0.010, 0.020])
+    other_seeds = _runs(arm("trial 4", 4, {"a": 0.07}), [0.09, 0.1, 0.1, 0.1], seeds=(7, 8, 9, 103))
+    old = arm("mmoe", 2, {"a": 0.07}, val=0.09)  # a verdict stored before per-seed values
+    r = recommend([AA, best, close, worse, other_seeds, old])
+    assert r.overall == "share as in trial 23"
+    ties = [n for n in r.notes if n.startswith("on validation trial 23 is not distinguishable from")]
+    assert len(ties) == 1 and "trial 9 (+" in ties[0] and "%]" in ties[0]
+    assert all(x not in ties[0] for x in ("shared-bottom", "trial 4", "mmoe"))
+    clear = recommend([AA, best, worse])
+    assert not any(n.startswith("on validation") for n in clear.notes)
+    assert Recommendation.from_dict(json.loads(json.dumps(r.to_dict()))).notes == r.notes

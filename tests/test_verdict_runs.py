@@ -161,6 +161,9 @@ def test_every_sharing_arm_carries_its_validation_delta_m_and_the_choice_follows
     v = compute_verdict(study, data, n_seeds=2, row_resamples=0, top_k=1)
     sharing = [c for c in v["candidates"] if c["name"] != "independent"]
     assert sharing and all(isinstance(c["val_delta_m"], float) and math.isfinite(c["val_delta_m"]) for c in sharing)
+    for c in sharing:  # one validation Δm per seed, in the seeds' order, that the recommendation pairs across arms
+        assert len(c["val_delta_m_runs"]) == len(c["runs"]["seeds"]) == 2
+        assert math.isclose(sum(c["val_delta_m_runs"]) / 2, c["val_delta_m"], rel_tol=1e-9)
     rec = v["recommendation"]
     if rec["kind"] != "independent" or "best arm on validation" in rec["overall"]:
         best = max(sharing, key=lambda c: c["val_delta_m"])

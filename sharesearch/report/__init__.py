@@ -55,6 +55,8 @@ Results schema (``schema_version`` 1)
          "candidates": [{"name": str, "trial": int | None, "graph": SharingGraph.to_dict(),
                          "verdict": Verdict.to_dict(),   # tasks[], delta_m, delta_m_ci, alpha
                          "test_metrics": {task: [per seed]},
+                         "val_delta_m": float | None,              # validation Δm, mean over the seeds
+                         "val_delta_m_runs": [float | None per seed],   # in the order of runs.seeds
                          "runs": {"seeds": [...], "n_runs": int, "n_diverged": int,      # optional
                                   "n_still_learning": int, "still_learning_tasks": {task: int}},
                          "gates": {moe node: [[per expert] per task]} | None,

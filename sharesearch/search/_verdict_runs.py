@@ -183,27 +183,35 @@ def _arm_entry(name: str, trial: int | None, graph: SharingGraph | None, params:
                               RowMetric({s.name: s for s in data.tasks}), row_resamples)
     verdict = task_verdicts(cand, base, {s.name: metric_direction(s.primary_metric) for s in data.tasks},
                             alpha=alpha, weights={s.name: s.weight for s in data.tasks}, rows=rows, arm=name)
+    val_runs = _val_delta_m_runs(runs, control, data)
     return {"name": name, "trial": trial, "graph": graph.to_dict() if graph is not None else None, "train": params,
-            "verdict": verdict.to_dict(), "val_delta_m": _val_delta_m(runs, control, data),
+            "verdict": verdict.to_dict(), "val_delta_m": _mean_finite(val_runs),
+            "val_delta_m_runs": [x if math.isfinite(x) else None for x in val_runs],
             "test_metrics": cand, "runs": _run_summary(runs),
             "gates": runs[0].gates if runs else None, "stitch": runs[0].stitch if runs else None}
 
 
-def _val_delta_m(runs: Sequence[RunOutcome], control: Sequence[RunOutcome], data: MultiTaskData) -> float | None:
-    """The arm's validation Δm against the control, the mean over its seeds (None when not finite).
+def _val_delta_m_runs(runs: Sequence[RunOutcome], control: Sequence[RunOutcome],
+                      data: MultiTaskData) -> list[float]:
+    """Each run's validation Δm against the control (NaN when it has none), in the order of ``runs``.
 
-    Each run's Δm compares its per-task validation metric with the mean of the
+    A run's Δm compares its per-task validation metric with the mean of the
     control runs' on the same seeds; the recommendation chooses its arm on
-    this, so the test split judges only the arm chosen.
+    their mean, so the test split judges only the arm chosen, and pairs them
+    by seed across arms to say which arms it cannot tell apart.
     """
     if not control:
-        return None
+        return [math.nan] * len(runs)
     dirs = {s.name: metric_direction(s.primary_metric) for s in data.tasks}
     ref = {t: float(np.mean([o.val[t] for o in control])) for t in dirs}
-    per_run = [weighted_mean(data, {t: relative_delta(o.val[t], ref[t], dirs[t]) for t in dirs if t in o.val})
-               for o in runs if any(t in o.val for t in dirs)]
-    per_run = [x for x in per_run if math.isfinite(x)]
-    return float(np.mean(per_run)) if per_run else None
+    return [weighted_mean(data, {t: relative_delta(o.val[t], ref[t], dirs[t]) for t in dirs if t in o.val})
+            if any(t in o.val for t in dirs) else math.nan for o in runs]
+
+
+def _mean_finite(values: Sequence[float]) -> float | None:
+    """The mean of the finite values (None when there is none)."""
+    kept = [x for x in values if math.isfinite(x)]
+    return float(np.mean(kept)) if kept else None
 
 
 def compute_verdict(study: optuna.Study, data: MultiTaskData | None = None, *, n_seeds: int | None = None,

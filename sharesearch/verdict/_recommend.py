@@ -21,7 +21,12 @@ The rule
    ``val_delta_m``: the mean, over the verdict's seeds, of its validation Δm
    against the control's validation metrics. Choosing the largest *test* Δm
    of several arms and then quoting it would be the winner's curse on the
-   test split; here the test split only judges the one arm chosen.
+   test split; here the test split only judges the one arm chosen. The
+   arms it cannot tell apart on validation are named in ``notes``: those
+   whose validation Δm, paired with the chosen arm's by seed
+   (``val_delta_m_runs``), differs by a 95% t-interval that contains 0. Among
+   them the data does not settle the topology (the validation rows are the
+   same for every arm, so this interval holds seed noise only).
 3. **Its test result decides what ships.** It *credibly helps* when the
    lower end of its Δm interval is above 0, or at least one of its tasks is
    flagged positive transfer (Holm). If it helps and flags no task negative
@@ -54,6 +59,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from .. import fmt
 from ._records import TaskVerdict, Verdict
@@ -226,6 +233,8 @@ def recommend(arms: Sequence[Mapping[str, Any]]) -> Recommendation:
             return _independent(read, aa, control_ok, control_note,
                                 f"no arm credibly beat the control on test{beyond}")
     name = _arm_name(arm)
+    if ranked:
+        notes += _validation_ties(arm, [a for a, _ in ranked])
     per_task = {}
     for tv in v.tasks:
         if tv.verdict == "negative transfer":
@@ -241,6 +250,50 @@ def recommend(arms: Sequence[Mapping[str, Any]]) -> Recommendation:
     return Recommendation(overall, "share-partly" if keep else "share", str(arm.get("name")), arm.get("trial"),
                           arm.get("graph"), per_task, {tv.task: tv.delta for tv in v.tasks}, _shipped_dm(v),
                           control_ok, control_note, notes=notes)
+
+
+def _paired_val(a: Mapping, b: Mapping) -> list[float]:
+    """``a``'s per-seed validation Δm less ``b``'s, over the seeds where both are finite."""
+    def by_seed(arm: Mapping) -> dict[Any, float]:
+        seeds = (arm.get("runs") or {}).get("seeds") or []
+        return {s: fmt.as_float(x) for s, x in zip(seeds, arm.get("val_delta_m_runs") or [])
+                if math.isfinite(fmt.as_float(x))}
+
+    sa, sb = by_seed(a), by_seed(b)
+    return [sa[s] - sb[s] for s in sa if s in sb]
+
+
+def _validation_ties(chosen: Mapping, ranked: Sequence[Mapping], alpha: float = 0.05) -> tuple[str, ...]:
+    """One note naming the arms the chosen one is not distinguishable from on validation (none: no note).
+
+    >>> a = {"name": "trial 3", "trial": 3, "runs": {"seeds": [0, 1, 2]}, "val_delta_m_runs": [0.10, 0.12, 0.08]}
+    >>> b = {"name": "trial 5", "trial": 5, "runs": {"seeds": [0, 1, 2]}, "val_delta_m_runs": [0.09, 0.13, 0.07]}
+    >>> c = {"name": "trial 7", "trial": 7, "runs": {"seeds": [0, 1, 2]}, "val_delta_m_runs": [0.01, 0.02, 0.0]}
+    >>> note = _validation_ties(a, [a, b, c])[0]
+    >>> note.split(" (")[0], "trial 7" in note
+    ('on validation trial 3 is not distinguishable from trial 5', False)
+    """
+    from scipy import stats
+
+    ties = []
+    for other in ranked:
+        if other is chosen:
+            continue
+        diff = np.asarray(_paired_val(chosen, other))
+        if diff.size < 2:
+            continue
+        mean, sd = float(diff.mean()), float(diff.std(ddof=1))
+        half = float(stats.t.ppf(1 - alpha / 2, diff.size - 1)) * sd / math.sqrt(diff.size)
+        if mean - half <= 0.0:
+            ties.append((mean, f"{_arm_name(other)} ({fmt.delta(mean)} "
+                               f"{fmt.interval(mean - half, mean + half, fmt.delta)})"))
+    if not ties:
+        return ()
+    ties.sort(key=lambda t: t[0])
+    return (f"on validation {_arm_name(chosen)} is not distinguishable from {', '.join(t for _, t in ties)} "
+            f"(validation Δm difference paired by seed, {100 * (1 - alpha):.0f}% interval; same validation rows "
+            "for every arm): the data does not settle the topology among them, and the test split judged only "
+            f"{_arm_name(chosen)}",)
 
 
 def _val_dm(arm: Mapping) -> float:
