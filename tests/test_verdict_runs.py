@@ -201,8 +201,9 @@ def test_the_verdict_retrains_the_k_best_and_every_tree_the_affinity_proposed(da
     assert picked(0) == []
 
 
-def test_the_verdict_retrains_each_affinity_tree_once_on_its_tuned_settings_when_they_ran(data):
-    """A tree tried again on the best trial's settings (tuned_from) is retrained in that version, not both."""
+def test_the_verdict_retrains_each_affinity_tree_once_in_its_better_version(data):
+    """A tree tried again on the best trial's settings (tuned_from) is retrained once: in the version with the
+    higher value in the search, tuned or not."""
     import optuna
 
     from sharesearch.graph import SharingGraph
@@ -214,12 +215,15 @@ def test_the_verdict_retrains_each_affinity_tree_once_on_its_tuned_settings_when
     tuned = SharingGraph.branched(data.tasks, wide, ["t0,t1|t2"] * 2)
     other = SharingGraph.branched(data.tasks, bb, ["t0,t2|t1"] * 2)
     study = optuna.create_study(direction="maximize")
-    rows = [(0.02, first, 0, None, 1e-3), (0.01, other, 1, None, 1e-3), (0.09, other, None, None, 3e-3),
-            (0.04, tuned, 0, 2, 3e-3), (0.03, other, 1, 2, 3e-3)]
+    third = SharingGraph.branched(data.tasks, bb, ["t1,t2|t0"] * 2)
+    third_wide = SharingGraph.branched(data.tasks, wide, ["t1,t2|t0"] * 2)
+    rows = [(0.02, first, 0, None, 1e-3), (0.01, third, 1, None, 1e-3), (0.09, other, None, None, 3e-3),
+            (0.04, tuned, 0, 2, 3e-3), (0.005, third_wide, 1, 2, 3e-3)]
     for value, g, tree, tuned_from, lr in rows:
         rec = TrialRecord(graph=g.to_dict(), graph_key=g.key(), train={"lr": lr}, affinity_tree=tree,
                           tuned_from=tuned_from)
         study.add_trial(optuna.trial.create_trial(value=value, user_attrs=rec.to_attrs()))
     runs = _verdict_runs._top_candidates(study, 1, set())
-    assert [r.name for r in runs] == ["trial 2", "trial 3"]  # tree 0 tuned; tree 1's topology is trial 2's
+    assert [r.name for r in runs] == ["trial 2", "trial 3", "trial 1"]  # tree 0: tuned is better; tree 1: first
     assert runs[1].graph.key() == tuned.key() and runs[1].train == {"lr": 3e-3}
+    assert runs[2].graph.key() == third.key() and runs[2].train == {"lr": 1e-3}

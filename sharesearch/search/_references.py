@@ -29,7 +29,9 @@ settings and +9.5% with the settings the search found. So once
 enqueued once more on the settings of the best trial so far
 (:func:`enqueue_tuned_trees`, ``TrialRecord.tuned_from``): the data proposes
 the topology, the search the rest. These trials are not pruned either, and
-the verdict retrains the tuned version of each tree.
+the verdict retrains each tree in the version that scored higher (the tuned
+settings are not always better for a tree: in one data seed the planted tree
+scored +14.9% as first enqueued and +6.8% on the best trial's settings).
 """
 
 from __future__ import annotations

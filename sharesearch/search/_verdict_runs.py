@@ -78,7 +78,8 @@ class _Run:
 def _top_candidates(study: optuna.Study, k: int, skip_keys: set[str]) -> list[_Run]:
     """The ``k`` best completed non-reference trials with distinct topologies (Pareto front first), then,
     when ``k > 0``, every completed tree the affinity pass proposed that is not among them: each tree once,
-    on the best trial's settings when that trial completed (``tuned_from``), else as first enqueued.
+    in the version -- as first enqueued, or on the best trial's settings (``tuned_from``) -- with the higher
+    value in the search (on ``synthetic-planted`` either version was the better one in some data seed).
 
     A trial's value is one seed's validation Δm, and neighbouring trees differ by about that seed noise
     (on ``synthetic-planted`` the planted tree scored below three other trials in one search). So the
@@ -89,10 +90,9 @@ def _top_candidates(study: optuna.Study, k: int, skip_keys: set[str]) -> list[_R
     done = [(t, r) for t, r in done if r.reference is None and math.isfinite(t.values[0])]
     front = {t.number for t in study.best_trials} if len(study.directions) > 1 else set()
     done.sort(key=lambda tr: (tr[0].number not in front, -tr[0].values[0]))
-    per_tree: dict[int, tuple] = {}  # tree index -> its tuned trial if one completed, else its first
+    per_tree: dict[int, tuple] = {}  # tree index -> its version with the higher value (the first on a tie)
     for t, r in sorted((tr for tr in done if tr[1].affinity_tree is not None), key=lambda tr: tr[0].number):
-        if r.affinity_tree not in per_tree or (r.tuned_from is not None and per_tree[r.affinity_tree][1].tuned_from
-                                               is None):
+        if r.affinity_tree not in per_tree or t.values[0] > per_tree[r.affinity_tree][0].values[0]:
             per_tree[r.affinity_tree] = (t, r)
     proposed = [per_tree[i] for i in sorted(per_tree)]
     out, seen = [], set(skip_keys)
