@@ -187,7 +187,7 @@ def recovery(p: dict, cfg: TrainConfig) -> list[str]:
     from sharesearch.search import SearchConfig, run_search, study_results
     from sharesearch.space import load_space
 
-    hits, n, counts = 0, p["recovery_seeds"], []
+    hits, tied, n, counts = 0, 0, p["recovery_seeds"], []
     for s in range(p.get("first_seed", 0), p.get("first_seed", 0) + n):
         data = load_data("synthetic-planted", n=p["n"], seed=s)
         planted = data.meta["clusters"]
@@ -199,11 +199,14 @@ def recovery(p: dict, cfg: TrainConfig) -> list[str]:
                                progress=False)
             results = study_results(study)
             counts.append(trials_until_planted(study.trials, planted, p["n_trials"]))
+        planted_arms = []
         for c in (results.get("verdict") or {}).get("candidates", []):  # every arm: what the choice was among
             g = SharingGraph.from_dict(c["graph"]) if c.get("graph") else None
             print(f"#   seed {s} arm {c['name']:14s} val Δm {c.get('val_delta_m', float('nan')):+.4f} test Δm "
                   f"{c['verdict']['delta_m']:+.4f} groups planted: {g is not None and groups_planted(g, planted)}",
                   flush=True)
+            if g is not None and groups_planted(g, planted):
+                planted_arms.append(c["name"])
         best = _best_candidate(results)
         grouped = best is not None and groups_planted(best["graph"], planted)
         ok = grouped and best["beats"]
@@ -213,11 +216,14 @@ def recovery(p: dict, cfg: TrainConfig) -> list[str]:
               f"test Δm {best['delta_m'] if best else float('nan'):+.4f}; beats shared-bottom and "
               f"independent: {best['beats'] if best else False} -> {'yes' if ok else 'no'}; the search's "
               f"best-so-far first grouped them at trial {counts[-1]} (cap {p['n_trials']})", flush=True)
-        for note in (results.get("recommendation") or {}).get("notes") or []:  # the arms validation cannot separate
-            if note.startswith("on validation"):
-                print(f"#   seed {s}: {note}", flush=True)
+        ties = [x for x in (results.get("recommendation") or {}).get("notes") or [] if x.startswith("on validation")]
+        for note in ties:  # the arms validation cannot separate from the chosen one
+            print(f"#   seed {s}: {note}", flush=True)
+        tied += grouped or any(f"{name} (" in ties[0] for name in planted_arms if ties)
     return [_line(f"recovery (synthetic-planted, {n} data seeds, {p['n_trials']} trials): the chosen topology groups "
-                  "exactly the planted clusters and beats shared-bottom and independent on test", hits / n, 0.8)]
+                  "exactly the planted clusters and beats shared-bottom and independent on test", hits / n, 0.8),
+            _line(f"recovery, weaker (same runs): the chosen arm, or an arm validation cannot tell apart from it, "
+                  "groups exactly the planted clusters", tied / n, 0.8)]
 
 
 def _neighbours(tasks: list[str], planted: list[list[str]]) -> dict[str, list[str]]:
