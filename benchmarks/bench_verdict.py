@@ -216,7 +216,9 @@ def recovery(p: dict, cfg: TrainConfig) -> list[str]:
               f"test Δm {best['delta_m'] if best else float('nan'):+.4f}; beats shared-bottom and "
               f"independent: {best['beats'] if best else False} -> {'yes' if ok else 'no'}; the search's "
               f"best-so-far first grouped them at trial {counts[-1]} (cap {p['n_trials']})", flush=True)
-        ties = [x for x in (results.get("recommendation") or {}).get("notes") or [] if x.startswith("on validation")]
+        rec = results.get("recommendation") or {}
+        print(f"#   seed {s}: recommendation: {rec.get('overall')}", flush=True)
+        ties = [x for x in rec.get("notes") or [] if x.startswith("on validation")]
         for note in ties:  # the arms validation cannot separate from the chosen one
             print(f"#   seed {s}: {note}", flush=True)
         tied += grouped or any(f"{name} (" in ties[0] for name in planted_arms if ties)
