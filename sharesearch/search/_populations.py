@@ -134,9 +134,10 @@ def optimize_in_populations(study: optuna.Study, runner: TrialRunner, space: Sea
     with Heartbeats(study._storage) as beats:
         while timeout is None or time.monotonic() - t0 < timeout:
             sweep_dead_trials(study)
-            if finished_count(study) >= target:
+            finished = finished_count(study)
+            if finished >= target:
                 return
-            enqueue_tuned_trees(study, runner.data, space, target)  # once, when half the budget has finished
+            enqueue_tuned_trees(study, runner.data, space, target, finished)  # once, at half the budget
             left = _room(study, target)
             if left <= 0:
                 time.sleep(POLL_S)

@@ -159,20 +159,22 @@ def _best_sampled(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     return best
 
 
-def enqueue_tuned_trees(study: optuna.Study, data: MultiTaskData, space: SearchSpace, target: int) -> list[int]:
+def enqueue_tuned_trees(study: optuna.Study, data: MultiTaskData, space: SearchSpace, target: int,
+                        finished: int | None = None) -> list[int]:
     """Enqueue the affinity's trees again on the best trial's settings, once, after :data:`TUNED_TREES_AT`
     of the ``target`` trials finished (see the module docstring).
 
     Returns the indices of the trees enqueued now (empty when it is too early, it already happened, there
     is no affinity record or no completed sampled trial, or no room is left in the budget). A tree whose
     tuned parameters the space cannot build (see :meth:`SearchSpace.tree_params`) is left out; the record
-    says which trees were enqueued and from which trial.
+    says which trees were enqueued and from which trial. ``finished``: the study's finished count when the
+    caller has just read it (the trial loop), so that before half the budget nothing more is read.
     """
+    done = finished_count(study) if finished is None else finished
+    if done < math.ceil(TUNED_TREES_AT * target):
+        return []
     record = AffinityRecord.from_study(study)
     if record is None or not record.enqueued or record.tuned_from is not None:
-        return []
-    done = finished_count(study)
-    if done < math.ceil(TUNED_TREES_AT * target):
         return []
     best = _best_sampled(study)
     room = target - done - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
