@@ -38,6 +38,7 @@ Run::
     python benchmarks/bench_e2e.py --quick    # n=1200, 6 trials, 150 steps, < 1 min
     python benchmarks/bench_e2e.py --population 4   # also sharesearch with trials in populations of 4
     python benchmarks/bench_e2e.py --profile  # also cProfile the sharesearch side (top costs)
+    python benchmarks/bench_e2e.py --csv      # the same rows as a user's CSV file and data spec
 """
 
 from __future__ import annotations
@@ -262,8 +263,24 @@ def time_to(trace: list[tuple[float, float]], target: float) -> float:
     return math.inf
 
 
-def main(quick: bool = False, device: str = "cpu", profile: bool = False, population: int | None = None
-         ) -> list[str]:
+def write_csv(data, folder: Path) -> Path:
+    """``data`` as a user's table: a CSV (features ``x*``, targets in their own units, a ``fold`` column holding
+    the same split) and a data-spec file beside it; returns the spec's path."""
+    import pandas as pd
+
+    table = pd.DataFrame(data.x.numpy(), columns=[f"x{i}" for i in range(data.x.shape[1])])
+    for i, t in enumerate(data.tasks):  # regression tasks: back to the units a user's column has
+        table[t.name] = data.y[:, i].numpy() * t.target_std + t.target_mean
+    table["fold"] = pd.Series(data.split.numpy()).map({0: "train", 1: "val", 2: "test"})
+    table.to_csv(folder / "table.csv", index=False)
+    targets = "".join(f'[[targets]]\ncolumn = "{t.name}"\nkind = "regression"\n' for t in data.tasks)
+    spec = folder / "table.toml"
+    spec.write_text(f'path = "table.csv"\nsplit_column = "fold"\n{targets}')
+    return spec
+
+
+def main(quick: bool = False, device: str = "cpu", profile: bool = False, population: int | None = None,
+         csv: bool = False) -> list[str]:
     setup_threads()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     n, n_trials = (QUICK if quick else FULL)["n"], (QUICK if quick else FULL)["n_trials"]
@@ -271,7 +288,17 @@ def main(quick: bool = False, device: str = "cpu", profile: bool = False, popula
     data = load_data("synthetic-mmoe", **options)
     space = _space(quick)
     source = {"source": "synthetic-mmoe", "options": options}
+    if csv:  # the same rows through the user's path: a CSV file, a data spec, pandas and the preprocessing
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = write_csv(data, Path(tmp))
+            data, source = load_data(spec), {"source": str(spec), "options": {}}
+            return _compare(data, source, space, n_trials, device, profile, population, f"csv n={n}")
+    return _compare(data, source, space, n_trials, device, profile, population, f"n={n}")
 
+
+def _compare(data, source: dict, space: SearchSpace, n_trials: int, device: str, profile: bool,
+             population: int | None, what: str) -> list[str]:
+    """Run both searches on ``data`` and print the two ratios (and the population run's, if asked)."""
     if profile:
         import cProfile
         import pstats
@@ -289,7 +316,7 @@ def main(quick: bool = False, device: str = "cpu", profile: bool = False, popula
     ss_best, hw_best = ss_trace[-1][1], hw_trace[-1][1]
     target = min(ss_best, hw_best)
     t_ss, t_hw = time_to(ss_trace, target), time_to(hw_trace, target)
-    tag = f"e2e search n={n} T=6 {n_trials} trials {space.name}"
+    tag = f"e2e search {what} T=6 {n_trials} trials {space.name}"
     print(f"# {tag}: final best val Δm sharesearch {ss_best:+.4f} ({counts['complete']} complete, "
           f"{counts['pruned']} pruned, {counts['reused']} reused) vs hand-written {hw_best:+.4f}; "
           f"target {target:+.4f}", flush=True)
@@ -316,5 +343,6 @@ if __name__ == "__main__":
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--profile", action="store_true", help="cProfile the sharesearch side and print the top costs")
     ap.add_argument("--population", type=int, default=None, help="also run sharesearch with trial populations of K")
+    ap.add_argument("--csv", action="store_true", help="the same rows written to a CSV and loaded from a data spec")
     a = ap.parse_args()
-    main(a.quick, a.device, a.profile, a.population)
+    main(a.quick, a.device, a.profile, a.population, a.csv)
