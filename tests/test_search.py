@@ -16,6 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from sharesearch.data import load_data
+from sharesearch.graph import SharingGraph
 from sharesearch.search import (
     SearchConfig,
     enqueue_references,
@@ -380,6 +381,36 @@ def test_baselines_choose_per_task_on_the_mean_of_confirmation_seeds(pruned_stud
                         key=lambda t: -better * t.user_attrs["val_metrics"][spec.name][spec.primary_metric])[:2]
         best_mean = max((means[t.number, spec.name] for t in ranked), key=lambda m: better * m)
         assert b.trial in {t.number for t in ranked} and b.val_metric == pytest.approx(best_mean)
+
+
+def test_confirmation_runs_of_one_network_train_together_and_equal_their_separate_runs(data, monkeypatch):
+    from sharesearch.search import _baselines
+    from sharesearch.training import train, train_population
+
+    d = _confirming_space().to_dict()
+    d["baseline"]["width_mult"] = 1.0  # every configuration is one network; only the learning rate differs
+    space, tb = SearchSpace.from_dict(d, source="one-net.toml"), TrainConfig(device="cpu")
+    calls = []
+
+    def spy(graph, data_, configs, **kw):
+        calls.append(len(configs))
+        return train_population(graph, data_, configs, **kw)
+
+    monkeypatch.setattr(_baselines, "train_population", spy)
+    study = prepare_study(optuna.storages.InMemoryStorage(), "one", data, SOURCE, space,
+                          SearchConfig(n_trials=1, references=()), tb)
+    ensure_baselines(study, data, space, tb, progress=False)
+    bstudy = optuna.load_study(study_name=baseline_study_name("one"), storage=study._storage)
+    confirm = [t for t in bstudy.trials if confirmation_of(t) is not None]
+    configs = {confirmation_of(t)[1] for t in confirm}
+    assert len(configs) >= 2 and calls == [len(confirm)]  # several configurations, one call for all their seeds
+    for t in confirm:
+        rec = BaselineTrialRecord.from_trial(t)
+        alone = train(SharingGraph.from_dict(rec.graph), data, tb.updated(**rec.train, seed=rec.seed),
+                      keep_model=False)
+        for spec in data.tasks:
+            assert rec.val_metrics[spec.name][spec.primary_metric] == pytest.approx(
+                alone.val_metrics[spec.name][spec.primary_metric], rel=1e-4)
 
 
 # ------------------------------------------------- the baseline phase's progress bar

@@ -10,9 +10,10 @@ so parallel workers share it. Each tuning trial trains all tasks in one pass
 One seed per configuration would pick each task's luckiest run (the winner's
 curse), so each task's ``confirm_top`` best tuning configurations are
 retrained with ``confirm_seeds`` more seeds (one pass per configuration and
-seed, enqueued in the same study; the seeds of one configuration train as one
-population, :func:`~sharesearch.training.train_population`) and the task keeps the configuration with
-the best **mean over the confirmation seeds** -- the selection seed is left
+seed, enqueued in the same study; the runs of one network, every configuration
+and seed, train as populations, :func:`~sharesearch.training.train_population`)
+and the task keeps the configuration with the best **mean over the
+confirmation seeds** -- the selection seed is left
 out of the mean, which would otherwise be biased upwards. The chosen mean is
 the denominator of the task's Δ; the seeds' spread (``val_sd``, ``val_cv``) is
 recorded for sizing the verdict. The result is stored in the main study
@@ -135,7 +136,7 @@ class _Runs:
         return self._finish(trial, cand, seed, confirms, res)
 
     def confirm_waiting(self, bstudy: optuna.Study, tick) -> None:
-        """Ask every queued confirmation run, train each configuration's seeds as one population, tell each."""
+        """Ask every queued confirmation run, train those of one network together, tell each."""
         asked = []
         with Heartbeats(bstudy._storage) as beats:
             while bstudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
@@ -144,12 +145,14 @@ class _Runs:
             self._train_asked(bstudy, asked, tick)
 
     def _train_asked(self, bstudy: optuna.Study, asked: list, tick) -> None:
-        """Train the asked confirmation runs, one population per configuration, and tell each."""
+        """Train the asked confirmation runs and tell each: the runs of one network (every configuration and seed
+        of it) go to one :func:`~sharesearch.training.train_population` call, which stacks those that can train
+        together (configurations differing in learning rate or weight decay, up to its population size)."""
         try:
-            by_config: dict[str, list] = {}
+            by_graph: dict[str, list] = {}
             for run in asked:
-                by_config.setdefault(json.dumps(run[0].params, sort_keys=True), []).append(run)
-            for runs in by_config.values():
+                by_graph.setdefault(run[1].graph.key(), []).append(run)
+            for runs in by_graph.values():
                 logs = [baseline_log(self.run_dir, r[0].number, self.data, r[4]) for r in runs]
                 try:
                     results = train_population(runs[0][1].graph, self.data, [r[4] for r in runs], callbacks=logs,
