@@ -53,6 +53,8 @@ def _smallest(mod, monkeypatch):
     elif name == "bench_transfer":
         monkeypatch.setattr(mod, "QUICK", {**mod.QUICK, "n": 300, "tasks": ("t1",), "seeds": 2, "ks": (10,),
                                            "trunk_steps": 20, "steps": 10, "lr_grid": (1e-2,)})
+    elif name == "bench_baselines":
+        monkeypatch.setattr(mod, "QUICK", {"n": 200, "max_steps": 20, "baseline_trials": 2})
     elif name == "bench_overhead":
         monkeypatch.setattr(mod, "QUICK", {**mod.QUICK, "n": 200, "n_trials": 2, "max_steps": 20, "eval_every": 10,
                                            "baseline": {"trials": 1, "confirm_seeds": 1, "confirm_top": 1}})
@@ -60,7 +62,8 @@ def _smallest(mod, monkeypatch):
 
 @pytest.mark.parametrize("name", ["bench_network", "bench_batching", "bench_train", "bench_e2e",
                                   "bench_sampler", "bench_scale", "bench_gpu", "bench_verdict",
-                                  "bench_overhead", "bench_affinity", "bench_population", "bench_transfer"])
+                                  "bench_overhead", "bench_affinity", "bench_population", "bench_transfer",
+                                  "bench_baselines"])
 def test_benchmark_prints_a_ratio(name, bench, monkeypatch, capsys):
     mod = bench(name)
     _smallest(mod, monkeypatch)
