@@ -64,6 +64,7 @@ import numpy as np
 
 from .. import fmt
 from ._records import TaskVerdict, Verdict
+from ._tests import mean_ci
 
 __all__ = ["CONTROL_ARM", "RULE", "TaskChoice", "Recommendation", "recommend"]
 
@@ -273,8 +274,6 @@ def _validation_ties(chosen: Mapping, ranked: Sequence[Mapping], alpha: float = 
     >>> note.split(" (")[0], "trial 7" in note
     ('on validation trial 3 is not distinguishable from trial 5', False)
     """
-    from scipy import stats
-
     ties = []
     for other in ranked:
         if other is chosen:
@@ -282,11 +281,9 @@ def _validation_ties(chosen: Mapping, ranked: Sequence[Mapping], alpha: float = 
         diff = np.asarray(_paired_val(chosen, other))
         if diff.size < 2:
             continue
-        mean, sd = float(diff.mean()), float(diff.std(ddof=1))
-        half = float(stats.t.ppf(1 - alpha / 2, diff.size - 1)) * sd / math.sqrt(diff.size)
-        if mean - half <= 0.0:
-            ties.append((mean, f"{_arm_name(other)} ({fmt.delta(mean)} "
-                               f"{fmt.interval(mean - half, mean + half, fmt.delta)})"))
+        mean, (lo, hi) = float(diff.mean()), mean_ci(diff, 1 - alpha)
+        if lo <= 0.0:
+            ties.append((mean, f"{_arm_name(other)} ({fmt.delta(mean)} {fmt.interval(lo, hi, fmt.delta)})"))
     if not ties:
         return ()
     ties.sort(key=lambda t: t[0])
