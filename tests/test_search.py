@@ -36,7 +36,7 @@ from sharesearch.search import (
     study_results,
 )
 from sharesearch.search._baselines import confirmation_seeds
-from sharesearch.search._records import BaselineTrialRecord, confirmation_of
+from sharesearch.search._records import BaselineTrialRecord, confirmation_of, confirmation_tasks
 from sharesearch.search._study import step_cap
 from sharesearch.space import SearchSpace, load_space
 from sharesearch.space._schema import BUDGET_KEYS
@@ -360,13 +360,25 @@ def test_baselines_choose_per_task_on_the_mean_of_confirmation_seeds(pruned_stud
     confirm = [t for t in bstudy.trials if confirmation_of(t) is not None]
     assert len(tuning) == 3 and confirm and all(t.state == TrialState.COMPLETE for t in confirm)
     seeds = tuple(confirmation_seeds(2))
-    means = {}  # (tuning trial, task) -> mean over the confirmation seeds
+    shortlisted = {}  # tuning trial -> the tasks whose two best single-seed runs it holds
     for spec in data.tasks:
-        for number in {confirmation_of(t)[1] for t in confirm}:
-            vals = [t.user_attrs["val_metrics"][spec.name][spec.primary_metric] for t in confirm
+        better = sign(spec.primary_metric)
+        ranked = sorted((t for t in tuning if t.state == TrialState.COMPLETE),
+                        key=lambda t: (-better * t.user_attrs["val_metrics"][spec.name][spec.primary_metric], t.number))
+        for t in ranked[:2]:
+            shortlisted.setdefault(t.number, []).append(spec.name)
+    assert {confirmation_of(t)[1] for t in confirm} == set(shortlisted)
+    for t in confirm:  # a confirmation run trains the tasks that shortlisted its configuration, no other
+        assert list(confirmation_tasks(t)) == shortlisted[confirmation_of(t)[1]]
+        assert sorted(t.user_attrs["val_metrics"]) == sorted(shortlisted[confirmation_of(t)[1]])
+    means = {}  # (tuning trial, task) -> mean over the confirmation seeds
+    for number, tasks in shortlisted.items():
+        for name in tasks:
+            spec = next(s for s in data.tasks if s.name == name)
+            vals = [t.user_attrs["val_metrics"][name][spec.primary_metric] for t in confirm
                     if confirmation_of(t)[1] == number]
             assert len(vals) == len(seeds)
-            means[number, spec.name] = sum(vals) / len(vals)
+            means[number, name] = sum(vals) / len(vals)
     for spec in data.tasks:
         b = baselines[spec.name]
         assert b.seeds == seeds and len(b.seed_values) == 2
@@ -383,12 +395,13 @@ def test_baselines_choose_per_task_on_the_mean_of_confirmation_seeds(pruned_stud
         assert b.trial in {t.number for t in ranked} and b.val_metric == pytest.approx(best_mean)
 
 
-def test_confirmation_runs_of_one_network_train_together_and_equal_their_separate_runs(data, monkeypatch):
+def test_confirmation_runs_of_one_network_train_together_and_equal_their_part_of_the_all_task_run(data, monkeypatch):
     from sharesearch.search import _baselines
     from sharesearch.training import train, train_population
 
     d = _confirming_space().to_dict()
     d["baseline"]["width_mult"] = 1.0  # every configuration is one network; only the learning rate differs
+    d["train"]["patience"] = 0  # no early stop: a task's run then cannot depend on the tasks beside it
     space, tb = SearchSpace.from_dict(d, source="one-net.toml"), TrainConfig(device="cpu")
     calls = []
 
@@ -403,14 +416,19 @@ def test_confirmation_runs_of_one_network_train_together_and_equal_their_separat
     bstudy = optuna.load_study(study_name=baseline_study_name("one"), storage=study._storage)
     confirm = [t for t in bstudy.trials if confirmation_of(t) is not None]
     configs = {confirmation_of(t)[1] for t in confirm}
-    assert len(configs) >= 2 and calls == [len(confirm)]  # several configurations, one call for all their seeds
+    networks = {}  # the tasks a confirmation run trains -> its runs (every configuration and seed)
+    for t in confirm:
+        networks.setdefault(confirmation_tasks(t), []).append(t)
+    assert len(configs) >= 2 and sorted(calls) == sorted(len(v) for v in networks.values())  # one call per network
     for t in confirm:
         rec = BaselineTrialRecord.from_trial(t)
-        alone = train(SharingGraph.from_dict(rec.graph), data, tb.updated(**rec.train, seed=rec.seed),
-                      keep_model=False)
-        for spec in data.tasks:
-            assert rec.val_metrics[spec.name][spec.primary_metric] == pytest.approx(
-                alone.val_metrics[spec.name][spec.primary_metric], rel=1e-4)
+        every = train(SharingGraph.independent(data.tasks, SharingGraph.from_dict(rec.graph).backbone), data,
+                      tb.updated(**rec.train, seed=rec.seed), keep_model=False)
+        assert sorted(rec.val_metrics) == sorted(confirmation_tasks(t))
+        for name in confirmation_tasks(t):
+            spec = next(s for s in data.tasks if s.name == name)
+            assert rec.val_metrics[name][spec.primary_metric] == pytest.approx(
+                every.val_metrics[name][spec.primary_metric], rel=1e-4)
 
 
 # ------------------------------------------------- the baseline phase's progress bar

@@ -124,6 +124,38 @@ def test_a_graph_over_some_tasks_trains_as_on_those_tasks_alone_with_sparse_labe
             assert on_all.val_metrics[name][metric] == pytest.approx(v, rel=1e-5, abs=1e-6)
 
 
+@pytest.mark.parametrize("sampling", ["uniform", "proportional"])
+def test_a_task_drawing_every_tasks_batches_trains_as_in_the_network_of_every_task(data, sampling):
+    """With sparse labels a graph over some tasks sees other batches than the all-task network; with
+    ``batch_tasks`` naming every task it sees the same ones, so each task ends where it ends there."""
+    y = data.y.clone()
+    y[::2, 0] = float("nan")
+    y[1::3, 1] = float("nan")
+    y[::5, 2] = float("nan")
+    sparse = type(data)(**{**data.__dict__, "y": y})
+    cfg = TrainConfig(max_steps=30, eval_every=10, batch_size=32, lr=3e-3, sampling=sampling, seed=4)
+    every = train(SharingGraph.independent(sparse.tasks, BB), sparse, cfg)
+    some = [t for t in sparse.tasks if t.name in ("t0", "t2")]
+    drawn = train(SharingGraph.independent(some, BB), sparse, cfg.updated(batch_tasks=sparse.task_names))
+    own = train(SharingGraph.independent(some, BB), sparse, cfg)
+    assert drawn.examples_seen == every.examples_seen != own.examples_seen
+    for t in some:
+        assert drawn.history_steps == every.history_steps
+        assert [h[t.name] for h in drawn.history] == pytest.approx([h[t.name] for h in every.history], rel=1e-5)
+        assert [h[t.name] for h in own.history] != pytest.approx([h[t.name] for h in every.history], rel=1e-5)
+
+
+def test_batch_tasks_must_name_data_tasks_covering_the_graph(data):
+    with pytest.raises(ConfigError, match="'batch_tasks'.*list of task names"):
+        TrainConfig(batch_tasks="t0")
+    assert TrainConfig.from_dict({"batch_tasks": ["t0", "t1"]}).batch_tasks == ("t0", "t1")  # from JSON
+    g = SharingGraph.independent(data.tasks, BB)
+    with pytest.raises(ConfigError, match="'batch_tasks'.*'t2'.*\\['t0', 't1'\\]"):
+        train(g, data, TrainConfig(max_steps=2, batch_tasks=("t0", "t1")))  # the graph's t2 left out
+    with pytest.raises(ConfigError, match="'batch_tasks'.*'nope'"):
+        train(g, data, TrainConfig(max_steps=2, batch_tasks=("t0", "t1", "t2", "nope")))
+
+
 def test_seeded_runs_are_identical(data):
     g = SharingGraph.mmoe(data.tasks, BB, experts=2)
     a = train(g, data, TrainConfig(epochs=2, seed=5))

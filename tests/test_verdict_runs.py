@@ -227,3 +227,31 @@ def test_the_verdict_retrains_each_affinity_tree_once_in_its_better_version(data
     assert [r.name for r in runs] == ["trial 2", "trial 3", "trial 1"]  # tree 0: tuned is better; tree 1: first
     assert runs[1].graph.key() == tuned.key() and runs[1].train == {"lr": 3e-3}
     assert runs[2].graph.key() == third.key() and runs[2].train == {"lr": 1e-3}
+
+
+def test_the_control_trains_each_task_as_in_the_independent_network_of_every_task(data):
+    """With sparse labels, a task whose configuration no other task shares still gets the batches of the
+    all-task independent network: the control's run of each task equals its part of that network's run
+    with the task's configuration (so the control does not depend on which tasks share a configuration)."""
+    from sharesearch.graph import SharingGraph
+    from sharesearch.search._records import TaskBaseline
+    from sharesearch.training import train
+
+    y = data.y.clone()
+    y[::2, 0] = float("nan")
+    y[1::3, 1] = float("nan")
+    y[::4, 2] = float("nan")
+    sparse = type(data)(**{**data.__dict__, "y": y})
+    bb = {"name": "mlp", "input_shape": list(data.input_shape), "widths": [8, 8]}
+    graph = SharingGraph.independent(sparse.tasks, bb).to_dict()
+    configs = {"t0": {"lr": 3e-3, "batch_size": 32}, "t1": {"lr": 3e-3, "batch_size": 32},
+               "t2": {"lr": 1e-2, "batch_size": 32}}
+    baselines = {t: TaskBaseline(val_metric=1.0, val_metrics={}, config=c, graph=graph, trial=0, metric="rmse",
+                                 width_scale=1.0) for t, c in configs.items()}
+    assert sorted(len(tasks) for _, tasks in _verdict_arms.control_groups(baselines)) == [1, 2]
+    base, budget = TrainConfig(device="cpu"), {"max_steps": 24, "eval_every": 6, "patience": 0}
+    (run,) = _verdict_arms.train_control_runs(sparse, baselines, base, budget, [5])
+    for t, c in configs.items():
+        every = train(SharingGraph.independent(sparse.tasks, bb), sparse, base.updated(**c, **budget, seed=5),
+                      keep_model=False)
+        assert run.val[t] == pytest.approx(every.val_metrics[t]["rmse"], rel=1e-5)

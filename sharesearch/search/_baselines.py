@@ -13,8 +13,14 @@ retrained with ``confirm_seeds`` more seeds (one pass per configuration and
 seed, enqueued in the same study; the runs of one network, every configuration
 and seed, train as populations, :func:`~sharesearch.training.train_population`)
 and the task keeps the configuration with the best **mean over the
-confirmation seeds** -- the selection seed is left
-out of the mean, which would otherwise be biased upwards. The chosen mean is
+confirmation seeds** -- the selection seed is left out of the mean, which
+would otherwise be biased upwards. A confirmation run trains only the tasks
+that shortlisted its configuration, on their independent network, drawing the
+batches of the network of every task (``TrainConfig.batch_tasks``): that is
+how the verdict's control trains each configuration's tasks
+(:func:`~sharesearch.search._verdict_arms.train_control_runs`), a task's run
+equals its part of the all-task run, and no step goes to a task that will
+never read the run. The chosen mean is
 the denominator of the task's Δ; the seeds' spread (``val_sd``, ``val_cv``) is
 recorded for sizing the verdict. The result is stored in the main study
 (:class:`BaselineSet`), keyed by data, space, budget and seed.
@@ -50,6 +56,7 @@ from ._records import (
     baseline_default_enqueued,
     confirmation_attrs,
     confirmation_of,
+    confirmation_tasks,
     confirmations_enqueued,
     mark_baseline_default_enqueued,
     mark_confirmations_enqueued,
@@ -108,8 +115,12 @@ class _Runs:
     def _begin(self, trial: optuna.Trial):
         confirm = confirmation_of(trial)
         seed, confirms = confirm if confirm is not None else (self.train_base.seed, None)
-        cand = self.space.sample_baseline(trial, self.data.tasks, self.data.input_shape)
-        return cand, seed, confirms, self.train_base.updated(**cand.train, seed=seed)
+        only = confirmation_tasks(trial)  # a confirmation run trains the tasks that shortlisted it
+        tasks = [s for s in self.data.tasks if only is None or s.name in only]
+        cand = self.space.sample_baseline(trial, tasks, self.data.input_shape)
+        # batches over every task: a task in a confirmation run sees what it saw in the tuning trial's network
+        return cand, seed, confirms, self.train_base.updated(**cand.train, seed=seed,
+                                                             batch_tasks=self.data.task_names)
 
     def _finish(self, trial: optuna.Trial, cand, seed: int, confirms: int | None, res: TrainResult) -> float:
         BaselineTrialRecord(train=cand.train, width_scale=_width_scale(self.space, trial.params),
@@ -120,7 +131,7 @@ class _Runs:
             return float("nan")
         # the trial value only guides the sampler: the mean signed primary metric
         signed = [sign(t.primary_metric) * v if math.isfinite(v := res.val_metrics[t.name][t.primary_metric])
-                  else 0.0 for t in self.data.tasks]
+                  else 0.0 for t in self.data.tasks if t.name in res.val_metrics]
         return float(sum(signed) / len(signed))
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -293,11 +304,14 @@ def _run(bstudy: optuna.Study, data: MultiTaskData, space: SearchSpace, objectiv
     _wait_running(bstudy, bar)
     seeds = confirmation_seeds(space.baseline_confirm_seeds)
     if seeds and not confirmations_enqueued(bstudy):
-        for number in sorted({m for ms in _shortlist(bstudy, data, space.baseline_confirm_top).values()
-                              for m in ms}):
+        shortlisted_by: dict[int, list[str]] = {}  # tuning trial -> the tasks that shortlisted it, in data order
+        for task, numbers in _shortlist(bstudy, data, space.baseline_confirm_top).items():
+            for number in numbers:
+                shortlisted_by.setdefault(number, []).append(task)
+        for number in sorted(shortlisted_by):
             params = bstudy.trials[number].params
             for s in seeds:
-                bstudy.enqueue_trial(params, user_attrs=confirmation_attrs(s, number))
+                bstudy.enqueue_trial(params, user_attrs=confirmation_attrs(s, number, shortlisted_by[number]))
         mark_confirmations_enqueued(bstudy)
         bar()
     while True:

@@ -24,7 +24,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -314,15 +314,26 @@ def mark_baseline_default_enqueued(bstudy: optuna.Study) -> None:
     bstudy.set_user_attr(_BASELINE_ENQUEUED, True)
 
 
-def confirmation_attrs(seed: int, confirms: int) -> dict[str, Any]:
-    """User attributes to enqueue a confirmation run: tuning trial ``confirms`` retrained with ``seed``."""
-    return {"seed": seed, "confirms": confirms}
+def confirmation_attrs(seed: int, confirms: int, tasks: Sequence[str] | None = None) -> dict[str, Any]:
+    """User attributes to enqueue a confirmation run: tuning trial ``confirms`` retrained with ``seed``,
+    on the tasks that shortlisted it (``None``: every task)."""
+    attrs: dict[str, Any] = {"seed": seed, "confirms": confirms}
+    if tasks is not None:
+        attrs["tasks"] = list(tasks)
+    return attrs
 
 
 def confirmation_of(trial: optuna.Trial | optuna.trial.FrozenTrial) -> tuple[int, int] | None:
     """``(seed, tuning trial number)`` of a confirmation run, ``None`` for a tuning trial."""
     a = trial.user_attrs
     return None if a.get("confirms") is None else (int(a["seed"]), int(a["confirms"]))
+
+
+def confirmation_tasks(trial: optuna.Trial | optuna.trial.FrozenTrial) -> tuple[str, ...] | None:
+    """The tasks a confirmation run trains (those that shortlisted its configuration); ``None``: every task
+    (a tuning trial, or a confirmation run enqueued before runs named their tasks)."""
+    tasks = trial.user_attrs.get("tasks")
+    return None if confirmation_of(trial) is None or tasks is None else tuple(str(t) for t in tasks)
 
 
 def confirmations_enqueued(bstudy: optuna.Study) -> bool:

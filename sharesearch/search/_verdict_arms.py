@@ -202,13 +202,16 @@ def train_control_runs(data: MultiTaskData, baselines: Mapping[str, TaskBaseline
                        budget: Mapping[str, object], seeds: Sequence[int], keep_first: bool = False
                        ) -> list[RunOutcome]:
     """The control with each of ``seeds``: every task's tuned baseline trained with the shared ``budget``
-    (the seeds of each baseline configuration as one population); one :class:`RunOutcome` per seed; with
+    (the seeds of each baseline configuration as one population, its tasks drawing the batches of the
+    independent network of every task, ``TrainConfig.batch_tasks``, so a task's run does not depend on
+    which tasks share its configuration); one :class:`RunOutcome` per seed; with
     ``keep_first``, the first seed keeps each configuration's network (one :class:`KeptModel` each)."""
     per_group = []
     for spec, tasks in control_groups(baselines):
         g_full = SharingGraph.from_dict(spec["graph"])
         g = SharingGraph.independent({t: g_full.g.nodes[g_full.head(t)]["out_dim"] for t in tasks}, g_full.backbone)
-        cfgs = [base.updated(**arm_params(spec["train"]), **budget, seed=s) for s in seeds]
+        cfgs = [base.updated(**arm_params(spec["train"]), **budget, seed=s, batch_tasks=data.task_names)
+                for s in seeds]  # the batches of the independent network of every task
         per_group.append(train_runs(g, data, cfgs, tasks, keep_first=keep_first))
     order = [s.name for s in data.tasks]
     out = []

@@ -67,6 +67,9 @@ class TrainConfig:
     weighting: str = "equal"  # loss weighting method, see sharesearch.weighting.WEIGHTINGS
     weighting_options: Mapping[str, Any] = field(default_factory=dict)  # typed options of the weighting
     sampling: str = "uniform"  # task sampling when labels are sparse: uniform | proportional
+    batch_tasks: tuple[str, ...] | None = None  # batches are drawn over these tasks' labelled rows (None: the
+    # graph's tasks); the control gives every data task, so a task trained in a group of some tasks sees
+    # the batches it would see in the independent network of all of them (with sparse labels they differ)
     seed: int = 0  # seeds initialisation, batch order, dropout and the weighting's own randomness
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = False  # bf16 autocast on CUDA (never on the CPU), in training and evaluation alike;
@@ -107,6 +110,11 @@ class TrainConfig:
             raise bad("lr_schedule", f"must be one of {list(LR_SCHEDULES)}")
         if not isinstance(self.amp, bool):
             raise bad("amp", "must be true or false")
+        if self.batch_tasks is not None:
+            if isinstance(self.batch_tasks, str) or not all(isinstance(t, str) for t in self.batch_tasks) \
+                    or not self.batch_tasks:
+                raise bad("batch_tasks", "must be None or a non-empty list of task names")
+            object.__setattr__(self, "batch_tasks", tuple(self.batch_tasks))  # a list from JSON
 
     def total_steps(self, steps_per_epoch: int) -> int:
         """The run's cap in optimizer steps: ``max_steps``, else ``epochs`` x ``steps_per_epoch``."""
@@ -115,6 +123,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["weighting_options"] = dict(self.weighting_options)
+        d["batch_tasks"] = None if self.batch_tasks is None else list(self.batch_tasks)
         return d
 
     @classmethod

@@ -286,7 +286,14 @@ class _Selection:
 
 
 def _task_batcher(data: MultiTaskData, config: TrainConfig, names: list[str]) -> IndexBatcher:
-    """The training batcher, drawing from the graph's own tasks."""
+    """The training batcher, drawing from the graph's own tasks (``names``) or ``config.batch_tasks``."""
+    if config.batch_tasks is not None:
+        bad = [t for t in config.batch_tasks if t not in data.task_names] or \
+            [t for t in names if t not in config.batch_tasks]
+        if bad:
+            raise ConfigError(f"train config: field 'batch_tasks' must name data tasks {data.task_names} including "
+                              f"the graph's {names}; {bad[0]!r} breaks that, got {list(config.batch_tasks)!r}")
+        names = list(config.batch_tasks)
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     return IndexBatcher(data, "train", config.batch_size, sampling=config.sampling, generator=gen, tasks=names)
 
