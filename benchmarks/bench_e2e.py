@@ -16,7 +16,9 @@ The same search on the planted-cluster synthetic data (``synthetic-mmoe``,
   groups, and trains it with a ``DataLoader(TensorDataset(x, y),
   shuffle=True)`` (per-sample collation) under the same step cap, validating
   every ``eval_every`` steps and stopping after ``patience`` evaluations
-  without any task improving (constant learning rate); no pruning, no cache,
+  without any task improving (0: never), with the space's schedule where torch
+  has it in one line (``CosineAnnealingLR`` for ``"cosine"``, else a constant
+  learning rate); no pruning, no cache,
   in-memory storage. Both searches start with the same two
   enqueued reference points (independent, shared-bottom).
 
@@ -130,19 +132,23 @@ class Budget:
     max_steps: int  # optimizer steps at most
     eval_every: int  # validate every this many steps
     patience: int  # stop after this many evaluations without any task improving (0: never)
+    cosine: bool = False  # the learning rate decays to 0 at max_steps (torch's CosineAnnealingLR); else constant
 
 
 def space_budget(space: SearchSpace) -> Budget:
     f = space.fields
-    return Budget(int(f["train.max_steps"].value), int(f["train.eval_every"].value), int(f["train.patience"].value))
+    schedule = f["train.lr_schedule"].value if "train.lr_schedule" in f else "constant"
+    return Budget(int(f["train.max_steps"].value), int(f["train.eval_every"].value), int(f["train.patience"].value),
+                  schedule == "cosine")
 
 
 def hand_train(x, y, tr, va, tasks, groups, widths, lr, budget: Budget, batch_size, seed) -> dict[str, float]:
-    """Train with a DataLoader under ``budget`` (constant lr, early stopping on any task improving); return each
+    """Train with a DataLoader under ``budget`` (its schedule, early stopping on any task improving); return each
     task's best validation RMSE."""
     torch.manual_seed(seed)
     model = HandNet(tasks, groups, x.shape[1], widths)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=budget.max_steps) if budget.cosine else None
     loader = DataLoader(TensorDataset(x[tr], y[tr]), batch_size=batch_size, shuffle=True)
     xv, yv = x[va], y[va]
     best = {t: math.inf for t in tasks}
@@ -155,6 +161,8 @@ def hand_train(x, y, tr, va, tasks, groups, widths, lr, budget: Budget, batch_si
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             step += 1
             if step % budget.eval_every == 0 or step >= budget.max_steps:
                 model.eval()

@@ -50,6 +50,7 @@ import functools
 import sys
 import tempfile
 import time
+import types
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -185,9 +186,9 @@ def _instrument(clock: Clock, mp: contextlib.ExitStack) -> list[str]:
     make_optimizer = _loop.make_optimizer
 
     def timed_optimizer(*args, **kwargs):
-        opt = make_optimizer(*args, **kwargs)
-        opt.step = w(opt.step, "optimizer")
-        opt.zero_grad = w(opt.zero_grad, "optimizer")
+        opt = make_optimizer(*args, **kwargs)  # bound methods: torch's schedulers wrap opt.step's __func__
+        opt.step = types.MethodType(w(type(opt).step, "optimizer"), opt)
+        opt.zero_grad = types.MethodType(w(type(opt).zero_grad, "optimizer"), opt)
         return opt
 
     patches.append((_loop, "make_optimizer", timed_optimizer))

@@ -4,6 +4,12 @@
   seeds: the control (independent networks) against the same networks retrained with a disjoint
   set of seeds -- an A/A test. Prints how often the Δm interval covers 0 (nominal 1 - alpha) and the
   per-task rate of "negative transfer" verdicts (nominal at most alpha).
+* ``companions`` -- the control agrees with itself: on ``synthetic-null``, the T-task independent
+  network (what every candidate is trained as) against each task trained on a network of its own
+  (how the control is trained), paired by seed: a task's result must not depend on the tasks
+  trained beside it. Side by side, the shipped protocol or early stopping with a plateau schedule
+  (the spaces' protocol before), and single-task batches drawn over every task's rows (as the
+  control draws them) or over the task's own rows. Prints how often the Δm interval covers 0.
 * ``aa`` -- the same A/A check as ``calibration``, but through the product's own path: per data
   seed of ``synthetic-null``, ``run_search`` tunes the control (its baselines), and
   ``compute_verdict`` retrains it on the verdict's seeds and again on disjoint seeds (the
@@ -27,13 +33,14 @@
   topology group exactly the planted clusters, and does it beat shared-bottom and independent on
   test? Prints one row per data seed.
 
-Every arm is trained under one protocol (``PROTOCOL``: a budget in optimizer steps with early
-stopping on validation) and tested once; intervals include test-row sampling variance (rows
+Every arm is trained under one protocol (``PROTOCOL``: a fixed budget in optimizer steps, cosine
+decay, each task at its best validation evaluation) and tested once; intervals include test-row sampling variance (rows
 resampled paired across arms). Lines read ``what: observed X vs target Y -> ratio x``.
 
 Commands::
 
     python benchmarks/bench_verdict.py --part calibration      # 20 data seeds
+    python benchmarks/bench_verdict.py --part companions       # 20 data seeds, 2 protocols x 2 batchings
     python benchmarks/bench_verdict.py --part power            # 10 data seeds
     python benchmarks/bench_verdict.py --part aa --data-seeds 10   # the A/A check as a search runs it
     python benchmarks/bench_verdict.py --part oracle           # 5 data seeds, 4 runs of ~12 fixed trees each
@@ -62,15 +69,19 @@ from sharesearch.tasks import compute_metric, metric_direction  # noqa: E402
 from sharesearch.training import TrainConfig, train, train_population  # noqa: E402
 from sharesearch.verdict import RowPredictions, seeds_for_power, task_verdicts  # noqa: E402
 
-#: one training protocol for every arm: a step budget with early stopping on validation
-PROTOCOL = TrainConfig(batch_size=128, lr=3e-3, max_steps=3000, eval_every=50, patience=10,
-                       lr_schedule="plateau")
+#: one training protocol for every arm, the shipped spaces' budget: 3000 optimizer steps with the learning
+#: rate decaying to 0 by step (cosine), each task keeping its best validation evaluation, no early stop
+PROTOCOL = TrainConfig(batch_size=128, lr=3e-3, max_steps=3000, eval_every=50, patience=0,
+                       lr_schedule="cosine")
+#: the protocol the spaces shipped before: early stopping when no task improves, halving on a plateau
+#: (``--part companions`` measures what it did to a task trained beside others)
+EARLY_STOP_PROTOCOL = PROTOCOL.updated(patience=10, lr_schedule="plateau")
 FULL = {"calibration_seeds": 20, "power_seeds": 10, "recovery_seeds": 5, "calibration_runs": 6,
         "n": 1500, "row_resamples": 200, "n_trials": 40}
 QUICK = {"calibration_seeds": 2, "power_seeds": 2, "recovery_seeds": 1, "calibration_runs": 2, "power_runs": 2,
          "top_k": 1,
          "n": 300, "row_resamples": 20, "n_trials": 6}
-QUICK_PROTOCOL = PROTOCOL.updated(max_steps=40, eval_every=10, patience=2)
+QUICK_PROTOCOL = PROTOCOL.updated(max_steps=40, eval_every=10)
 ALPHA = 0.05
 
 
@@ -78,19 +89,21 @@ def _backbone(data) -> dict:
     return {"name": "mlp", "input_shape": list(data.input_shape), "widths": [64, 64, 32]}
 
 
-def _arm(graph: SharingGraph, data, seeds, cfg: TrainConfig):
-    """Test metric per task per run, and each run's per-row test outputs (numpy)."""
-    metrics = {t.name: [] for t in data.tasks}
-    preds = {t.name: [] for t in data.tasks}
+def _arm(graph: SharingGraph, data, seeds, cfg: TrainConfig, tasks=None):
+    """Test metric per task (``tasks``: the graph's, default every task) per run, and each run's per-row test
+    outputs (numpy)."""
+    tasks = data.tasks if tasks is None else tasks
+    metrics = {t.name: [] for t in tasks}
+    preds = {t.name: [] for t in tasks}
     for res in train_population(graph, data, [cfg.updated(seed=seed) for seed in seeds]):  # as the verdict does
         if res.status != "ok":
-            for t in data.tasks:
+            for t in tasks:
                 metrics[t.name].append(float("nan"))
                 preds[t.name].append(np.full((int((data.split == 2).sum()), t.out_dim), np.nan, np.float32))
             continue
         test = res.evaluate(data, "test")
         out = res.predict(data, "test")
-        for t in data.tasks:
+        for t in tasks:
             metrics[t.name].append(test[t.name][t.primary_metric])
             preds[t.name].append(out[t.name].cpu().numpy())
     return metrics, preds
@@ -133,6 +146,62 @@ def calibration(p: dict, cfg: TrainConfig) -> list[str]:
                   cov, 1 - ALPHA),
             _line(f"calibration (synthetic-null, {n} data seeds): per-task 'negative transfer' rate, A/A",
                   fp, ALPHA)]
+
+
+def _alone(data, seeds, cfg: TrainConfig):
+    """Like :func:`_arm`, each task trained on a network of its own (``cfg.batch_tasks`` says which rows its
+    batches are drawn over: its own labelled rows, or those of every task as the control draws them)."""
+    metrics, preds = {}, {}
+    for spec in data.tasks:
+        m, pr = _arm(SharingGraph.independent([spec], _backbone(data)), data, seeds, cfg, tasks=[spec])
+        metrics.update(m)
+        preds.update(pr)
+    return metrics, preds
+
+
+def companions(p: dict, cfg: TrainConfig) -> list[str]:
+    """Does a task's result depend on the tasks trained beside it? The control must agree with itself:
+    on ``synthetic-null`` (70% of labels missing; ``--source`` for another), the T-task independent
+    network -- what every candidate is trained as -- against each task trained on a network of its own,
+    paired by seed. Side by side: the shipped protocol or the early-stopping one the spaces used before,
+    and the single-task runs drawing their batches over every task's rows (as the control trains them)
+    or over their own rows only (with dense labels the two are the same, and only the first is run)."""
+    k, n = p["calibration_runs"], p["calibration_seeds"]
+    first, source = p.get("first_seed", 0), p.get("source", "synthetic-null")
+    early = cfg.updated(patience=EARLY_STOP_PROTOCOL.patience, lr_schedule=EARLY_STOP_PROTOCOL.lr_schedule)
+    every_rows, own_rows = "batches over every task's rows", "batches over its own rows"
+    cases = [(proto, rows) for proto in ("shipped (cosine, fixed budget)", "early stop (plateau, patience 10)")
+             for rows in (every_rows, own_rows)]
+    covered = {c: 0 for c in cases}
+    deltas: dict[tuple, list[float]] = {c: [] for c in cases}
+    for s in range(first, first + n):
+        data = load_data(source, n=p["n"], seed=s)
+        dense = not bool(torch.isnan(data.y).any())
+        g = SharingGraph.independent(data.tasks, _backbone(data))
+        joint = {}
+        for proto, rows in cases:
+            if dense and rows == own_rows:
+                continue
+            c = cfg if proto.startswith("shipped") else early
+            if proto not in joint:
+                joint[proto] = _arm(g, data, range(k), c)
+            own = c.updated(batch_tasks=data.task_names) if rows == every_rows else c
+            v = _verdict(joint[proto], _alone(data, range(k), own), data, p["row_resamples"], "independent network")
+            lo, hi = v.delta_m_ci
+            covered[proto, rows] += lo <= 0 <= hi
+            deltas[proto, rows].append(v.delta_m)
+            print(f"# companions seed {s}, {proto}, single-task {rows}: Δm of the T-task network over the tasks "
+                  f"alone {v.delta_m:+.4f} [{lo:+.4f}, {hi:+.4f}]", flush=True)
+    lines = []
+    for proto, rows in cases:
+        if not deltas[proto, rows]:
+            continue
+        print(f"# companions, {proto}, {rows}: mean Δm {float(np.mean(deltas[proto, rows])):+.4f} over {n} data seeds",
+              flush=True)
+        lines.append(_line(f"companions ({source}, lr {cfg.lr:g}, {n} data seeds, {k} runs per arm), {proto}, "
+                           f"single-task runs with {rows}: the independent network's Δm interval against them "
+                           "covers 0", covered[proto, rows] / n, 1 - ALPHA))
+    return lines
 
 
 def aa(p: dict, cfg: TrainConfig) -> list[str]:
@@ -352,10 +421,10 @@ def _line(what: str, observed: float, target: float) -> str:
     return line
 
 
-PARTS = {"calibration": calibration, "aa": aa, "power": power, "oracle": oracle, "recovery": recovery, "regret": regret}
+PARTS = {"calibration": calibration, "companions": companions, "aa": aa, "power": power, "oracle": oracle, "recovery": recovery, "regret": regret}
 
 
-def main(quick: bool = False, device: str = "cpu", parts=("calibration", "power")) -> list[str]:
+def main(quick: bool = False, device: str = "cpu", parts=("calibration", "companions", "power")) -> list[str]:
     setup_threads()
     p = QUICK if quick else FULL
     cfg = (QUICK_PROTOCOL if quick else PROTOCOL).updated(device=device)
@@ -376,6 +445,8 @@ if __name__ == "__main__":
     ap.add_argument("--trials", type=int, default=None, help="recovery: finished trials per search")
     ap.add_argument("--first-seed", type=int, default=0, help="recovery: the first data seed (to resume a series)")
     ap.add_argument("--top-k", type=int, default=None, help="recovery: candidates the verdict retrains")
+    ap.add_argument("--lr", type=float, default=None, help="the protocol's learning rate (default: PROTOCOL's)")
+    ap.add_argument("--source", default=None, help="companions: the data source (default synthetic-null)")
     ap.add_argument("--runs", type=int, default=None,
                     help="runs per arm (calibration; power: instead of seeds_for_power's count)")
     a = ap.parse_args()
@@ -386,7 +457,11 @@ if __name__ == "__main__":
     if a.trials is not None:
         FULL.update(n_trials=a.trials)
     FULL.update(first_seed=a.first_seed)
+    if a.source is not None:
+        FULL.update(source=a.source)
+    if a.lr is not None:
+        PROTOCOL = PROTOCOL.updated(lr=a.lr)
     if a.top_k is not None:
         FULL.update(top_k=a.top_k)
-    main(quick=a.quick, device=a.device, parts=a.part or ("calibration", "power", "recovery") if a.quick
-         else a.part or ("calibration", "power"))
+    main(quick=a.quick, device=a.device, parts=a.part or ("calibration", "companions", "power", "recovery") if a.quick
+         else a.part or ("calibration", "companions", "power"))

@@ -115,8 +115,10 @@ def test_every_shipped_space_loads_and_round_trips(name, tmp_path):
 def test_default_space_budget_is_small():
     space = load_space("default")
     f = space.fields
-    # one step budget with early stopping, the same for every run (fixed, never a parameter)
-    assert "train.epochs" not in f and f["train.max_steps"].value <= 3000 and f["train.patience"].value > 0
+    # one step budget, the same for every run (fixed, never a parameter): every run takes all its steps
+    # with a schedule of the step alone, so a task ends where it would beside any other tasks
+    assert "train.epochs" not in f and f["train.max_steps"].value <= 3000 and f["train.patience"].value == 0
+    assert f["train.lr_schedule"].value == "cosine"
     assert all(f[f"train.{k}"].mode == "fixed" for k in ("max_steps", "eval_every", "patience", "lr_schedule"))
     assert f["train.lr"].low <= 1e-4 and f["train.lr"].high >= 3e-2  # tuned values sit inside the range
     assert space.max_stages <= 3

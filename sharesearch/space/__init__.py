@@ -57,10 +57,10 @@ example (the shipped ``default.toml`` is the full one)::
     [train]                 # keys of the trainer's TrainConfig
     lr = {low = 1e-4, high = 3e-2, log = true}                         # param: lr
     weight_decay = {low = 1e-6, high = 1e-3, log = true, off = true}   # weight_decay_on, weight_decay
-    max_steps = 3000        # the budget, one for every run (fixed only): a cap in optimizer steps,
-    eval_every = 50         # validation every 50 steps, early stopping after 10 evaluations without
-    patience = 10           # improvement of any task; also min_delta, warmup_steps (fixed only)
-    lr_schedule = "plateau" # constant | cosine | plateau (fixed only)
+    max_steps = 3000        # the budget, one for every run (fixed only): optimizer steps,
+    eval_every = 50         # validation every 50 steps (each task keeps its best), no early stop
+    patience = 0            # (> 0: stop after that many evaluations without any task improving);
+    lr_schedule = "cosine"  # constant | cosine | plateau; also min_delta, warmup_steps (fixed only)
     batch_size = {choices = [64, 128, 256], default = 128}             # param: batch_size
     weighting = ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad"]  # param: weighting
     sampling = ["uniform", "proportional"]                             # param: sampling
