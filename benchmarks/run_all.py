@@ -36,8 +36,8 @@ and runs alone with the command shown):
 * ``population`` -- k = 8 seeds of one shared-bottom graph (6 tasks, width 64 and 256) trained as one
   population vs 8 separate runs; ``--sweep`` the time per member for P = 1..16
   (``python benchmarks/bench_population.py [--quick] [--sweep] [--device cuda]``)
-* ``baselines`` -- the baseline phase with each network's confirmation runs trained together vs one
-  population per configuration, n=4000, 6 tasks (``python benchmarks/bench_baselines.py [--quick]``)
+* ``baselines`` -- the baseline phase with confirmation runs on the tasks that shortlisted them vs on
+  every task, n=4000, 6 tasks (``python benchmarks/bench_baselines.py [--quick]``)
 * ``gpu``      -- CUDA only: trials/hour with 1, 2, 4 workers on one GPU, bf16 vs
   fp32 step, torch.compile vs eager (``python benchmarks/bench_gpu.py [--quick]``);
   skipped without CUDA. ``benchmarks/gpu_check.sh`` runs everything on a GPU machine.
