@@ -10,6 +10,8 @@
   trained beside it. Side by side, the shipped protocol or early stopping with a plateau schedule
   (the spaces' protocol before), and single-task batches drawn over every task's rows (as the
   control draws them) or over the task's own rows. Prints how often the Δm interval covers 0.
+* ``budget`` -- trained to convergence: the independent network with the protocol's budget against
+  twice that budget, paired by seed; prints how often twice the budget is not significantly better.
 * ``aa`` -- the same A/A check as ``calibration``, but through the product's own path: per data
   seed of ``synthetic-null``, ``run_search`` tunes the control (its baselines), and
   ``compute_verdict`` retrains it on the verdict's seeds and again on disjoint seeds (the
@@ -41,6 +43,7 @@ Commands::
 
     python benchmarks/bench_verdict.py --part calibration      # 20 data seeds
     python benchmarks/bench_verdict.py --part companions       # 20 data seeds, 2 protocols x 2 batchings
+    python benchmarks/bench_verdict.py --part budget --lr 0.0274 --data-seeds 5   # twice the budget
     python benchmarks/bench_verdict.py --part power            # 10 data seeds
     python benchmarks/bench_verdict.py --part aa --data-seeds 10   # the A/A check as a search runs it
     python benchmarks/bench_verdict.py --part oracle           # 5 data seeds, 4 runs of ~12 fixed trees each
@@ -202,6 +205,26 @@ def companions(p: dict, cfg: TrainConfig) -> list[str]:
                            f"single-task runs with {rows}: the independent network's Δm interval against them "
                            "covers 0", covered[proto, rows] / n, 1 - ALPHA))
     return lines
+
+
+def budget(p: dict, cfg: TrainConfig) -> list[str]:
+    """Is the budget enough to converge? Per data seed (``--source``, default ``synthetic-mmoe``), the
+    independent network trained with the protocol's step budget against the same runs with twice the
+    budget (the schedule stretched with it), paired by seed: twice the budget should not be better."""
+    k, n = p["calibration_runs"], p["calibration_seeds"]
+    first, source = p.get("first_seed", 0), p.get("source", "synthetic-mmoe")
+    held = 0
+    for s in range(first, first + n):
+        data = load_data(source, n=p["n"], seed=s)
+        g = SharingGraph.independent(data.tasks, _backbone(data))
+        v = _verdict(_arm(g, data, range(k), cfg.updated(max_steps=2 * cfg.max_steps)), _arm(g, data, range(k), cfg),
+                     data, p["row_resamples"], "twice the budget")
+        lo, hi = v.delta_m_ci
+        held += lo <= 0
+        print(f"# budget seed {s}: Δm of {2 * cfg.max_steps} steps over {cfg.max_steps} {v.delta_m:+.4f} "
+              f"[{lo:+.4f}, {hi:+.4f}]", flush=True)
+    return [_line(f"budget ({source}, lr {cfg.lr:g}, {n} data seeds, {k} runs per arm): twice the budget is not "
+                  "significantly better (the Δm interval reaches 0 or below)", held / n, 1 - ALPHA)]
 
 
 def aa(p: dict, cfg: TrainConfig) -> list[str]:
@@ -421,7 +444,7 @@ def _line(what: str, observed: float, target: float) -> str:
     return line
 
 
-PARTS = {"calibration": calibration, "companions": companions, "aa": aa, "power": power, "oracle": oracle, "recovery": recovery, "regret": regret}
+PARTS = {"calibration": calibration, "companions": companions, "budget": budget, "aa": aa, "power": power, "oracle": oracle, "recovery": recovery, "regret": regret}
 
 
 def main(quick: bool = False, device: str = "cpu", parts=("calibration", "companions", "power")) -> list[str]:
@@ -446,7 +469,9 @@ if __name__ == "__main__":
     ap.add_argument("--first-seed", type=int, default=0, help="recovery: the first data seed (to resume a series)")
     ap.add_argument("--top-k", type=int, default=None, help="recovery: candidates the verdict retrains")
     ap.add_argument("--lr", type=float, default=None, help="the protocol's learning rate (default: PROTOCOL's)")
-    ap.add_argument("--source", default=None, help="companions: the data source (default synthetic-null)")
+    ap.add_argument("--source", default=None,
+                    help="companions, budget: the data source (default synthetic-null, synthetic-mmoe)")
+    ap.add_argument("--n", type=int, default=None, help="rows of each data set (default: FULL's)")
     ap.add_argument("--runs", type=int, default=None,
                     help="runs per arm (calibration; power: instead of seeds_for_power's count)")
     a = ap.parse_args()
@@ -459,6 +484,8 @@ if __name__ == "__main__":
     FULL.update(first_seed=a.first_seed)
     if a.source is not None:
         FULL.update(source=a.source)
+    if a.n is not None:
+        FULL.update(n=a.n)
     if a.lr is not None:
         PROTOCOL = PROTOCOL.updated(lr=a.lr)
     if a.top_k is not None:
