@@ -2,7 +2,7 @@
 
 The independent single-task networks are tuned over the candidates' own
 training settings (learning rate, weight decay, batch size, width multiplier)
-under the same step budget and early stopping (the space's fixed ``[train]``
+under the same step budget and schedule (the space's fixed ``[train]``
 budget keys), in a companion study ``<study>.baselines`` of the same storage
 so parallel workers share it. Each tuning trial trains all tasks in one pass
 (the independent graph) with the search's seed.
