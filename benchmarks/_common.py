@@ -1,13 +1,24 @@
-"""Small shared helpers for the benchmarks: timing and the one-line report format."""
+"""Small shared helpers for the benchmarks: timing, the one-line report format, the command line."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+
+
+def run_quick_device(main: Callable[[bool, str], object], doc: str, device: str = "cpu") -> None:
+    """The command line of a benchmark whose only options are ``--quick`` and ``--device`` (default
+    ``device``): parse, call ``main(quick, device)``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--device", default=device)
+    a = ap.parse_args()
+    main(a.quick, a.device)
 
 
 def setup_threads() -> None:

@@ -25,7 +25,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report, setup_threads  # noqa: E402
+from _common import report, run_quick_device, setup_threads  # noqa: E402
 
 from sharesearch.data import load_data  # noqa: E402
 from sharesearch.search import SearchConfig, prepare_study  # noqa: E402
@@ -88,8 +87,4 @@ def main(quick: bool = False, device: str = "cpu") -> list[str]:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--device", default="cpu")
-    a = ap.parse_args()
-    main(a.quick, a.device)
+    run_quick_device(main, __doc__)

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report  # noqa: E402
+from _common import report, run_quick_device  # noqa: E402
 
 
 def _trials_per_hour(workers: int, n_trials: int, n: int) -> float:
@@ -150,8 +149,4 @@ def main(quick: bool = False, device: str = "cuda") -> list[str]:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--device", default="cuda")
-    a = ap.parse_args()
-    main(a.quick, a.device)
+    run_quick_device(main, __doc__, device="cuda")

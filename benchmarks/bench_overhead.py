@@ -44,7 +44,6 @@ Run::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import sys
@@ -59,7 +58,7 @@ import optuna
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fmt_time, report, setup_threads  # noqa: E402
+from _common import fmt_time, report, run_quick_device, setup_threads  # noqa: E402
 
 import sharesearch.search._objective as _objective  # noqa: E402
 import sharesearch.search._workers as _workers  # noqa: E402
@@ -304,8 +303,4 @@ def main(quick: bool = False, device: str = "cpu") -> list[str]:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--device", default="cpu")
-    a = ap.parse_args()
-    main(a.quick, a.device)
+    run_quick_device(main, __doc__)

@@ -36,7 +36,6 @@ for random search but reachable in a few hundred trials.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 import statistics
@@ -46,7 +45,7 @@ from pathlib import Path
 import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report  # noqa: E402
+from _common import report, run_quick_device  # noqa: E402
 
 from sharesearch.search import SearchConfig, make_sampler  # noqa: E402
 from sharesearch.space import SearchSpace, load_space  # noqa: E402
@@ -122,8 +121,4 @@ def main(quick: bool = False, device: str = "cpu") -> list[str]:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--device", default="cpu")
-    a = ap.parse_args()
-    main(a.quick, a.device)
+    run_quick_device(main, __doc__)

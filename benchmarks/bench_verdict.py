@@ -188,8 +188,8 @@ def companions(p: dict, cfg: TrainConfig) -> list[str]:
             c = cfg if proto.startswith("shipped") else early
             if proto not in joint:
                 joint[proto] = _arm(g, data, range(k), c)
-            own = c.updated(batch_tasks=data.task_names) if rows == every_rows else c
-            v = _verdict(joint[proto], _alone(data, range(k), own), data, p["row_resamples"], "independent network")
+            single = c.updated(batch_tasks=data.task_names) if rows == every_rows else c
+            v = _verdict(joint[proto], _alone(data, range(k), single), data, p["row_resamples"], "independent network")
             lo, hi = v.delta_m_ci
             covered[proto, rows] += lo <= 0 <= hi
             deltas[proto, rows].append(v.delta_m)
