@@ -5,9 +5,13 @@
    the same configurations. Goal on 2 CPU cores: population / sequential <= 0.35
    at width 64 (printed as sequential / population >= 2.86x).
 2. The sweep behind the population size rule: time per member for P = 1, 2,
-   4, 8, 16 at width 64 (``--sweep``).
+   4, 8, 16, 32 at width 64 (``--sweep``).
+3. The rule itself (``--cap``): 20 seeds (the verdict's most) trained as
+   ``train_population`` cuts them now (at most ``population_size`` members, in
+   populations of near-equal size) against the rule before (at most 16, the
+   remainder last: 16 + 4), shared-bottom and independent at width 64 and 256.
 
-    python benchmarks/bench_population.py [--quick] [--sweep] [--device cuda]
+    python benchmarks/bench_population.py [--quick] [--sweep] [--cap] [--device cuda]
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from _common import report, setup_threads  # noqa: E402
 
 from sharesearch.data import load_data  # noqa: E402
 from sharesearch.graph import SharingGraph  # noqa: E402
-from sharesearch.training import TrainConfig, train, train_population  # noqa: E402
+from sharesearch.training import TrainConfig, population_size, train, train_population  # noqa: E402
 
 K = 8
 
@@ -54,20 +58,41 @@ def sweep(quick: bool, device: str) -> list[str]:
     data, graph, cfgs = _setup(64, 1500, 60 if quick else 200, device)
     one = _timed(lambda: train(graph, data, cfgs[0], keep_model=False))
     lines = []
-    for p in (2, 4, 8, 16):
+    for p in (2, 4, 8, 16, 32):
         cs = [cfgs[0].updated(seed=s) for s in range(p)]
         t = _timed(lambda: train_population(graph, data, cs, keep_model=False))
         lines.append(report(f"population P={p} width 64: time per member", "population", t / p, "one run", one))
     return lines
 
 
-def main(quick: bool = False, device: str = "cpu", with_sweep: bool = False) -> list[str]:
+def cap(quick: bool, device: str) -> list[str]:
+    data = load_data("synthetic-mmoe", n=4000, seed=0)
+    cfgs = [TrainConfig(max_steps=40 if quick else 200, eval_every=50, batch_size=128, lr_schedule="cosine",
+                        patience=0, seed=s, device=device) for s in range(20)]
+    lines = []
+    for width in (64,) if quick else (64, 256):
+        bb = {"name": "mlp", "input_shape": list(data.input_shape), "widths": [width, width, width // 2]}
+        for make in (SharingGraph.shared_bottom, SharingGraph.independent):
+            graph = make(data.tasks, bb)
+            train_population(graph, data, cfgs[:2], keep_model=False)  # warm-up
+            now = _timed(lambda: train_population(graph, data, cfgs, keep_model=False))
+            before = _timed(lambda: [train_population(graph, data, c, keep_model=False, max_members=16)
+                                     for c in (cfgs[:16], cfgs[16:])])
+            lines.append(report(f"20 seeds {make.__name__} T=6 width {width} {cfgs[0].max_steps} steps: populations "
+                                f"as cut now (at most {population_size(device)}, near-equal)", "now", now,
+                                "16 + 4 (the rule before)", before))
+    return lines
+
+
+def main(quick: bool = False, device: str = "cpu", with_sweep: bool = False, with_cap: bool = False) -> list[str]:
     setup_threads()
     lines = [seeds_vs_sequential(64, quick, device)]
     if not quick:
         lines.append(seeds_vs_sequential(256, quick, device))
     if with_sweep:
         lines += sweep(quick, device)
+    if with_cap:
+        lines += cap(quick, device)
     return lines
 
 
@@ -75,6 +100,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--cap", action="store_true", help="the population size rule against the one before")
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
-    main(a.quick, a.device, a.sweep)
+    main(a.quick, a.device, a.sweep, a.cap)

@@ -81,6 +81,15 @@ def test_benchmark_prints_a_ratio(name, bench, monkeypatch, capsys):
         assert line in out
 
 
+def test_population_cap_prints_the_rule_against_the_one_before(bench, capsys):
+    lines = bench("bench_population").main(quick=True, device="cpu", with_cap=True)
+    out = capsys.readouterr().out
+    cap = [line for line in lines if "16 + 4 (the rule before)" in line]
+    assert len(cap) == 2  # shared-bottom and independent at width 64 (quick)
+    for line in cap:
+        assert RATIO.search(line) and line in out
+
+
 def test_run_all_parses_and_writes(bench, tmp_path, monkeypatch):
     run_all = bench("run_all")
     d = run_all.parse_line("x: ours 1.00 ms vs theirs 2.00 ms -> 2.00x")

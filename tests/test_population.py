@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import torch
 
 from sharesearch.data import load_data
@@ -140,3 +142,30 @@ def test_a_callback_of_a_lone_run_stops_only_that_run(data):
     cfg = TrainConfig(max_steps=20, eval_every=10, batch_size=32, device="cpu", weighting="pcgrad")
     (res,) = train_population(g, data, [cfg], callbacks=[stop])
     assert res.status == "stopped" and isinstance(res.interrupted, KeyError)
+
+
+@given(n=st.integers(1, 200), size=st.integers(1, 64))
+def test_members_are_cut_into_the_fewest_populations_of_near_equal_size(n, size):
+    from sharesearch.training._population import _chunks
+
+    chunks = _chunks(range(n), size)
+    assert [i for c in chunks for i in c] == list(range(n))  # every member once, in order
+    assert len(chunks) == math.ceil(n / size)  # no more populations than the cap forces
+    assert max(map(len, chunks)) <= size and max(map(len, chunks)) - min(map(len, chunks)) <= 1
+
+
+def test_a_group_over_the_cap_trains_as_equal_populations(data, monkeypatch):
+    from sharesearch.training import _population
+
+    sizes: list[int] = []
+    real = _population._Population.__init__
+
+    def spy(self, graph, d, configs, *a, **kw):
+        sizes.append(len(configs))
+        real(self, graph, d, configs, *a, **kw)
+
+    monkeypatch.setattr(_population._Population, "__init__", spy)
+    g = SharingGraph.shared_bottom(data.tasks, {"name": "mlp", "input_shape": list(data.input_shape), "widths": [8]})
+    res = train_population(g, data, [TrainConfig(max_steps=4, eval_every=2, seed=s) for s in range(5)],
+                           keep_model=False, max_members=4)
+    assert sizes == [3, 2] and [r.config.seed for r in res] == list(range(5))

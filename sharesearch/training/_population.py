@@ -103,14 +103,34 @@ def population_groups(configs: Sequence[TrainConfig]) -> list[list[int]]:
 def population_size(device: str | torch.device = "auto") -> int:
     """The most members trained as one population on ``device`` (larger groups are split).
 
-    Measured by ``benchmarks/bench_population.py --sweep``: on 2 CPU cores the
-    time per member of a width-64 network keeps falling up to 16 members; a GPU
+    Measured by ``benchmarks/bench_population.py --sweep`` and ``--part cap``: on
+    2 CPU cores the time per member of a width-64 network keeps falling up to 32
+    members (20 seeds, the verdict's most, took 1.12-1.36x less time as one
+    population than as 16 + 4) and is flat or rising beyond (64 independent
+    members as one took 1.08x, at width 256 1.24x, the time of two of 32); a GPU
     has room for many more.
 
     >>> population_size("cpu")
-    16
+    32
     """
-    return 64 if resolve_device(str(device)).type == "cuda" else 16
+    return 64 if resolve_device(str(device)).type == "cuda" else 32
+
+
+def _chunks(group: Sequence[int], size: int) -> list[list[int]]:
+    """``group`` cut into the fewest populations of at most ``size``, as equal as can be (20 at most 16: 10 + 10,
+    not 16 + 4, whose second population costs nearly what the first does).
+
+    >>> [len(c) for c in _chunks(range(20), 16)], [len(c) for c in _chunks(range(7), 3)]
+    ([10, 10], [3, 2, 2])
+    """
+    group = list(group)
+    k = -(-len(group) // size)  # the fewest chunks: ceil(len / size)
+    q, r = divmod(len(group), k)  # r chunks of q + 1, the rest of q
+    out, start = [], 0
+    for i in range(k):
+        out.append(group[start:start + q + (i < r)])
+        start += q + (i < r)
+    return out
 
 
 def train_population(graph: SharingGraph, data: MultiTaskData, configs: Sequence[TrainConfig], *,
@@ -140,7 +160,7 @@ def train_population(graph: SharingGraph, data: MultiTaskData, configs: Sequence
         raise ConfigError(f"train_population: {len(cbs)} callbacks for {len(configs)} configurations")
     results: list[TrainResult | None] = [None] * len(configs)
     size = max_members or population_size(configs[0].device)
-    chunks = [g[i:i + size] for g in population_groups(configs) for i in range(0, len(g), size)]
+    chunks = [c for g in population_groups(configs) for c in _chunks(g, size)]
     for group in chunks:
         if len(group) == 1:
             results[group[0]] = _train_alone(graph, data, configs[group[0]], cbs[group[0]], keep_model)
