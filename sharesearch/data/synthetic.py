@@ -379,10 +379,12 @@ def make_synthetic_mmoe(
 
 
 #: Defaults of ``synthetic-planted``; every key is a :func:`make_synthetic_mmoe` option. A shared bottom
-#: hurts t5 here, and the planted tree is the best of 12 trees on validation more often than any other, but
-#: narrowly: with 8 seeds per tree under one protocol it was best in 3 of 5 data seeds, and in none did its
-#: lead over the best tree not grouping the clusters (0.2 to 2.5 points of Δm, mostly a binary task leaving
-#: its cluster) have a 95% interval above 0 (``benchmarks/bench_verdict.py --part oracle --runs 8``).
+#: hurts t5 here, and the planted tree is the best of the oracle's 14 trees on validation more often than any
+#: other, but narrowly: under the shipped protocol (cosine, the whole budget) a tree grouping the clusters was
+#: best in 5 of 5 data seeds at 4 runs per tree, and in none did its lead over the best tree not grouping
+#: them (0.7 to 2.2 points of Δm, always one member leaving its cluster) have a 95% interval above 0
+#: (``benchmarks/bench_verdict.py --part oracle --runs 4``). Larger validation sets, p = 1, a regression t3
+#: and scarcer labels did not make it clear either (``benchmarks/RESULTS.md``, 2026-12-01).
 PLANTED_OPTIONS: Mapping[str, Any] = MappingProxyType({
     "n": 1500,
     "d": 7,  # exactly the 7 directions the clusters use: no input subspace common to every task, so
