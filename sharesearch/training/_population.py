@@ -103,12 +103,12 @@ def population_groups(configs: Sequence[TrainConfig]) -> list[list[int]]:
 def population_size(device: str | torch.device = "auto") -> int:
     """The most members trained as one population on ``device`` (larger groups are split).
 
-    Measured by ``benchmarks/bench_population.py --sweep`` and ``--part cap``: on
-    2 CPU cores the time per member of a width-64 network keeps falling up to 32
-    members (20 seeds, the verdict's most, took 1.12-1.36x less time as one
-    population than as 16 + 4) and is flat or rising beyond (64 independent
-    members as one took 1.08x, at width 256 1.24x, the time of two of 32); a GPU
-    has room for many more.
+    Measured by ``benchmarks/bench_population.py --sweep`` and ``--cap``: on 2
+    quiet CPU cores 20 seeds (the verdict's most) of a width-64 network took
+    1.04-1.31x less time as one population than as 16 + 4; at width 256, where
+    the matmuls are the cost, 0.94-1.00x. Beyond 32 members it rises (64
+    independent members as one took 1.08x, at width 256 1.24x, the time of two
+    of 32). A GPU has room for many more.
 
     >>> population_size("cpu")
     32
