@@ -169,3 +169,12 @@ def test_a_group_over_the_cap_trains_as_equal_populations(data, monkeypatch):
     res = train_population(g, data, [TrainConfig(max_steps=4, eval_every=2, seed=s) for s in range(5)],
                            keep_model=False, max_members=4)
     assert sizes == [3, 2] and [r.config.seed for r in res] == list(range(5))
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, True, "4"])
+def test_max_members_must_be_a_positive_integer(data, bad):
+    from sharesearch.training import ConfigError
+
+    g = SharingGraph.shared_bottom(data.tasks, {"name": "mlp", "input_shape": list(data.input_shape), "widths": [8]})
+    with pytest.raises(ConfigError, match=rf"^train_population: max_members must be an integer >= 1, got {bad!r}$"):
+        train_population(g, data, [TrainConfig(max_steps=2, eval_every=2)], max_members=bad)

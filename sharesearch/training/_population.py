@@ -55,6 +55,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
@@ -123,14 +124,8 @@ def _chunks(group: Sequence[int], size: int) -> list[list[int]]:
     >>> [len(c) for c in _chunks(range(20), 16)], [len(c) for c in _chunks(range(7), 3)]
     ([10, 10], [3, 2, 2])
     """
-    group = list(group)
-    k = -(-len(group) // size)  # the fewest chunks: ceil(len / size)
-    q, r = divmod(len(group), k)  # r chunks of q + 1, the rest of q
-    out, start = [], 0
-    for i in range(k):
-        out.append(group[start:start + q + (i < r)])
-        start += q + (i < r)
-    return out
+    fewest = -(-len(group) // size)  # ceil(len / size)
+    return [c.tolist() for c in np.array_split(np.asarray(group, dtype=np.int64), fewest)]
 
 
 def train_population(graph: SharingGraph, data: MultiTaskData, configs: Sequence[TrainConfig], *,
@@ -158,6 +153,9 @@ def train_population(graph: SharingGraph, data: MultiTaskData, configs: Sequence
     cbs = list(callbacks) if callbacks is not None else [None] * len(configs)
     if len(cbs) != len(configs):
         raise ConfigError(f"train_population: {len(cbs)} callbacks for {len(configs)} configurations")
+    if max_members is not None and (isinstance(max_members, bool) or not isinstance(max_members, int)
+                                    or max_members < 1):
+        raise ConfigError(f"train_population: max_members must be an integer >= 1, got {max_members!r}")
     results: list[TrainResult | None] = [None] * len(configs)
     size = max_members or population_size(configs[0].device)
     chunks = [c for g in population_groups(configs) for c in _chunks(g, size)]
