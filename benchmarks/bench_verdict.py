@@ -48,6 +48,7 @@ Commands::
     python benchmarks/bench_verdict.py --part aa --data-seeds 10   # the A/A check as a search runs it
     python benchmarks/bench_verdict.py --part oracle           # 5 data seeds, 4 runs of ~12 fixed trees each
     python benchmarks/bench_verdict.py --part recovery         # 5 data seeds, a full search each
+    python benchmarks/bench_verdict.py --part oracle --data-option rank=3 --data-option d=14   # a source variant
     python benchmarks/bench_verdict.py --quick                 # every part, tiny (a smoke run)
 """
 
@@ -68,6 +69,7 @@ from _common import groups_planted, setup_threads, trials_until_planted  # noqa:
 
 from sharesearch.data import load_data  # noqa: E402
 from sharesearch.graph import SharingGraph  # noqa: E402
+from sharesearch.inputs import parse_options  # noqa: E402
 from sharesearch.tasks import compute_metric, metric_direction  # noqa: E402
 from sharesearch.training import TrainConfig, train, train_population  # noqa: E402
 from sharesearch.verdict import RowPredictions, seeds_for_power, task_verdicts  # noqa: E402
@@ -86,6 +88,16 @@ QUICK = {"calibration_seeds": 2, "power_seeds": 2, "recovery_seeds": 1, "calibra
          "n": 300, "row_resamples": 20, "n_trials": 6}
 QUICK_PROTOCOL = PROTOCOL.updated(max_steps=40, eval_every=10)
 ALPHA = 0.05
+
+
+def _data(source: str, p: dict, seed: int):
+    """``source`` at ``p``'s row count and ``seed``, with the ``--data-option`` overrides on top of its preset."""
+    return load_data(source, **{"n": p["n"], **p.get("data_options", {}), "seed": seed})
+
+
+def _record(source: str, p: dict, seed: int) -> dict:
+    """The data-source record of :func:`_data`'s data set (what ``run_search`` stores as its provenance)."""
+    return {"source": source, "options": {"n": p["n"], **p.get("data_options", {}), "seed": seed}}
 
 
 def _backbone(data) -> dict:
@@ -132,7 +144,7 @@ def calibration(p: dict, cfg: TrainConfig) -> list[str]:
     covered, negatives, tests = 0, 0, 0
     k = p["calibration_runs"]
     for s in range(p["calibration_seeds"]):
-        data = load_data("synthetic-null", n=p["n"], seed=s)
+        data = _data("synthetic-null", p, s)
         g = SharingGraph.independent(data.tasks, _backbone(data))
         control = _arm(g, data, range(k), cfg)
         again = _arm(g, data, range(1000, 1000 + k), cfg)  # the same networks, disjoint seeds: A/A
@@ -178,7 +190,7 @@ def companions(p: dict, cfg: TrainConfig) -> list[str]:
     covered = {c: 0 for c in cases}
     deltas: dict[tuple, list[float]] = {c: [] for c in cases}
     for s in range(first, first + n):
-        data = load_data(source, n=p["n"], seed=s)
+        data = _data(source, p, s)
         dense = not bool(torch.isnan(data.y).any())
         g = SharingGraph.independent(data.tasks, _backbone(data))
         joint = {}
@@ -215,7 +227,7 @@ def budget(p: dict, cfg: TrainConfig) -> list[str]:
     first, source = p.get("first_seed", 0), p.get("source", "synthetic-mmoe")
     held = 0
     for s in range(first, first + n):
-        data = load_data(source, n=p["n"], seed=s)
+        data = _data(source, p, s)
         g = SharingGraph.independent(data.tasks, _backbone(data))
         v = _verdict(_arm(g, data, range(k), cfg.updated(max_steps=2 * cfg.max_steps)), _arm(g, data, range(k), cfg),
                      data, p["row_resamples"], "twice the budget")
@@ -235,9 +247,9 @@ def aa(p: dict, cfg: TrainConfig) -> list[str]:
     covered, flagged, tests, n = 0, 0, 0, p["calibration_seeds"]
     first = p.get("first_seed", 0)
     for s in range(first, first + n):
-        data = load_data("synthetic-null", n=p["n"], seed=s)
+        data = _data("synthetic-null", p, s)
         with tempfile.TemporaryDirectory() as runs:  # no reference, one trial, top-k 0: the control and its A/A
-            study = run_search(data, {"source": "synthetic-null", "options": {"n": p["n"], "seed": s}},
+            study = run_search(data, _record("synthetic-null", p, s),
                                load_space("default"), runs_dir=runs, progress=False,
                                config=SearchConfig(n_trials=1, seed=s, top_k=0, references=()))  # seeds: power
             results = study_results(study)
@@ -258,7 +270,7 @@ def power(p: dict, cfg: TrainConfig) -> list[str]:
     flagged, n = 0, p["power_seeds"]
     k = None
     for s in range(n):
-        data = load_data("synthetic-planted", n=p["n"], seed=s)
+        data = _data("synthetic-planted", p, s)
         unrelated = data.meta["clusters"][-1][0]
         ind = SharingGraph.independent(data.tasks, _backbone(data))
         if k is None:  # seeds per arm from the control's measured spread (first data seed, 6 pilot runs)
@@ -284,10 +296,10 @@ def recovery(p: dict, cfg: TrainConfig) -> list[str]:
 
     hits, tied, n, counts = 0, 0, p["recovery_seeds"], []
     for s in range(p.get("first_seed", 0), p.get("first_seed", 0) + n):
-        data = load_data("synthetic-planted", n=p["n"], seed=s)
+        data = _data("synthetic-planted", p, s)
         planted = data.meta["clusters"]
         with tempfile.TemporaryDirectory() as runs:
-            study = run_search(data, {"source": "synthetic-planted", "options": {"n": p["n"], "seed": s}},
+            study = run_search(data, _record("synthetic-planted", p, s),
                                load_space("default"), runs_dir=runs,
                                config=SearchConfig(n_trials=p["n_trials"], seed=s, top_k=p.get("top_k", 3),
                                                    n_seeds=p.get("power_runs")),
@@ -351,7 +363,7 @@ def oracle(p: dict, cfg: TrainConfig) -> list[str]:
 
     hits, clear, n, runs = 0, 0, p["recovery_seeds"], p.get("oracle_runs", 4)
     for s in range(p.get("first_seed", 0), p.get("first_seed", 0) + n):
-        data = load_data("synthetic-planted", n=p["n"], seed=s)
+        data = _data("synthetic-planted", p, s)
         tasks, bb = data.task_names, default_backbone(data)
         planted = [sorted(c) for c in data.meta["clusters"]]
         graphs = {"independent": SharingGraph.independent(data.tasks, bb),
@@ -394,9 +406,9 @@ def regret(p: dict, cfg: TrainConfig) -> list[str]:
 
     pruned_n, winners = 0, 0
     for s in range(p.get("first_seed", 0), p.get("first_seed", 0) + p["recovery_seeds"]):
-        data = load_data("synthetic-planted", n=p["n"], seed=s)
+        data = _data("synthetic-planted", p, s)
         with tempfile.TemporaryDirectory() as runs:
-            study = run_search(data, {"source": "synthetic-planted", "options": {"n": p["n"], "seed": s}},
+            study = run_search(data, _record("synthetic-planted", p, s),
                                load_space("default"), runs_dir=runs, verdict=False, progress=False,
                                config=SearchConfig(n_trials=p["n_trials"], seed=s))
             ctx, baselines = StudyContext.from_study(study), BaselineSet.from_study(study).tasks
@@ -472,6 +484,8 @@ if __name__ == "__main__":
     ap.add_argument("--source", default=None,
                     help="companions, budget: the data source (default synthetic-null, synthetic-mmoe)")
     ap.add_argument("--n", type=int, default=None, help="rows of each data set (default: FULL's)")
+    ap.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a source option over the preset's, every part (a JSON value, e.g. rank=3, d=14)")
     ap.add_argument("--runs", type=int, default=None,
                     help="runs per arm (calibration; power: instead of seeds_for_power's count)")
     a = ap.parse_args()
@@ -486,6 +500,7 @@ if __name__ == "__main__":
         FULL.update(source=a.source)
     if a.n is not None:
         FULL.update(n=a.n)
+    FULL.update(data_options=parse_options(a.data_option, "--data-option"))
     if a.lr is not None:
         PROTOCOL = PROTOCOL.updated(lr=a.lr)
     if a.top_k is not None:

@@ -90,6 +90,18 @@ def test_population_cap_prints_the_rule_against_the_one_before(bench, capsys):
         assert RATIO.search(line) and line in out
 
 
+def test_verdict_benchmark_lays_data_options_over_the_preset(bench):
+    """``--data-option`` reaches every part's data set and the search's provenance record."""
+    mod = bench("bench_verdict")
+    p = {**mod.QUICK, "data_options": {"rank": 2, "d": 11, "n": 999}}
+    data = mod._data("synthetic-planted", p, 3)
+    assert data.meta["options"]["rank"] == 2 and data.meta["options"]["d"] == 11 and data.meta["options"]["seed"] == 3
+    assert data.n == 999  # an option beats the part's row count
+    assert mod._record("synthetic-planted", p, 3) == {"source": "synthetic-planted",
+                                                      "options": {"n": 999, "rank": 2, "d": 11, "seed": 3}}
+    assert mod._data("synthetic-null", {**mod.QUICK}, 3).meta["options"]["rank"] == 1
+
+
 def test_run_all_parses_and_writes(bench, tmp_path, monkeypatch):
     run_all = bench("run_all")
     d = run_all.parse_line("x: ours 1.00 ms vs theirs 2.00 ms -> 2.00x")

@@ -115,6 +115,40 @@ def test_planted_and_null_cluster_structure():
     assert within == [] and max(abs(c) for c in across) < 4.0 / np.sqrt(null.n), across
 
 
+def _fitted_weights(d) -> np.ndarray:
+    """Least-squares weights ``[T, d]`` of every (noise-free, linear) task on ``[x, 1]``."""
+    x = np.c_[d.x.numpy(), np.ones(d.n)].astype(float)  # [n, d+1]
+    beta, *_ = np.linalg.lstsq(x, d.y.numpy().astype(float), rcond=None)  # [d+1, T]
+    return beta[:-1].T
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_rank_is_the_dimension_a_cluster_shares(rank):
+    """With p = 1 (no own directions), a cluster's weights span exactly ``rank`` directions, every task
+    weighs each of them (cosines positive) and clusters stay orthogonal."""
+    d = make_synthetic_mmoe(n=2000, d=3 * rank + 5, p=1.0, m=0, noise=0.0, rank=rank, seed=4,
+                            clusters=[[0, 1, 2], [3, 4], [5]])
+    w = _fitted_weights(d)  # [T, d]
+    unit = w / np.linalg.norm(w, axis=1, keepdims=True)
+    for c in ([0, 1, 2], [3, 4]):
+        sv = np.linalg.svd(w[c], compute_uv=False)
+        assert (sv > 1e-3 * sv[0]).sum() == min(rank, len(c)), (c, sv)
+        cos = unit[c] @ unit[c].T
+        assert cos.min() > 0.2, cos
+    assert abs(unit[:3] @ unit[3:].T).max() < 1e-6 and abs(unit[3:5] @ unit[5]).max() < 1e-6
+    assert d.meta["options"]["rank"] == rank
+
+
+def test_rank_one_is_the_papers_recipe_and_ranks_per_cluster():
+    base = make_synthetic_mmoe(n=300, seed=6, nonlinear=0.5)
+    assert make_synthetic_mmoe(n=300, seed=6, nonlinear=0.5, rank=1).fingerprint() == base.fingerprint()
+    assert make_synthetic_mmoe(n=300, seed=6, nonlinear=0.5, rank=[1, 1, 1]).fingerprint() == base.fingerprint()
+    mixed = make_synthetic_mmoe(n=300, d=10, seed=6, rank=[3, 1, 2])  # 3 + 3, 2 and 2 directions
+    assert mixed.meta["options"]["rank"] == [3, 1, 2]
+    with pytest.raises(SharesearchError, match=r"d=9 is too small; .* need d >= 10"):
+        make_synthetic_mmoe(n=300, d=9, seed=6, rank=[3, 1, 2])
+
+
 @pytest.mark.parametrize("source", ["synthetic-planted", "synthetic-null", "synthetic-mmoe"])
 def test_deterministic_in_seed(source):
     a = load_data(source, n=400, seed=3, nonlinear=1.0)
@@ -134,6 +168,9 @@ def test_deterministic_in_seed(source):
         ({"nonlinear": 1.5}, r"nonlinear must be in \[0, 1\], got 1.5"),
         ({"noise": [1.0, 2.0]}, r"noise must be one value or a list of one per cluster \(3\)"),
         ({"n": "abc"}, r"n must be a number, got 'abc'"),
+        ({"rank": 0}, r"rank must be an integer >= 1 \(one per cluster if a list\), got 0"),
+        ({"rank": [2, 2]}, r"rank must be one value or a list of one per cluster \(3\)"),
+        ({"rank": 1.5}, r"rank must be an integer, got 1.5"),
     ],
 )
 def test_option_errors_name_option_and_value(options, match):

@@ -29,6 +29,15 @@ of tasks has cosine exactly ``p``:
 
 So ``d`` must be at least the number of directions: 1, 2 or ``k+1`` per
 cluster (7 for the default). ``p`` may be one number or one per cluster.
+
+``rank = r > 1`` (one number or one per cluster) gives a cluster ``r`` shared
+directions ``u_1..u_r`` instead of one. Task ``t`` weighs them with a unit
+vector ``a_t`` of absolute standard normals (its own stream,
+``default_rng([seed, 2])``), ``w_t = c*(sqrt(p)*sum_i a_ti*u_i + sqrt(1-p)*v_t)``,
+and a cluster of one task is ``w = c*sum_i a_i*u_i``. A cluster then needs
+``r + k`` directions (``r`` alone). With ``nonlinear`` > 0 every shared
+direction has its own map ``phi`` (below), so a cluster's tasks share ``r``
+maps that each would otherwise learn from its own labels alone.
 The planted answer is stored in ``meta["clusters"]`` as task names.
 
 Regression labels are standardised with train-split statistics (kept in each
@@ -140,22 +149,36 @@ def _per(value: Any, count: int, what: str, name: str, source: str) -> list:
 
 
 def _basis_and_weights(
-    d: int, cl: list[list[int]], ps: list[float], rng: np.random.Generator, source: str
+    d: int, cl: list[list[int]], ps: list[float], rng: np.random.Generator, source: str,
+    ranks: "list[int] | None" = None, mix: "np.random.Generator | None" = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Orthonormal directions ``[D, d]`` and unit-scale task weights ``[T, d]`` (see the module docstring)."""
-    for c, pc in zip(cl, ps):
-        lo = -1.0 if len(c) <= 2 else 0.0
+    """Orthonormal directions ``[D, d]`` and unit-scale task weights ``[T, d]`` (see the module docstring).
+
+    ``ranks`` (one per cluster, default all 1) gives each cluster that many shared directions; a cluster of
+    rank ``r > 1`` mixes them with positive unit weights drawn from ``mix``.
+    """
+    ranks = ranks or [1] * len(cl)
+    for c, pc, r in zip(cl, ps, ranks):
+        lo = -1.0 if len(c) <= 2 and r == 1 else 0.0
         if not lo <= pc <= 1.0:
             raise SharesearchError(f"{source}: p={pc} must be in [{lo:g}, 1] for a cluster of {len(c)} tasks")
-    need = sum(1 if len(c) == 1 else 2 if len(c) == 2 else len(c) + 1 for c in cl)
+    need = sum(_directions(len(c), r) for c, r in zip(cl, ranks))
     if d < need:
         raise SharesearchError(f"{source}: d={d} is too small; clusters {cl} need d >= {need} orthogonal directions")
     basis, _ = np.linalg.qr(rng.standard_normal((d, need)))  # [d, D] orthonormal columns
     basis = basis.T  # [D, d]
     w = np.zeros((sum(len(c) for c in cl), d))  # [T, d]
     k = 0
-    for c, pc in zip(cl, ps):
-        if len(c) == 1:
+    for c, pc, r in zip(cl, ps, ranks):
+        if r > 1:
+            shared = basis[k:k + r]  # [r, d] the cluster's shared directions
+            for j, t in enumerate(c):
+                a = np.abs(mix.standard_normal(r))  # [r] how task t weighs them (every one, positively)
+                a = a / np.linalg.norm(a)
+                own = basis[k + r + j] if len(c) > 1 else 0.0  # [d] task t's own direction
+                w[t] = a @ shared if len(c) == 1 else math.sqrt(pc) * (a @ shared) + math.sqrt(1 - pc) * own
+            k += _directions(len(c), r)
+        elif len(c) == 1:
             w[c[0]] = basis[k]
             k += 1
         elif len(c) == 2:
@@ -169,6 +192,13 @@ def _basis_and_weights(
                 w[t] = math.sqrt(pc) * u + math.sqrt(1 - pc) * basis[k + 1 + j]
             k += len(c) + 1
     return basis, w
+
+
+def _directions(size: int, rank: int) -> int:
+    """Orthogonal directions a cluster of ``size`` tasks and ``rank`` shared directions uses."""
+    if rank == 1:
+        return 1 if size == 1 else 2 if size == 2 else size + 1
+    return rank if size == 1 else rank + size
 
 
 def task_weights(
@@ -249,7 +279,8 @@ def _labels(y: np.ndarray, train: np.ndarray, kinds: list[str], names: list[str]
 
 
 def _generate(source: str, *, n: Any, d: Any, p: Any, clusters: Any, noise: Any, seed: Any, kind: Any, m: Any,
-              scale: Any, labelled: Any, split: Sequence[float], split_seed: Any, nonlinear: Any) -> MultiTaskData:
+              scale: Any, labelled: Any, split: Sequence[float], split_seed: Any, nonlinear: Any,
+              rank: Any) -> MultiTaskData:
     """The recipe of the module docstring; ``source`` names the data set in errors and ``meta``."""
     cl = _check_clusters(DEFAULT_CLUSTERS if clusters is None else clusters, source)
     T = sum(len(c) for c in cl)
@@ -266,11 +297,14 @@ def _generate(source: str, *, n: Any, d: Any, p: Any, clusters: Any, noise: Any,
     if not all(v >= 0.0 for v in noises):
         raise SharesearchError(f"{source}: noise must be >= 0 (one value per cluster if a list), got {noise!r}")
     ps = [_number(source, "p", v) for v in _per(p, len(cl), "cluster", "p", source)]
+    ranks = [_number(source, "rank", v, int) for v in _per(rank, len(cl), "cluster", "rank", source)]
+    if not all(r >= 1 for r in ranks):
+        raise SharesearchError(f"{source}: rank must be an integer >= 1 (one per cluster if a list), got {rank!r}")
     lam, scale, seed = _number(source, "nonlinear", nonlinear), _number(source, "scale", scale), _number(source, "seed", seed, int)
     if not 0.0 <= lam <= 1.0:
         raise SharesearchError(f"{source}: nonlinear must be in [0, 1], got {nonlinear!r}")
     rng = np.random.default_rng(seed)
-    basis, w = _basis_and_weights(d, cl, ps, rng, source)  # [D, d], [T, d]
+    basis, w = _basis_and_weights(d, cl, ps, rng, source, ranks, np.random.default_rng([seed, 2]))  # [D, d], [T, d]
     w = scale * w
     alpha = rng.standard_normal(m)
     beta = rng.standard_normal(m)
@@ -303,6 +337,7 @@ def _generate(source: str, *, n: Any, d: Any, p: Any, clusters: Any, noise: Any,
             "kind": kind if isinstance(kind, str) else kinds, "m": m, "scale": scale,
             "labelled": float(labelled) if isinstance(labelled, (int, float)) else fracs,
             "split": [float(f) for f in split], "split_seed": split_seed, "nonlinear": lam,
+            "rank": rank if isinstance(rank, int) else ranks,
         },
         "clusters": [[names[i] for i in c] for c in cl],
         "cluster_p": ps,
@@ -326,6 +361,7 @@ def make_synthetic_mmoe(
     split: Sequence[float] = (0.7, 0.15, 0.15),
     split_seed: int | None = None,
     nonlinear: float = 0.0,
+    rank: "int | Sequence[int]" = 1,
 ) -> MultiTaskData:
     """Generate the clustered MMoE synthetic data set (see the module docstring).
 
@@ -355,6 +391,10 @@ def make_synthetic_mmoe(
     nonlinear : float
         Share ``lam`` in ``[0, 1]`` of each projection's variance that comes
         from the random tanh feature maps (0: the paper's recipe).
+    rank : int or list of int
+        Shared directions per cluster (per cluster if a list; 1: the paper's
+        recipe). A cluster of rank ``r > 1`` shares ``r`` directions, each task
+        weighing all of them (see the module docstring).
 
     Returns
     -------
@@ -375,7 +415,8 @@ def make_synthetic_mmoe(
     ['regression', 'binary', 'binary']
     """
     return _generate("synthetic-mmoe", n=n, d=d, p=p, clusters=clusters, noise=noise, seed=seed, kind=kind, m=m,
-                     scale=scale, labelled=labelled, split=split, split_seed=split_seed, nonlinear=nonlinear)
+                     scale=scale, labelled=labelled, split=split, split_seed=split_seed, nonlinear=nonlinear,
+                     rank=rank)
 
 
 #: Defaults of ``synthetic-planted``; every key is a :func:`make_synthetic_mmoe` option. A shared bottom
