@@ -16,7 +16,7 @@ from sharesearch.affinity import (Affinity, affinity_distance, affinity_for_spac
 from sharesearch.data import MultiTaskData, load_data
 from sharesearch.report import report_html
 from sharesearch.search import SearchConfig, ensure_baselines, enqueue_references, prepare_study, study_results
-from sharesearch.search._records import AffinityRecord, StudyContext
+from sharesearch.search._records import AffinityRecord, StudyContext, TrialRecord
 from sharesearch.space import SearchSpace, load_space
 from sharesearch.training import TrainConfig
 
@@ -182,6 +182,44 @@ def test_trees_are_tried_again_on_the_best_trials_settings_once_half_the_budget_
     stored = AffinityRecord.from_study(study)
     assert stored.tuned_from == best.number and list(stored.tuned) == tuned
     assert enqueue_tuned_trees(study, data, space, target=12) == []  # once per study
+
+
+def test_references_are_tried_again_on_the_best_trials_training_and_width_once(data):
+    """enqueue_tuned_references: nothing before half the budget; then every reference but the control once,
+    with the best sampled trial's lr, weight decay, batch size, weighting, sampling and width but its own
+    topology and mechanisms; never a second time; the objective keeps it a (never pruned) reference."""
+    from sharesearch.search import enqueue_tuned_references
+    from sharesearch.search._dashboard import trial_kind
+
+    space = load_space("tiny")
+    study = _study(space, data, n_trials=20)
+    names = [n for n in StudyContext.from_study(study).references if n != "independent"]
+    assert names  # the tiny space expresses some reference besides the control
+    first = len(study.get_trials(deepcopy=False))
+
+    def objective(trial):  # stand-in values: the sampled trial with the highest lr is the best
+        space.sample(trial, data.tasks, data.input_shape)
+        return 0.0 if trial.user_attrs.get("reference") or "affinity_tree" in trial.user_attrs else trial.params["lr"]
+
+    study.optimize(objective, n_trials=first)
+    assert enqueue_tuned_references(study, data, space, target=20) == []  # 8 or so of 20: too early
+    study.optimize(objective, n_trials=10 - first + 1)
+    best = max((t for t in study.trials if t.number >= first), key=lambda t: t.value)
+    assert enqueue_tuned_references(study, data, space, target=20) == names
+    again = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs["reference"] for t in again] == names
+    for t, name in zip(again, names):
+        params, own = t.system_attrs["fixed_params"], space.reference_params(name, data.tasks)
+        assert t.user_attrs["tuned_from"] == best.number
+        for key in ("lr", "batch_size", "weighting", "width_mult"):
+            if key in best.params:
+                assert params[key] == best.params[key], key
+        assert space.build(params, data.tasks, data.input_shape).graph.partitions() == \
+            space.build(own, data.tasks, data.input_shape).graph.partitions()
+        assert {k: params[k] for k in ("moe", "cross_stitch")} == {k: own[k] for k in ("moe", "cross_stitch")}
+        rec = TrialRecord.from_trial(t)
+        assert "tried again with the training and width of trial" in trial_kind(rec, t)
+    assert enqueue_tuned_references(study, data, space, target=20) == []  # once per study
 
 
 def test_tree_params_on_a_trials_settings_takes_the_stages_the_tree_needs():

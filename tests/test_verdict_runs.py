@@ -229,6 +229,56 @@ def test_the_verdict_retrains_each_affinity_tree_once_in_its_better_version(data
     assert runs[2].graph.key() == third.key() and runs[2].train == {"lr": 1e-3}
 
 
+def test_the_verdict_retrains_each_reference_in_its_better_version(data):
+    """A reference tried again on the best trial's training (tuned_from) is retrained once, in the version with
+    the higher value; a failed version never wins over a completed one; a reference with no completed
+    version falls back to its first trained trial."""
+    import optuna
+
+    from sharesearch.graph import SharingGraph
+    from sharesearch.search._records import TrialRecord
+
+    bb = {"name": "mlp", "input_shape": list(data.input_shape), "widths": [8, 8]}
+    sb, mmoe = SharingGraph.shared_bottom(data.tasks, bb), SharingGraph.mmoe(data.tasks, bb, experts=2)
+    study = optuna.create_study(direction="maximize")
+    rows = [("shared-bottom", None, 0.01, 1e-3, "complete"), ("mmoe", None, 0.03, 1e-3, "complete"),
+            ("shared-bottom", 1, 0.05, 3e-3, "complete"), ("mmoe", 1, 0.02, 3e-3, "complete"),
+            ("mmoe", 1, None, 5e-3, "fail"), ("cross-stitch", None, None, 1e-3, "fail")]
+    for name, tuned_from, value, lr, state in rows:
+        g = mmoe if name == "mmoe" else sb
+        rec = TrialRecord(reference=name, graph=g.to_dict(), graph_key=g.key(), train={"lr": lr},
+                          tuned_from=tuned_from)
+        state = optuna.trial.TrialState.COMPLETE if state == "complete" else optuna.trial.TrialState.FAIL
+        study.add_trial(optuna.trial.create_trial(value=value, state=state, user_attrs=rec.to_attrs()))
+    refs = _verdict_runs._reference_runs(study)
+    assert {k: (r.trial, r.train["lr"]) for k, r in refs.items()} == {
+        "shared-bottom": (2, 3e-3), "mmoe": (1, 1e-3), "cross-stitch": (5, 1e-3)}
+
+
+def test_a_search_trains_the_tuned_references_as_references(data, tmp_path):
+    """Through run_search: at half the budget shared-bottom is enqueued again on the best sampled trial's
+    training; it completes (never pruned) and stays recorded as the reference, not as a sampled candidate."""
+    import optuna
+
+    from sharesearch.search._records import TrialRecord
+
+    # 10 trials: the 2 references and 3 affinity trees, then sampled ones; at 6 finished the 3 trees and
+    # shared-bottom are enqueued again (the room left: 4)
+    cfg = SearchConfig(n_trials=10, n_seeds=2, top_k=1, references=("independent", "shared-bottom"))
+    study = run_search(data, SOURCE, load_space("tiny"), storage=f"sqlite:///{tmp_path / 't.db'}", study_name="t",
+                       config=cfg, train_base=TrainConfig(device="cpu", max_steps=4, eval_every=2), progress=False,
+                       verdict=False)
+    recs = {t.number: (t, TrialRecord.from_trial(t)) for t in study.get_trials(deepcopy=False)}
+    tuned = [(t, r) for t, r in recs.values() if r.reference == "shared-bottom" and r.tuned_from is not None]
+    assert len(tuned) == 1
+    t, r = tuned[0]
+    best = recs[r.tuned_from][0]
+    assert recs[r.tuned_from][1].reference is None and recs[r.tuned_from][1].affinity_tree is None
+    assert t.state == optuna.trial.TrialState.COMPLETE and r.train["lr"] == pytest.approx(best.params["lr"])
+    firsts = [n for n, (_, q) in recs.items() if q.reference == "shared-bottom" and q.tuned_from is None]
+    assert len(firsts) == 1 and firsts[0] < r.tuned_from < t.number
+
+
 def test_the_control_trains_each_task_as_in_the_independent_network_of_every_task(data):
     """With sparse labels, a task whose configuration no other task shares still gets the batches of the
     all-task independent network: the control's run of each task equals its part of that network's run

@@ -50,7 +50,7 @@ from ._export import export_best_model  # noqa: E402
 from ._objective import PendingTrial, TrialRunner, make_objective  # noqa: E402
 from ._populations import member_params, optimize_in_populations, trial_population  # noqa: E402
 from ._records import BaselineSet, StudyContext, StudyData, TaskBaseline, TrialRecord  # noqa: E402
-from ._references import enqueue_references, enqueue_tuned_trees  # noqa: E402
+from ._references import enqueue_references, enqueue_tuned_references, enqueue_tuned_trees  # noqa: E402
 from ._results import load_results, study_results  # noqa: E402
 from ._storage import load_study, open_storage, storage_url, study_names  # noqa: E402
 from ._study import (default_study_name, load_study_data, make_pruner, make_sampler, prepare_study,  # noqa: E402
@@ -81,6 +81,7 @@ __all__ = [
     "baseline_study_name",
     "enqueue_references",
     "enqueue_tuned_trees",
+    "enqueue_tuned_references",
     "make_objective",
     "TrialRunner",
     "PendingTrial",

@@ -133,6 +133,9 @@ def trial_kind(rec: TrialRecord, trial: optuna.trial.FrozenTrial) -> str:
     """What a trial is, in words: the control, a reference, an affinity tree, a companion or a sampled candidate."""
     if rec.control:
         return "the control: each task's own tuned independent baseline (Δ = 0 by definition)"
+    if rec.reference is not None and rec.tuned_from is not None:
+        return (f"reference architecture `{rec.reference}` tried again with the training and width of trial "
+                f"{rec.tuned_from}, the best when half the trial budget had run")
     if rec.reference is not None:
         return f"reference architecture `{rec.reference}`, enqueued before the search"
     if rec.affinity_tree is not None and rec.tuned_from is not None:

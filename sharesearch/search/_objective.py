@@ -208,7 +208,7 @@ class TrialRunner:
         t0, data, cfg = time.perf_counter(), self.data, self.cfg
         enqueued = TrialRecord.from_attrs(trial.user_attrs)  # what enqueueing recorded (an affinity tree's index)
         rec = TrialRecord(worker=worker_id(), sampler_seed=self.sampler_seed, affinity_tree=enqueued.affinity_tree,
-                          tuned_from=enqueued.tuned_from)
+                          tuned_from=enqueued.tuned_from, reference=enqueued.reference)
         rec.write(trial, since=enqueued)
         sampled = _candidate_record(rec, self.space.sample(trial, data.tasks, data.input_shape), self.ref_by_key)
         sampled.write(trial, since=rec)

@@ -38,7 +38,7 @@ from ..training import MEMBER_FIELDS, TrainConfig, population_groups, resolve_de
 from ._liveness import Heartbeats, retry, sweep_dead_trials
 from ._objective import PendingTrial, TrialRunner, close_logs
 from ._records import TrialRecord
-from ._references import enqueue_tuned_trees
+from ._references import enqueue_tuned_references, enqueue_tuned_trees
 from ._study import ask, finished_count
 
 _log = optuna.logging.get_logger(__name__)
@@ -138,6 +138,7 @@ def optimize_in_populations(study: optuna.Study, runner: TrialRunner, space: Sea
             if finished >= target:
                 return
             enqueue_tuned_trees(study, runner.data, space, target, finished)  # once, at half the budget
+            enqueue_tuned_references(study, runner.data, space, target, finished)  # after the trees, same time
             left = _room(study, target)
             if left <= 0:
                 time.sleep(POLL_S)

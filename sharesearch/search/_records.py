@@ -39,7 +39,8 @@ from ._config import SearchConfig, SearchError
 
 __all__ = ["StudyContext", "StudyData", "TrialRecord", "BaselineTrialRecord", "TaskBaseline", "BaselineSet",
            "AffinityRecord",
-           "read_verdict", "write_verdict", "references_enqueued", "mark_references_enqueued"]
+           "read_verdict", "write_verdict", "references_enqueued", "mark_references_enqueued",
+           "references_tuned_from", "mark_references_tuned"]
 
 _CONTEXT = "sharesearch"  # study attribute: StudyContext
 _BASELINES = "baselines"  # study attribute: BaselineSet
@@ -47,6 +48,7 @@ _VERDICT = "verdict"  # study attribute: the verdict dict (schema in sharesearch
 _AFFINITY = "affinity"  # study attribute: AffinityRecord
 _TRANSFER = "transfer"  # study attribute: a TransferResult dict ("transfer:<task>": a new task's)
 _REFERENCES_ENQUEUED = "references_enqueued"  # study attribute: the references were enqueued
+_REFERENCES_TUNED = "references_tuned_from"  # study attribute: the trial whose settings the references took
 _BASELINE_ENQUEUED = "enqueued"  # attribute of <study>.baselines: its default trial was enqueued
 _CONFIRM_ENQUEUED = "confirm_enqueued"  # attribute of <study>.baselines: its confirmation runs were enqueued
 
@@ -182,7 +184,8 @@ class TrialRecord:
     best_step: dict[str, int] | None = None  # task -> optimizer steps at its best validation metric
     steps_run: int | None = None  # optimizer steps the run took (< the cap: it stopped early)
     affinity_tree: int | None = None  # index into AffinityRecord.trees when the affinity proposed this trial
-    tuned_from: int | None = None  # an affinity tree tried again mid-search: the best trial whose settings it took
+    tuned_from: int | None = None  # an affinity tree or a reference tried again mid-search: the best trial whose
+    # settings it took (a reference takes only its training and width, see SearchSpace.reference_params)
     control: bool | None = None  # True: this trial IS the control (the independent reference with each
     # task's own baseline configuration, TaskBaseline.config); it is not trained in the search, its
     # validation Δ is 0 by definition, and verdict runs retrain it per task as the baselines
@@ -394,6 +397,17 @@ def references_enqueued(study: optuna.Study) -> bool:
 def mark_references_enqueued(study: optuna.Study) -> None:
     """Record that the reference architectures were enqueued."""
     study.set_user_attr(_REFERENCES_ENQUEUED, True)
+
+
+def references_tuned_from(study: optuna.Study) -> int | None:
+    """The trial whose settings the reference architectures were enqueued again on, or None (not yet)."""
+    value = study.user_attrs.get(_REFERENCES_TUNED)
+    return None if value is None else int(value)
+
+
+def mark_references_tuned(study: optuna.Study, number: int) -> None:
+    """Record that the references were enqueued again on trial ``number``'s settings."""
+    study.set_user_attr(_REFERENCES_TUNED, int(number))
 
 
 def read_verdict(study: optuna.Study) -> dict[str, Any] | None:

@@ -33,6 +33,14 @@ the verdict retrains each tree in the version that scored higher (the tuned
 settings are not always better for a tree: on ``synthetic-planted`` data seed
 1, the planted tree's verdict arm scored +14.9% on validation as first
 enqueued in one recovery run, and +6.8% on the best trial's settings in another).
+
+The references get the same second chance (:func:`enqueue_tuned_references`):
+at the same point each one but the control is enqueued again with the best
+trial's training and width (lr, weight decay, batch size, loss weighting, task
+sampling, width multiplier), its topology and mechanisms its own, so that a
+reference is not judged on settings no candidate was held to. The verdict
+retrains each in its better version. The ``independent`` reference keeps the
+baselines' tuning: it is the control.
 """
 
 from __future__ import annotations
@@ -50,10 +58,11 @@ from ..affinity import affinity_for_space
 from ..data import MultiTaskData
 from ..space import SearchSpace
 from ._records import (AffinityRecord, StudyContext, TaskBaseline, TrialRecord, mark_references_enqueued,
-                       references_enqueued)
+                       mark_references_tuned, references_enqueued, references_tuned_from)
 from ._study import finished_count
 
-__all__ = ["enqueue_references", "reference_training", "ensure_affinity", "enqueue_tuned_trees", "TUNED_TREES_AT"]
+__all__ = ["enqueue_references", "reference_training", "ensure_affinity", "enqueue_tuned_trees",
+           "enqueue_tuned_references", "TUNED_TREES_AT"]
 
 #: the most trees enqueued from the affinity
 AFFINITY_TREES = 4
@@ -190,3 +199,33 @@ def enqueue_tuned_trees(study: optuna.Study, data: MultiTaskData, space: SearchS
         tuned.append(i)
     replace(record, tuned_from=best.number, tuned=tuple(tuned)).save(study)
     return tuned
+
+
+def enqueue_tuned_references(study: optuna.Study, data: MultiTaskData, space: SearchSpace, target: int,
+                             finished: int | None = None) -> list[str]:
+    """Enqueue the reference architectures again on the best trial's training and width, once, after
+    :data:`TUNED_TREES_AT` of the ``target`` trials finished (see the module docstring).
+
+    A reference as first enqueued trains with the baselines' most common configuration at the space's
+    default width, while every sampled trial tunes its own; this second version gives it the tuning effort
+    the search spent (the best trial's lr, weight decay, batch size, loss weighting, task sampling and
+    width), its topology and mechanisms kept (:meth:`SearchSpace.reference_params`). The ``independent``
+    reference is the control and keeps the baselines' own tuning. The verdict retrains each reference in
+    the version with the higher value. Returns the names enqueued now (empty when it is too early, it
+    already happened, no sampled trial has completed, or no room is left in the budget).
+    """
+    done = finished_count(study) if finished is None else finished
+    if done < math.ceil(TUNED_TREES_AT * target) or references_tuned_from(study) is not None:
+        return []
+    best = _best_sampled(study)
+    if best is None:
+        return []
+    room = target - done - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+    room -= sum(1 for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+    names = [n for n in StudyContext.from_study(study).references if n != "independent"][:max(room, 0)]
+    for name in names:
+        study.enqueue_trial(space.reference_params(name, data.tasks, base=best.params),
+                            user_attrs=TrialRecord(reference=name, tuned_from=best.number).to_attrs(),
+                            skip_if_exists=True)
+    mark_references_tuned(study, best.number)
+    return names

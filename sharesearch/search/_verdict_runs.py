@@ -105,13 +105,20 @@ def _top_candidates(study: optuna.Study, k: int, skip_keys: set[str]) -> list[_R
 
 
 def _reference_runs(study: optuna.Study) -> dict[str, _Run]:
-    """The first trained trial of each reference architecture, by name."""
-    out: dict[str, _Run] = {}
+    """Each reference architecture's trial, by name: of its versions (as first enqueued, and on the best
+    trial's training and width, ``tuned_from``) the completed one with the higher value, the first on a tie;
+    the first trained one when none completed."""
+    sign = 1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    out: dict[str, tuple[float, _Run]] = {}
     for t in study.get_trials(deepcopy=False):
         rec = TrialRecord.from_trial(t)
-        if rec.reference and rec.reference not in out and rec.trained:
-            out[rec.reference] = _Run(rec.reference, t.number, rec.sharing_graph(), rec.train)
-    return out
+        if not rec.reference or not rec.trained:
+            continue
+        done = t.state == TrialState.COMPLETE and t.values is not None and math.isfinite(t.values[0])
+        score = sign * t.values[0] if done else -math.inf
+        if rec.reference not in out or score > out[rec.reference][0]:
+            out[rec.reference] = (score, _Run(rec.reference, t.number, rec.sharing_graph(), rec.train))
+    return {name: run for name, (_, run) in out.items()}
 
 
 def _requested_seeds(n_seeds: int | None, search: SearchConfig) -> int | None:

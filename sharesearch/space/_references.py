@@ -24,7 +24,12 @@ from ._trial import Picker, default
 if TYPE_CHECKING:
     from ._space import SearchSpace
 
-__all__ = ["reference_params", "reference_names", "reference_graph", "space_defaults"]
+__all__ = ["reference_params", "reference_names", "reference_graph", "space_defaults", "SETTINGS_FIELDS"]
+
+#: what a reference takes from a trial's parameters when laid on its settings (``reference_params(base=...)``):
+#: the training and the width a candidate tunes; its topology and mechanisms stay the reference's
+SETTINGS_FIELDS = ("train.lr", "train.weight_decay", "train.batch_size", "train.weighting", "train.sampling",
+                   "backbone.width_mult")
 
 #: ReferencePoint attribute -> the dotted key of the space field it sets
 _FIELD_OF = {
@@ -57,7 +62,8 @@ def _probe_shape(space: SearchSpace) -> tuple[int, ...]:
     return (1, 4, 4) if space.backbone_name == "cnn" else (1,)
 
 
-def reference_params(space: SearchSpace, name: str, tasks: Mapping[str, int] | Sequence[Any]) -> dict[str, Any]:
+def reference_params(space: SearchSpace, name: str, tasks: Mapping[str, int] | Sequence[Any],
+                     base: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Parameters to ``study.enqueue_trial`` for reference ``name`` (see the method's docstring)."""
     try:
         ref = names.reference(name)
@@ -68,7 +74,19 @@ def reference_params(space: SearchSpace, name: str, tasks: Mapping[str, int] | S
         build(space, pick, tasks, _probe_shape(space))
     except NotExpressible as e:
         raise SpaceError(f"{space.source}: reference {name!r} is not in this space: {e}") from None
-    return pick.params
+    params = pick.params
+    for key in SETTINGS_FIELDS if base is not None else ():
+        f = space.fields.get(key)
+        if f is None or f.mode == "fixed":
+            continue
+        if f.off_param and f.off_param in base:
+            params[f.off_param] = base[f.off_param]
+            if not base[f.off_param]:  # off in the base: the reference's value of it would be stale
+                params.pop(f.param, None)
+                continue
+        if f.param in base:
+            params[f.param] = base[f.param]
+    return params
 
 
 def reference_names(space: SearchSpace) -> list[str]:

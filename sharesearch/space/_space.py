@@ -189,22 +189,28 @@ class SearchSpace:
         return self.sample(ParamsTrial(params), tasks, input_shape)
 
     # --------------------------------------------------------- references
-    def reference_params(self, name: str, tasks: Tasks) -> dict[str, Any]:
+    def reference_params(self, name: str, tasks: Tasks, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Parameters to ``study.enqueue_trial`` for a reference architecture.
 
         Sampling with them gives the graph of the matching constructor
         (:data:`sharesearch.names.REFERENCE_ARCHITECTURES`) on
         :meth:`default_backbone`, with the space's default experts, MoE
         stages, expert dropout and λ; training parameters take their
-        defaults. Raises :class:`SpaceError` when the space cannot express it
-        (see :meth:`reference_names`).
+        defaults. With ``base`` (a trial's parameters) the reference takes
+        that trial's training and width instead (the fields of
+        :data:`~sharesearch.space._references.SETTINGS_FIELDS`); its topology
+        and mechanisms stay its own. Raises :class:`SpaceError` when the space
+        cannot express it (see :meth:`reference_names`).
 
         >>> from sharesearch.space import load_space
         >>> p = load_space("tiny").reference_params("mmoe", {"a": 1, "b": 1})
         >>> {k: p[k] for k in ("share[a~b]", "moe", "moe_experts", "cross_stitch", "l2_on", "batch_size")}
         {'share[a~b]': 1, 'moe': True, 'moe_experts': 2, 'cross_stitch': False, 'l2_on': False, 'batch_size': 16}
+        >>> q = load_space("tiny").reference_params("mmoe", {"a": 1, "b": 1}, base={"batch_size": 32, "moe": False})
+        >>> q["batch_size"], q["moe"]
+        (32, True)
         """
-        return _references.reference_params(self, name, tasks)
+        return _references.reference_params(self, name, tasks, base)
 
     def tree_params(self, partitions: Sequence[Sequence[Sequence[str]]], tasks: Tasks,
                     input_shape: Sequence[int], base: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
