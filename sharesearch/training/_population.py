@@ -340,7 +340,8 @@ class _Population:
                 ((kept * self.prio).sum() + pen.sum()).backward()
                 self.opt.step()
                 for m in self.members:
-                    m.stand_in.step()
+                    if step == 0:  # the stand-in only carries the schedule's rate: LambdaLR checks that an
+                        m.stand_in.step()  # optimizer stepped before its first step only, so once is enough
                     m.sched.after_step()
                 if self.dynamic_lr:
                     self.opt.set_lr([m.sched.lr for m in self.members])
