@@ -15,7 +15,8 @@ to the trials' wall time:
 * **step bookkeeping** -- what else ``train`` does between steps: drawing
   batch indices, gathering rows, summing losses, the schedule, the finiteness
   check;
-* **validation** -- ``evaluate`` on the validation split; **model selection** -- ``_Selection.update``;
+* **validation** -- ``predict_split`` and ``_metrics`` on the validation split (what ``train`` calls),
+  ``evaluate``, a population's ``_evaluate``; **model selection** -- ``_Selection.update``;
 * **report callback** -- Δm at each evaluation; **storage writes** -- ``Trial.set_user_attr``,
   ``Trial.report``, ``Trial.set_constraint``; **pruner** -- ``Trial.should_prune``;
 * **cache lookup** -- ``_trained_before`` (the scan for an identical trained candidate);
@@ -157,6 +158,7 @@ def _targets() -> list[tuple[object, str, str, tuple[str, ...]]]:
            (getattr(_member_optim, "MemberOptimizer", None), "step", "optimizer", ()),
            (getattr(_member_optim, "MemberOptimizer", None), "zero_grad", "optimizer", ()),
            (_loop, "evaluate", "validation", ()), (pop, "_evaluate", "validation", ()),
+           (_loop, "predict_split", "validation", ()), (_loop, "_metrics", "validation", ()),  # what train calls
            (_loop._Selection, "update", "selection", ()),
            (_objective, "_trained_before", "cache", ()),
            (SearchSpace, "sample", "sampler", ()),
