@@ -60,3 +60,44 @@ def test_fused_only_where_torch_has_the_kernel():
     w.grad = torch.ones(3, dtype=torch.complex64)
     opt.step()  # the foreach path takes what the fused kernel would refuse
     assert torch.allclose(w.detach().real, torch.full((3,), -1e-3))
+
+
+@pytest.mark.parametrize(("schedule", "warmup"), [("cosine", 0), ("cosine", 7), ("constant", 5), ("plateau", 4)])
+def test_schedule_sets_the_rates_torchs_lambdalr_would(schedule, warmup):
+    """LrSchedule sets ``peak * factor(k)`` itself; the rates equal, to the last bit, those of the LambdaLR it
+    replaced (stepped after each optimizer step, past the warm-up only for cosine), plateau halvings included."""
+    import math
+
+    from sharesearch.training._schedule import LrSchedule
+
+    cfg = TrainConfig(lr=0.0123, lr_schedule=schedule, warmup_steps=warmup, plateau_patience=1)
+    total, w = 40, warmup
+    span = max(1, total - w)
+
+    def factor(k):
+        if k < w:
+            return (k + 1) / w
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (k - w) / span))) if schedule == "cosine" else 1.0
+
+    ours_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
+    theirs_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
+    ours = LrSchedule(ours_opt, cfg, total)
+    dynamic = schedule == "cosine" or w > 0
+    lam = torch.optim.lr_scheduler.LambdaLR(theirs_opt, factor) if dynamic else None
+    plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(theirs_opt, mode="min", factor=0.5, patience=0,
+                                                          threshold=0.0, threshold_mode="abs")
+               if schedule == "plateau" else None)
+    rates, expected = [ours.lr], [theirs_opt.param_groups[0]["lr"]]
+    for k in range(1, total + 1):
+        theirs_opt.step()
+        ours.after_step()
+        if lam is not None and (schedule == "cosine" or k <= w):
+            lam.step()
+        if k % 5 == 0:  # an evaluation that never improves: the plateau halves past the warm-up
+            ours.after_evaluation(False)
+            if plateau is not None and k >= w:
+                plateau.step(0)
+        rates.append(ours.lr)
+        expected.append(theirs_opt.param_groups[0]["lr"])
+    assert rates == expected
+    assert len(set(rates)) > 1 or not dynamic and schedule != "plateau"

@@ -339,9 +339,7 @@ class _Population:
                 self.opt.zero_grad()
                 ((kept * self.prio).sum() + pen.sum()).backward()
                 self.opt.step()
-                for m in self.members:
-                    if step == 0:  # the stand-in only carries the schedule's rate: LambdaLR checks that an
-                        m.stand_in.step()  # optimizer stepped before its first step only, so once is enough
+                for m in self.members:  # a stand-in optimizer only carries its member's rate: never stepped
                     m.sched.after_step()
                 if self.dynamic_lr:
                     self.opt.set_lr([m.sched.lr for m in self.members])

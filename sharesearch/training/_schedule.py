@@ -1,7 +1,8 @@
 """The optimizer and its learning-rate schedule, built from a :class:`TrainConfig`.
 
-Warm-up and cosine are one ``torch.optim.lr_scheduler.LambdaLR`` stepped after
-every optimizer step: step ``k`` (0-based) runs at ``lr * min(1, (k + 1) / w)``
+Warm-up and cosine set the rate after every optimizer step, as a
+``torch.optim.lr_scheduler.LambdaLR`` would (without its per-call
+bookkeeping): step ``k`` (0-based) runs at ``lr * min(1, (k + 1) / w)``
 during a warm-up of ``w`` steps, and with ``"cosine"`` at
 ``lr * (1 + cos(pi * (k - w) / (cap - w))) / 2`` after it, so the rate is 0 once
 the cap is reached. ``"plateau"`` is ``torch.optim.lr_scheduler.ReduceLROnPlateau``
@@ -94,7 +95,7 @@ class LrSchedule:
         self.steps = 0
         self._improvements = 0
         cosine = cfg.lr_schedule == "cosine"
-        self._lambda = None
+        self._factor = None
         if cosine or self.warmup > 0:
             w, span = self.warmup, max(1, total_steps - cfg.warmup_steps)
 
@@ -103,12 +104,20 @@ class LrSchedule:
                     return (k + 1) / w
                 return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (k - w) / span))) if cosine else 1.0
 
-            self._lambda = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+            # what torch's LambdaLR computes (peak * factor(k), set on every group), without its per-call
+            # bookkeeping: a population steps one schedule per member per step
+            self._factor = factor
+            self._peak = [float(g["lr"]) for g in opt.param_groups]
+            self._set(0)
         self._plateau = None
         if cfg.lr_schedule == "plateau":
             self._plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 opt, mode="min", factor=0.5, patience=cfg.plateau_patience - 1, threshold=0.0, threshold_mode="abs")
         self._cosine = cosine
+
+    def _set(self, k: int) -> None:
+        for g, peak in zip(self.opt.param_groups, self._peak):
+            g["lr"] = peak * self._factor(k)
 
     @property
     def lr(self) -> float:
@@ -118,9 +127,9 @@ class LrSchedule:
     def after_step(self) -> None:
         """Advance by one optimizer step (warm-up and cosine)."""
         self.steps += 1
-        # past the warm-up a constant or plateau rate is left alone: LambdaLR would undo the halvings
-        if self._lambda is not None and (self._cosine or self.steps <= self.warmup):
-            self._lambda.step()
+        # past the warm-up a constant or plateau rate is left alone: setting it would undo the halvings
+        if self._factor is not None and (self._cosine or self.steps <= self.warmup):
+            self._set(self.steps)
 
     def after_evaluation(self, improved: bool) -> None:
         """Tell a plateau schedule whether any task improved at this evaluation."""
