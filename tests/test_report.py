@@ -360,3 +360,18 @@ def test_the_best_candidate_is_the_arm_with_the_best_validation_delta_m_over_the
                "trials": [{"number": 7, "values": [0.9], "state": "COMPLETE"}]}  # best in the search, not over seeds
     best, _ = best_candidate(results)
     assert best["name"] == "shared-bottom"  # the control (independent) is never the best candidate
+
+
+def test_before_a_verdict_the_topology_figure_shows_each_reference_in_its_better_version():
+    """A reference tried again on the best trial's training is a second trial of the same name: the figure of
+    candidates and references draws the one with the higher validation Δm, once."""
+    from sharesearch.report._figures import _multiples
+
+    tasks = {"a": 1, "b": 1}
+    sb = SharingGraph.shared_bottom(tasks, BB).to_dict()
+    ind = SharingGraph.independent(tasks, BB).to_dict()
+    trials = [{"number": 1, "state": "COMPLETE", "values": [-0.02], "reference": "shared-bottom", "graph": sb},
+              {"number": 2, "state": "COMPLETE", "values": [0.03], "reference": None, "graph": ind},
+              {"number": 3, "state": "COMPLETE", "values": [0.01], "reference": "shared-bottom", "graph": sb}]
+    titles = [a.text for a in _multiples({"trials": trials, "directions": ["maximize"]}).layout.annotations]
+    assert [t for t in titles if t.startswith("shared-bottom")] == [f"shared-bottom  (val Δm {fmt.delta(0.01)})"]

@@ -148,10 +148,12 @@ def _multiples(results: Mapping, top_k: int = 3) -> go.Figure | None:
                 named.append((f"{c.get('name', '?')}  (test Δm {dm})", g, _topology_options(c, None)))
     else:
         refs: dict[str, dict] = {}
-        for t in _complete(results):
-            if t.get("reference") and t["reference"] not in refs and t.get("graph"):
-                refs[t["reference"]] = t
         sign = -1.0 if (results.get("directions") or ["maximize"])[0] == "minimize" else 1.0
+        for t in _complete(results):  # a reference tried again on the best trial's training: its better version
+            name = t.get("reference")
+            if name and t.get("graph") and (name not in refs or sign * fmt.as_float(t["values"][0])
+                                            > sign * fmt.as_float(refs[name]["values"][0])):
+                refs[name] = t
         top = sorted((t for t in _complete(results) if not t.get("reference") and t.get("graph")),
                      key=lambda t: -sign * fmt.as_float(t["values"][0]))[:top_k]
         for name, t in list(refs.items()) + [(f"trial {t['number']}", t) for t in top]:
