@@ -90,14 +90,15 @@ QUICK_PROTOCOL = PROTOCOL.updated(max_steps=40, eval_every=10)
 ALPHA = 0.05
 
 
-def _data(source: str, p: dict, seed: int):
-    """``source`` at ``p``'s row count and ``seed``, with the ``--data-option`` overrides on top of its preset."""
-    return load_data(source, **{"n": p["n"], **p.get("data_options", {}), "seed": seed})
-
-
 def _record(source: str, p: dict, seed: int) -> dict:
-    """The data-source record of :func:`_data`'s data set (what ``run_search`` stores as its provenance)."""
+    """``source`` at ``p``'s row count and ``seed``, with the ``--data-option`` overrides on top of its preset:
+    the data-source record ``run_search`` stores as its provenance."""
     return {"source": source, "options": {"n": p["n"], **p.get("data_options", {}), "seed": seed}}
+
+
+def _data(source: str, p: dict, seed: int):
+    """The data set of :func:`_record`."""
+    return load_data(source, **_record(source, p, seed)["options"])
 
 
 def _backbone(data) -> dict:

@@ -175,8 +175,9 @@ def _basis_and_weights(
             for j, t in enumerate(c):
                 a = np.abs(mix.standard_normal(r))  # [r] how task t weighs them (every one, positively)
                 a = a / np.linalg.norm(a)
-                own = basis[k + r + j] if len(c) > 1 else 0.0  # [d] task t's own direction
-                w[t] = a @ shared if len(c) == 1 else math.sqrt(pc) * (a @ shared) + math.sqrt(1 - pc) * own
+                w[t] = a @ shared  # [d]; a cluster of one has no own directions
+                if len(c) > 1:
+                    w[t] = math.sqrt(pc) * w[t] + math.sqrt(1 - pc) * basis[k + r + j]  # and task t's own one
             k += _directions(len(c), r)
         elif len(c) == 1:
             w[c[0]] = basis[k]

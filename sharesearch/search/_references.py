@@ -154,6 +154,12 @@ def ensure_affinity(study: optuna.Study, data: MultiTaskData, space: SearchSpace
     return record
 
 
+def _room(study: optuna.Study, target: int, done: int, *also: optuna.trial.TrialState) -> int:
+    """Trials the budget ``target`` has left after ``done`` finished ones, the running ones and any in ``also``."""
+    states = (optuna.trial.TrialState.RUNNING, *also)
+    return target - done - len(study.get_trials(deepcopy=False, states=states))
+
+
 def _best_sampled(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The completed trial with the best first objective among those the sampler chose (no reference,
     no affinity tree, no control); None when there is none yet."""
@@ -186,7 +192,7 @@ def enqueue_tuned_trees(study: optuna.Study, data: MultiTaskData, space: SearchS
     if record is None or not record.enqueued or record.tuned_from is not None:
         return []
     best = _best_sampled(study)
-    room = target - done - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+    room = _room(study, target, done)
     if best is None or room <= 0:
         return []
     tuned = []
@@ -220,8 +226,7 @@ def enqueue_tuned_references(study: optuna.Study, data: MultiTaskData, space: Se
     best = _best_sampled(study)
     if best is None:
         return []
-    room = target - done - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
-    room -= sum(1 for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+    room = _room(study, target, done, optuna.trial.TrialState.WAITING)  # the trees just enqueued come first
     names = [n for n in StudyContext.from_study(study).references if n != "independent"][:max(room, 0)]
     for name in names:
         study.enqueue_trial(space.reference_params(name, data.tasks, base=best.params),
