@@ -103,9 +103,9 @@ def test_four_workers_one_killed_reach_exactly_n_and_never_train_a_candidate_twi
             early = len(t.intermediate_values) < 10  # in the first half of its 20 evaluations: under load a
             # trial near its end could finish between this read and the kill, and the test would then kill no trial
             if rec.worker and rec.worker.endswith(f":{victim.pid}") and rec.cache_key and rec.status is None and early:
-                done_before = {u.number: u.value for u in study.get_trials(states=(TrialState.COMPLETE,))}
-                os.kill(victim.pid, signal.SIGKILL)
+                os.kill(victim.pid, signal.SIGKILL)  # first: reading the study before it widened the race
                 killed = t.number
+                done_before = {u.number: u.value for u in study.get_trials(states=(TrialState.COMPLETE,))}
                 break
         time.sleep(0.05)
     for p in procs:
