@@ -171,6 +171,10 @@ def test_deterministic_in_seed(source):
         ({"rank": 0}, r"rank must be an integer >= 1 \(one per cluster if a list\), got 0"),
         ({"rank": [2, 2]}, r"rank must be one value or a list of one per cluster \(3\)"),
         ({"rank": 1.5}, r"rank must be an integer, got 1.5"),
+        ({"shared_inputs": "yes", "nonlinear": 1.0}, r"^synthetic-mmoe: shared_inputs must be true or false, got 'yes'"),
+        ({"shared_inputs": 0.5, "nonlinear": 1.0}, r"shared_inputs must be true or false, got 0.5"),
+        ({"shared_inputs": True}, r"^synthetic-mmoe: shared_inputs needs nonlinear > 0 .*got nonlinear=0.0"),
+        ({"shared_inputs": True, "nonlinear": 1.0, "p": 1.5}, r"^synthetic-mmoe: p=1.5 must be in \[0, 1\]"),
     ],
 )
 def test_option_errors_name_option_and_value(options, match):
@@ -184,3 +188,63 @@ def test_preset_errors_name_the_preset():
         load_data("synthetic-null", nonlinear=-1)
     with pytest.raises(SharesearchError, match=r"^synthetic-planted: noise must be one value or a list of one per cluster \(2\)"):
         load_data("synthetic-planted", clusters=[[0, 1, 2], [3, 4, 5]])
+
+
+def _binned_fit(d, direction: np.ndarray, bins: int = 40) -> tuple[np.ndarray, list[float]]:
+    """Each task fitted as a step function of the projection ``x @ direction`` (quantile bins): the fitted
+    bin means ``[T, bins]`` and each task's R^2 (all rows labelled)."""
+    s = d.x.numpy().astype(float) @ direction
+    edges = np.quantile(s, np.linspace(0, 1, bins + 1)[1:-1])
+    which = np.searchsorted(edges, s)  # [n] bin of each row
+    y = d.y.numpy().astype(float)  # [n, T]
+    means = np.stack([y[which == b].mean(0) for b in range(bins)], axis=1)  # [T, bins]
+    fitted = means[:, which].T  # [n, T]
+    return means, (1.0 - ((y - fitted) ** 2).mean(0) / y.var(0)).tolist()
+
+
+def _stein_direction(d, task: int) -> np.ndarray:
+    """The input direction a task of one direction ``y = f(u^T x)`` reads: the top eigenvector of
+    ``E[y (x x^T - I)] = E[f''] u u^T`` (Stein's lemma, ``x`` isotropic Gaussian)."""
+    x, y = d.x.numpy().astype(float), d.y.numpy()[:, task].astype(float)
+    m = (x * y[:, None]).T @ x / len(y) - y.mean() * np.eye(x.shape[1])
+    vals, vecs = np.linalg.eigh(m)
+    return vecs[:, int(np.argmax(abs(vals)))]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_shared_inputs_make_clusters_conflict_on_one_input(shared):
+    """shared_inputs: both clusters' targets are functions of the same input direction (the other cluster's
+    target is fitted as well as the own one's by that projection alone), through maps that conflict: the
+    fitted maps agree within a cluster (cosine ~ 1) and are orthogonal across clusters (cosine ~ 0), and the
+    labels are uncorrelated across clusters. Off, the other cluster's target does not depend on it."""
+    d = make_synthetic_mmoe(n=60_000, d=4, p=1.0, m=0, noise=0.0, nonlinear=1.0, clusters=[[0, 1], [2, 3]],
+                            seed=3, shared_inputs=shared)
+    within, across = _cluster_corr(d)
+    assert min(within) > 0.999 and max(abs(c) for c in across) < 4.0 / np.sqrt(d.n), (within, across)
+    maps, r2 = _binned_fit(d, _stein_direction(d, 0))
+    unit = maps / np.linalg.norm(maps, axis=1, keepdims=True)
+    cos = unit @ unit.T  # [T, T] the fitted maps of the one direction
+    assert min(r2[:2]) > 0.9 and cos[0, 1] > 0.99, (r2, cos)
+    if shared:
+        assert min(r2[2:]) > 0.9 and cos[2, 3] > 0.99, (r2, cos)
+        assert abs(cos[:2, 2:]).max() < 0.05, cos  # same input, conflicting maps
+        assert d.meta["options"]["shared_inputs"] is True
+    else:
+        assert max(r2[2:]) < 0.01, r2
+        assert "shared_inputs" not in d.meta["options"]
+
+
+def test_shared_inputs_off_is_the_recipe_and_needs_fewer_directions():
+    """shared_inputs=False draws exactly what the recipe draws (the presets' data unchanged); on, the clusters'
+    shared directions are one, so d may be smaller: the preset's 3 clusters need 1 + 3 + 1 = 5, not 7."""
+    for source in ("synthetic-mmoe", "synthetic-planted", "synthetic-null"):
+        base = load_data(source, n=300, seed=5, nonlinear=0.7)
+        assert load_data(source, n=300, seed=5, nonlinear=0.7, shared_inputs=False).fingerprint() == base.fingerprint()
+    on = load_data("synthetic-planted", n=300, seed=5, d=5, shared_inputs=True)
+    assert on.fingerprint() != load_data("synthetic-planted", n=300, seed=5, shared_inputs=True).fingerprint()
+    with pytest.raises(SharesearchError, match=r"^synthetic-planted: d=4 is too small; .* with shared_inputs need d >= 5"):
+        load_data("synthetic-planted", n=300, seed=5, d=4, shared_inputs=True)
+    # rank r: the r shared directions are common too (3, then 3 + 2 own ones; 14 without shared_inputs)
+    assert make_synthetic_mmoe(n=300, d=8, seed=5, nonlinear=1.0, rank=3, shared_inputs=True).n == 300
+    with pytest.raises(SharesearchError, match=r"d=7 is too small"):
+        make_synthetic_mmoe(n=300, d=7, seed=5, nonlinear=1.0, rank=3, shared_inputs=True)

@@ -75,6 +75,22 @@ independent ``s_j``, hence independent. The nonlinear part is uncorrelated
 with every linear function of ``x``; the tasks of a cluster share the map
 ``phi_u`` of their shared direction, which is what a shared trunk can learn once.
 
+Conflicting targets on shared inputs
+------------------------------------
+``shared_inputs=True`` (needs ``nonlinear`` > 0) lays the directions out as
+above, but every cluster's shared direction(s) ``u`` (``u_1..u_r``) are one
+and the same input direction(s) for all clusters, while each task's own
+directions ``v_t`` stay its own (so ``d`` must be at least ``R`` plus the own
+directions, ``R`` the largest rank). Each cluster still maps a shared
+direction through a map of its own, and the maps of the clusters that read
+one direction are made orthonormal to each other under N(0, 1) (Gram-Schmidt
+on the quadrature grid, in layout order). Within a cluster nothing changes;
+across clusters the projections ``z_t`` are uncorrelated for ``lam = 1``
+(with ``lam < 1`` they also share the linear part ``sqrt(1 - lam) * s_u``)
+yet are functions of the same inputs: a block shared by two clusters must fit
+the same inputs to different, uncorrelated targets. Off (the default), no
+draw changes.
+
 Two presets are registered as data sources: ``synthetic-planted`` (planted
 clusters, :data:`PLANTED_OPTIONS`) and ``synthetic-null`` (the same shape, no
 task sharing signal with another); see their functions.
@@ -158,15 +174,27 @@ def _basis_and_weights(
     rank ``r > 1`` mixes them with positive unit weights drawn from ``mix``.
     """
     ranks = ranks or [1] * len(cl)
-    for c, pc, r in zip(cl, ps, ranks):
-        lo = -1.0 if len(c) <= 2 and r == 1 else 0.0
-        if not lo <= pc <= 1.0:
-            raise SharesearchError(f"{source}: p={pc} must be in [{lo:g}, 1] for a cluster of {len(c)} tasks")
+    _check_p(cl, ps, ranks, source)
     need = sum(_directions(len(c), r) for c, r in zip(cl, ranks))
     if d < need:
         raise SharesearchError(f"{source}: d={d} is too small; clusters {cl} need d >= {need} orthogonal directions")
     basis, _ = np.linalg.qr(rng.standard_normal((d, need)))  # [d, D] orthonormal columns
     basis = basis.T  # [D, d]
+    return basis, _weights_on(basis, cl, ps, ranks, mix)
+
+
+def _check_p(cl: list[list[int]], ps: list[float], ranks: list[int], source: str) -> None:
+    for c, pc, r in zip(cl, ps, ranks):
+        lo = -1.0 if len(c) <= 2 and r == 1 else 0.0
+        if not lo <= pc <= 1.0:
+            raise SharesearchError(f"{source}: p={pc} must be in [{lo:g}, 1] for a cluster of {len(c)} tasks")
+
+
+def _weights_on(basis: np.ndarray, cl: list[list[int]], ps: list[float], ranks: list[int],
+                mix: "np.random.Generator | None") -> np.ndarray:
+    """Unit-scale task weights ``[T, d]`` over the directions ``basis`` ``[D, d]`` (rows in the module
+    docstring's order: per cluster its shared directions, then its tasks' own ones)."""
+    d = basis.shape[1]
     w = np.zeros((sum(len(c) for c in cl), d))  # [T, d]
     k = 0
     for c, pc, r in zip(cl, ps, ranks):
@@ -192,7 +220,7 @@ def _basis_and_weights(
             for j, t in enumerate(c):
                 w[t] = math.sqrt(pc) * u + math.sqrt(1 - pc) * basis[k + 1 + j]
             k += len(c) + 1
-    return basis, w
+    return w
 
 
 def _directions(size: int, rank: int) -> int:
@@ -200,6 +228,22 @@ def _directions(size: int, rank: int) -> int:
     if rank == 1:
         return 1 if size == 1 else 2 if size == 2 else size + 1
     return rank if size == 1 else rank + size
+
+
+def _shared_layout(cl: list[list[int]], ranks: list[int]) -> list[int]:
+    """For ``shared_inputs``: the input direction each of the layout's directions reads (one entry per row of
+    :func:`_weights_on`'s basis). Every cluster's shared directions are the same ``0..R-1`` (``R`` the
+    largest rank); each task's own direction stays its own (``R, R+1, ...``)."""
+    out: list[int] = []
+    own = max(ranks)
+    for c, r in zip(cl, ranks):
+        for i in range(_directions(len(c), r)):
+            if i < r:  # the layout puts a cluster's r shared directions first (a pair: u1 shared, u2 own)
+                out.append(i)
+            else:
+                out.append(own)
+                own += 1
+    return out
 
 
 def task_weights(
@@ -250,6 +294,43 @@ def _random_feature_maps(s: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
+def _orthogonal_feature_maps(s: np.ndarray, seed: int, reads: Sequence[int]) -> np.ndarray:
+    """Like :func:`_random_feature_maps`, column ``j`` reading input direction ``reads[j]``: the maps of
+    columns that read one direction (equal ``s`` columns) are made orthonormal to each other under
+    N(0, 1) (Gram-Schmidt in column order), so every cluster maps a shared input its own, uncorrelated way.
+
+    >>> s0 = np.random.default_rng(0).standard_normal(200_000)
+    >>> phi = _orthogonal_feature_maps(np.c_[s0, s0, s0], seed=0, reads=[0, 0, 0])
+    >>> c = np.corrcoef(phi.T)
+    >>> bool(abs(c - np.eye(3)).max() < 0.02), bool(abs((phi * s0[:, None]).mean(0)).max() < 0.02)
+    (True, True)
+    """
+    rng = np.random.default_rng([int(seed), 1])
+    nodes = _GRID
+    qw = np.exp(-0.5 * nodes**2)
+    qw = qw / qw.sum()
+    grid = np.empty((len(nodes), s.shape[1]))  # [G, V] each map on the quadrature nodes
+    out = np.empty_like(s)  # [n, V] and at the samples; every step below is applied to both alike
+    for j in range(s.shape[1]):
+        g = rng.standard_normal(_HIDDEN)
+        b = _SLOPE * rng.standard_normal(_HIDDEN)
+        o = rng.standard_normal(_HIDDEN)
+        grid[:, j] = np.tanh(nodes[:, None] * b + o) @ g
+        out[:, j] = np.tanh(s[:, j, None] * b + o) @ g
+        mean, lin = float(qw @ grid[:, j]), float(qw @ (grid[:, j] * nodes))
+        grid[:, j] -= mean + lin * nodes
+        out[:, j] -= mean + lin * s[:, j]
+        for i in range(j):
+            if reads[i] == reads[j]:  # the same input: a combination of the two maps is a map of it
+                c = float(qw @ (grid[:, j] * grid[:, i]))
+                grid[:, j] -= c * grid[:, i]
+                out[:, j] -= c * out[:, i]
+        sd = math.sqrt(float(qw @ grid[:, j] ** 2))
+        grid[:, j] /= sd
+        out[:, j] /= sd
+    return out
+
+
 def _number(source: str, name: str, value: Any, kind: type = float) -> Any:
     """``value`` as ``kind``; an integer option refuses fractions (``n=600.5`` is not 600) and booleans."""
     if kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
@@ -281,7 +362,7 @@ def _labels(y: np.ndarray, train: np.ndarray, kinds: list[str], names: list[str]
 
 def _generate(source: str, *, n: Any, d: Any, p: Any, clusters: Any, noise: Any, seed: Any, kind: Any, m: Any,
               scale: Any, labelled: Any, split: Sequence[float], split_seed: Any, nonlinear: Any,
-              rank: Any) -> MultiTaskData:
+              rank: Any, shared_inputs: Any = False) -> MultiTaskData:
     """The recipe of the module docstring; ``source`` names the data set in errors and ``meta``."""
     cl = _check_clusters(DEFAULT_CLUSTERS if clusters is None else clusters, source)
     T = sum(len(c) for c in cl)
@@ -304,14 +385,35 @@ def _generate(source: str, *, n: Any, d: Any, p: Any, clusters: Any, noise: Any,
     lam, scale, seed = _number(source, "nonlinear", nonlinear), _number(source, "scale", scale), _number(source, "seed", seed, int)
     if not 0.0 <= lam <= 1.0:
         raise SharesearchError(f"{source}: nonlinear must be in [0, 1], got {nonlinear!r}")
+    if shared_inputs not in (False, True):  # a bool, or 0/1 (== compares them alike)
+        raise SharesearchError(f"{source}: shared_inputs must be true or false, got {shared_inputs!r}")
+    if shared_inputs and lam == 0.0:
+        raise SharesearchError(f"{source}: shared_inputs needs nonlinear > 0 (without the maps every cluster "
+                               f"would read the same projection), got nonlinear={nonlinear!r}")
     rng = np.random.default_rng(seed)
-    basis, w = _basis_and_weights(d, cl, ps, rng, source, ranks, np.random.default_rng([seed, 2]))  # [D, d], [T, d]
-    w = scale * w
+    if shared_inputs:
+        _check_p(cl, ps, ranks, source)
+        reads = _shared_layout(cl, ranks)  # [V] the input direction each layout direction reads
+        need = max(reads) + 1
+        if d < need:
+            raise SharesearchError(f"{source}: d={d} is too small; clusters {cl} with shared_inputs need d >= "
+                                   f"{need} orthogonal directions")
+        basis, _ = np.linalg.qr(rng.standard_normal((d, need)))  # [d, D]
+        basis = basis.T  # [D, d]
+        coords = scale * _weights_on(np.eye(len(reads)), cl, ps, ranks, np.random.default_rng([seed, 2]))  # [T, V]
+    else:
+        basis, w = _basis_and_weights(d, cl, ps, rng, source, ranks, np.random.default_rng([seed, 2]))  # [D, d], [T, d]
+        w = scale * w
     alpha = rng.standard_normal(m)
     beta = rng.standard_normal(m)
     x = rng.standard_normal((n, d))
-    z = x @ w.T  # [n, T]
-    if lam > 0.0:
+    if shared_inputs:
+        s = (x @ basis.T)[:, reads]  # [n, V]: a shared input once per cluster that reads it
+        mixed = math.sqrt(1.0 - lam) * s + math.sqrt(lam) * _orthogonal_feature_maps(s, seed, reads)
+        z = mixed @ coords.T  # [n, T]
+    elif lam == 0.0:
+        z = x @ w.T  # [n, T]
+    else:
         s = x @ basis.T  # [n, D] independent N(0, 1) projections
         mixed = math.sqrt(1.0 - lam) * s + math.sqrt(lam) * _random_feature_maps(s, seed)  # [n, D]
         z = mixed @ (w @ basis.T).T  # [n, T]; w @ basis.T = c * a, the task's coordinates
@@ -339,6 +441,7 @@ def _generate(source: str, *, n: Any, d: Any, p: Any, clusters: Any, noise: Any,
             "labelled": float(labelled) if isinstance(labelled, (int, float)) else fracs,
             "split": [float(f) for f in split], "split_seed": split_seed, "nonlinear": lam,
             "rank": rank if isinstance(rank, int) else ranks,
+            **({"shared_inputs": True} if shared_inputs else {}),
         },
         "clusters": [[names[i] for i in c] for c in cl],
         "cluster_p": ps,
@@ -363,6 +466,7 @@ def make_synthetic_mmoe(
     split_seed: int | None = None,
     nonlinear: float = 0.0,
     rank: "int | Sequence[int]" = 1,
+    shared_inputs: bool = False,
 ) -> MultiTaskData:
     """Generate the clustered MMoE synthetic data set (see the module docstring).
 
@@ -396,6 +500,12 @@ def make_synthetic_mmoe(
         Shared directions per cluster (per cluster if a list; 1: the paper's
         recipe). A cluster of rank ``r > 1`` shares ``r`` directions, each task
         weighing all of them (see the module docstring).
+    shared_inputs : bool
+        Every cluster reads the same shared input direction(s), each through a
+        nonlinear map of its own, orthogonal to the other clusters' maps: the
+        clusters' targets conflict on common inputs (needs ``nonlinear`` > 0;
+        see the module docstring). False: the paper's recipe, clusters on
+        orthogonal inputs.
 
     Returns
     -------
@@ -417,7 +527,7 @@ def make_synthetic_mmoe(
     """
     return _generate("synthetic-mmoe", n=n, d=d, p=p, clusters=clusters, noise=noise, seed=seed, kind=kind, m=m,
                      scale=scale, labelled=labelled, split=split, split_seed=split_seed, nonlinear=nonlinear,
-                     rank=rank)
+                     rank=rank, shared_inputs=shared_inputs)
 
 
 #: Defaults of ``synthetic-planted``; every key is a :func:`make_synthetic_mmoe` option. A shared bottom
