@@ -171,6 +171,8 @@ def test_deterministic_in_seed(source):
         ({"rank": 0}, r"rank must be an integer >= 1 \(one per cluster if a list\), got 0"),
         ({"rank": [2, 2]}, r"rank must be one value or a list of one per cluster \(3\)"),
         ({"rank": 1.5}, r"rank must be an integer, got 1.5"),
+        ({"label_regions": 1.5}, r"^synthetic-mmoe: label_regions must be in \[0, 1\], got 1.5"),
+        ({"label_regions": "half"}, r"^synthetic-mmoe: label_regions must be a number, got 'half'"),
         ({"shared_inputs": "yes", "nonlinear": 1.0}, r"^synthetic-mmoe: shared_inputs must be true or false, got 'yes'"),
         ({"shared_inputs": 0.5, "nonlinear": 1.0}, r"shared_inputs must be true or false, got 0.5"),
         ({"shared_inputs": True}, r"^synthetic-mmoe: shared_inputs needs nonlinear > 0 .*got nonlinear=0.0"),
@@ -248,3 +250,43 @@ def test_shared_inputs_off_is_the_recipe_and_needs_fewer_directions():
     assert make_synthetic_mmoe(n=300, d=8, seed=5, nonlinear=1.0, rank=3, shared_inputs=True).n == 300
     with pytest.raises(SharesearchError, match=r"d=7 is too small"):
         make_synthetic_mmoe(n=300, d=7, seed=5, nonlinear=1.0, rank=3, shared_inputs=True)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_label_regions_give_each_member_its_band_of_training_rows(shared):
+    """label_regions=1: member i of a pair keeps training labels only where the pair's shared input falls in
+    its half, as many as at random (labelled of the rows); validation and test labels stay at random, and the
+    unrelated task is untouched. The pair's shared input is read off a clean linear twin of the data."""
+    opts = dict(n=20_000, d=4, p=1.0, m=0, noise=0.0, clusters=[[0, 1], [2]], seed=8, shared_inputs=shared,
+                nonlinear=1e-9 if shared else 0.0)  # near-linear, so the shared input is the fitted direction
+    twin = make_synthetic_mmoe(labelled=1.0, **opts)
+    u = _fitted_weights(twin)[0]
+    half = (twin.x.numpy().astype(float) @ u > 0).astype(int)  # [n] the band of each row (k = 2: the median 0)
+    d = make_synthetic_mmoe(labelled=0.4, label_regions=1.0, **opts)
+    assert torch.equal(d.x, twin.x)
+    split = d.split.numpy()
+    seen = ~np.isnan(d.y.numpy())  # [n, T]
+    for t, band in ((0, 0), (1, 1)):
+        train = seen[split == 0, t]
+        assert (half[split == 0][train] == band).all(), t
+        assert _labelled_frac_ok(d.y[torch.from_numpy(split == 0), t], 0.4), t
+        for part in (1, 2):  # validation, test: at random, half of them in each band
+            rows = seen[split == part, t]
+            assert _labelled_frac_ok(d.y[torch.from_numpy(split == part), t], 0.4)
+            assert abs(half[split == part][rows].mean() - 0.5) < 0.06, (t, part)
+    assert abs(half[split == 0][seen[split == 0, 2]].mean() - 0.5) < 0.04  # t2 alone: at random
+    assert d.meta["options"]["label_regions"] == 1.0
+    # half way: the member's own band holds (1 + rho) / 2 of its training labels
+    mid = make_synthetic_mmoe(labelled=0.4, label_regions=0.5, **opts)
+    own = (half[split == 0][~np.isnan(mid.y.numpy()[split == 0, 0])] == 0).mean()
+    assert abs(own - 0.75) < 0.03, own
+
+
+def test_label_regions_off_is_the_recipe():
+    base = load_data("synthetic-planted", n=400, seed=2)
+    assert load_data("synthetic-planted", n=400, seed=2, label_regions=0).fingerprint() == base.fingerprint()
+    assert "label_regions" not in base.meta["options"]
+    on = load_data("synthetic-planted", n=400, seed=2, label_regions=1.0)
+    assert torch.equal(on.x, base.x) and on.fingerprint() != base.fingerprint()
+    for t in range(6):  # still labelled (0.3) of the rows per task
+        assert _labelled_frac_ok(on.y[:, t], PLANTED_OPTIONS["labelled"]), t

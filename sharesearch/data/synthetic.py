@@ -91,6 +91,21 @@ yet are functions of the same inputs: a block shared by two clusters must fit
 the same inputs to different, uncorrelated targets. Off (the default), no
 draw changes.
 
+Training labels from regions of the shared input
+------------------------------------------------
+``label_regions = rho`` in ``(0, 1]`` makes a cluster's members see
+different parts of the input space in training. Cut the cluster's first
+shared projection ``s_u`` into ``k`` (its size) equally likely intervals of
+N(0, 1); member ``i`` keeps a training-split label with probability
+``labelled * (1 + rho*(k-1))`` (capped at 1) when ``s_u`` falls in interval
+``i`` and ``labelled * (1 - rho)`` elsewhere, so it keeps ``labelled`` of the
+training rows on average as before (drawn from ``default_rng([seed, 4])``;
+validation and test labels stay missing at random, the draw above). At
+``rho = 1`` a member learns the cluster's map only on its own interval and
+the others' labels cover the rest: pooling a cluster pays for every member,
+and one member leaving costs it and its cluster-mates. A cluster of one is
+unchanged. Off (0), no draw changes.
+
 Two presets are registered as data sources: ``synthetic-planted`` (planted
 clusters, :data:`PLANTED_OPTIONS`) and ``synthetic-null`` (the same shape, no
 task sharing signal with another); see their functions.
@@ -109,6 +124,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Mapping, Sequence
+from statistics import NormalDist
 from types import MappingProxyType
 from typing import Any
 
@@ -331,6 +347,12 @@ def _orthogonal_feature_maps(s: np.ndarray, seed: int, reads: Sequence[int]) -> 
     return out
 
 
+def _band(s: np.ndarray, k: int) -> np.ndarray:
+    """Which of ``k`` equally likely intervals of N(0, 1) each value of ``s`` falls in (0..k-1)."""
+    edges = [NormalDist().inv_cdf(i / k) for i in range(1, k)]
+    return np.searchsorted(edges, s)
+
+
 def _number(source: str, name: str, value: Any, kind: type = float) -> Any:
     """``value`` as ``kind``; an integer option refuses fractions (``n=600.5`` is not 600) and booleans."""
     if kind is int and (isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
@@ -362,7 +384,7 @@ def _labels(y: np.ndarray, train: np.ndarray, kinds: list[str], names: list[str]
 
 def _generate(source: str, *, n: Any, d: Any, p: Any, clusters: Any, noise: Any, seed: Any, kind: Any, m: Any,
               scale: Any, labelled: Any, split: Sequence[float], split_seed: Any, nonlinear: Any,
-              rank: Any, shared_inputs: Any = False) -> MultiTaskData:
+              rank: Any, shared_inputs: Any = False, label_regions: Any = 0.0) -> MultiTaskData:
     """The recipe of the module docstring; ``source`` names the data set in errors and ``meta``."""
     cl = _check_clusters(DEFAULT_CLUSTERS if clusters is None else clusters, source)
     T = sum(len(c) for c in cl)
@@ -390,6 +412,9 @@ def _generate(source: str, *, n: Any, d: Any, p: Any, clusters: Any, noise: Any,
     if shared_inputs and lam == 0.0:
         raise SharesearchError(f"{source}: shared_inputs needs nonlinear > 0 (without the maps every cluster "
                                f"would read the same projection), got nonlinear={nonlinear!r}")
+    regions = _number(source, "label_regions", label_regions)
+    if not 0.0 <= regions <= 1.0:
+        raise SharesearchError(f"{source}: label_regions must be in [0, 1], got {label_regions!r}")
     rng = np.random.default_rng(seed)
     if shared_inputs:
         _check_p(cl, ps, ranks, source)
@@ -424,8 +449,19 @@ def _generate(source: str, *, n: Any, d: Any, p: Any, clusters: Any, noise: Any,
     split_seed = seed if split_seed is None else _number(source, "split_seed", split_seed, int)
     split_t = make_split(n, split_seed, split)
     train = split_t.numpy() == 0
-    if min(fracs) < 1.0:
+    if min(fracs) < 1.0 or regions > 0.0:
         drop = rng.random((n, T)) >= np.asarray(fracs)  # [n, T]
+        if regions > 0.0:  # the train labels of a cluster's members drawn from bands of its first shared input
+            first = [0] * len(cl) if shared_inputs else np.cumsum([0] + [_directions(len(c), r) for c, r in zip(cl, ranks)])
+            keep = np.random.default_rng([seed, 4]).random((n, T))  # [n, T] a stream of its own
+            for c, members in enumerate(cl):
+                k = len(members)
+                if k < 2:
+                    continue
+                band = _band(x @ basis[first[c]], k)  # [n] the band each row falls in, 0..k-1
+                for i, t in enumerate(members):
+                    prob = fracs[t] * np.where(band == i, 1.0 + regions * (k - 1), 1.0 - regions)  # mean: fracs[t]
+                    drop[train, t] = keep[train, t] >= np.minimum(prob[train], 1.0)
         for t in range(T):  # keep at least one train label per task
             if not (~drop[train, t]).any():
                 drop[np.flatnonzero(train)[0], t] = False
@@ -442,6 +478,7 @@ def _generate(source: str, *, n: Any, d: Any, p: Any, clusters: Any, noise: Any,
             "split": [float(f) for f in split], "split_seed": split_seed, "nonlinear": lam,
             "rank": rank if isinstance(rank, int) else ranks,
             **({"shared_inputs": True} if shared_inputs else {}),
+            **({"label_regions": regions} if regions > 0.0 else {}),
         },
         "clusters": [[names[i] for i in c] for c in cl],
         "cluster_p": ps,
@@ -467,6 +504,7 @@ def make_synthetic_mmoe(
     nonlinear: float = 0.0,
     rank: "int | Sequence[int]" = 1,
     shared_inputs: bool = False,
+    label_regions: float = 0.0,
 ) -> MultiTaskData:
     """Generate the clustered MMoE synthetic data set (see the module docstring).
 
@@ -506,6 +544,12 @@ def make_synthetic_mmoe(
         clusters' targets conflict on common inputs (needs ``nonlinear`` > 0;
         see the module docstring). False: the paper's recipe, clusters on
         orthogonal inputs.
+    label_regions : float
+        Share ``rho`` in ``[0, 1]`` of covariate shift in the training labels
+        of a cluster's members: member ``i`` of a cluster of ``k >= 2`` keeps a
+        training label with a probability ``k``-fold higher inside its own band
+        of the cluster's first shared input than outside (see the module
+        docstring); 0: missing at random (the recipe).
 
     Returns
     -------
@@ -527,7 +571,7 @@ def make_synthetic_mmoe(
     """
     return _generate("synthetic-mmoe", n=n, d=d, p=p, clusters=clusters, noise=noise, seed=seed, kind=kind, m=m,
                      scale=scale, labelled=labelled, split=split, split_seed=split_seed, nonlinear=nonlinear,
-                     rank=rank, shared_inputs=shared_inputs)
+                     rank=rank, shared_inputs=shared_inputs, label_regions=label_regions)
 
 
 #: Defaults of ``synthetic-planted``; every key is a :func:`make_synthetic_mmoe` option. A shared bottom
