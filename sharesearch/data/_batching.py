@@ -55,6 +55,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from sharesearch.data._base import MultiTaskData, _split_code
@@ -191,44 +192,75 @@ class IndexBatcher:
             sizes.append(rest)
         return sizes
 
-    def _take(self, t: int, k: int) -> torch.Tensor:
-        """Next ``k`` rows of task ``t``'s pool, walking reshuffled passes."""
-        out = []
-        pool = self._pools[t]
-        while k > 0:
-            if self._pos[t] >= len(self._perm[t]):
-                self._perm[t] = pool[torch.randperm(len(pool), generator=self.generator)]
-                self._pos[t] = 0
-            step = min(k, len(self._perm[t]) - self._pos[t])
-            out.append(self._perm[t][self._pos[t] : self._pos[t] + step])
-            self._pos[t] += step
-            k -= step
-        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+    def _uniform_epoch(self, sizes: list[int]) -> torch.Tensor:
+        """One ``"uniform"`` epoch's rows, the batches end to end: ``[sum(sizes)]`` CPU LongTensor.
+
+        Batch ``i`` is the concatenation, over the active tasks ``j`` in order,
+        of the next ``k[i, j]`` rows of task ``j``'s walk (``base`` each, and one
+        more for the ``rem`` tasks from the rotation on). The walk's reshuffles
+        (one ``randperm`` each) are drawn in the order a batch-by-batch,
+        task-by-task walk would need them -- the same generator calls, so the same
+        rows -- but the rows are gathered once per epoch, not per batch and task.
+        """
+        K = len(self._active)
+        size = np.asarray(sizes, dtype=np.int64)  # [n] (index arithmetic on a few numbers: numpy, not torch ops)
+        base, rem = size // K, size % K  # [n]
+        rot = (self._rot + np.concatenate([[0], np.cumsum(rem)[:-1]])) % K  # [n] the rotation at batch i
+        k = base[:, None] + ((np.arange(K)[None, :] - rot[:, None]) % K < rem[:, None])  # [n, K] rows of task j
+        self._rot = int((self._rot + rem.sum()) % K)
+        start = np.cumsum(k, axis=0) - k  # [n, K] each take's offset in its task's epoch stream
+        demand = k.sum(axis=0)  # [K] rows each task takes this epoch
+        events = []  # (batch i, task j): a new pass of task j starts inside take (i, j), one entry per pass
+        for j, t in enumerate(self._active):
+            left = len(self._perm[t]) - self._pos[t]  # rows of the current pass not yet taken
+            if demand[j] > left:
+                firsts = np.arange(left, demand[j], len(self._pools[t]))  # stream offsets where new passes begin
+                events += [(int(i), j) for i in np.searchsorted(start[:, j], firsts, side="right") - 1]
+        passes: list[list[torch.Tensor]] = [[] for _ in self._active]
+        for _, j in sorted(events):  # the walk's order: batch, then task (a task's passes in turn)
+            pool = self._pools[self._active[j]]
+            passes[j].append(pool[torch.randperm(len(pool), generator=self.generator)])
+        streams = []
+        for j, t in enumerate(self._active):
+            d = int(demand[j])
+            streams.append(torch.cat([self._perm[t][self._pos[t]:], *passes[j]])[:d])  # [d] this epoch's walk
+            if passes[j]:  # the walk ends inside its last new pass, after the rows the earlier ones gave
+                earlier = len(self._perm[t]) - self._pos[t] + len(self._pools[t]) * (len(passes[j]) - 1)
+                self._perm[t], self._pos[t] = passes[j][-1], d - earlier
+            else:
+                self._pos[t] += d
+        first = (np.concatenate([[0], np.cumsum(demand)[:-1]])[None, :] + start).ravel()  # [n*K] take -> flat row
+        lengths = k.ravel()  # [n*K], in walk order
+        idx = np.arange(lengths.sum()) + np.repeat(first - (np.cumsum(lengths) - lengths), lengths)  # [sum(sizes)]
+        return torch.cat(streams)[torch.from_numpy(idx)]
 
     def epoch_indices(self) -> list[torch.Tensor]:
         """The next epoch's batches as CPU LongTensors (advances the RNG)."""
         sizes = self._batch_sizes()
+        return list(torch.split(self._epoch(sizes), sizes)) if sizes else []
+
+    def _epoch(self, sizes: list[int]) -> torch.Tensor:
+        """The next epoch's rows, its batches (``sizes``, non-empty) end to end, on the CPU."""
         if self.dense or self.sampling == "proportional":
             perm = self._union[torch.randperm(self.n_union, generator=self.generator)]
-            return list(torch.split(perm[: sum(sizes)], sizes)) if sizes else []
-        K = len(self._active)
-        batches = []
-        for s in sizes:
-            base, rem = divmod(s, K)
-            parts = []
-            for j, t in enumerate(self._active):
-                extra = 1 if (j - self._rot) % K < rem else 0
-                parts.append(self._take(t, base + extra))
-            self._rot = (self._rot + rem) % K
-            batches.append(torch.cat(parts))
-        return batches
+            return perm[: sum(sizes)]
+        return self._uniform_epoch(sizes)
+
+    def epoch(self) -> tuple[torch.Tensor, list[int]]:
+        """The next epoch's rows, its batches end to end on the data's device, and the batch sizes.
+
+        The batches :meth:`__iter__` yields are ``torch.split(rows, sizes)``; a
+        trainer can gather the rows of many batches at once instead of one batch
+        at a time (advances the RNG as one pass of ``__iter__`` does).
+        """
+        sizes = self._batch_sizes()
+        if not sizes:
+            return torch.empty(0, dtype=torch.long, device=self.device), []
+        return self._epoch(sizes).to(self.device, non_blocking=True), sizes
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        batches = self.epoch_indices()
-        if not batches:
-            return iter(())
-        flat = torch.cat(batches).to(self.device, non_blocking=True)
-        return iter(torch.split(flat, [len(b) for b in batches]))
+        rows, sizes = self.epoch()
+        return iter(torch.split(rows, sizes))
 
     def __repr__(self) -> str:
         return (
