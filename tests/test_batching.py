@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from sharesearch.data import SAMPLINGS, IndexBatcher, MultiTaskData
 from sharesearch.errors import SharesearchError
 from sharesearch.names import SAMPLINGS as NAMES_SAMPLINGS
 from sharesearch.tasks import TaskSpec
+from sharesearch.training._epoch import epoch_batches
 
 
 def _overlapping(n=500, labelled=(0.3, 0.6, 0.1), seed=0):
@@ -17,7 +20,7 @@ def _overlapping(n=500, labelled=(0.3, 0.6, 0.1), seed=0):
     keep = torch.rand(n, len(labelled), generator=g) < torch.tensor(labelled)  # [n, T]
     y = torch.where(keep, torch.randint(0, 2, (n, len(labelled)), generator=g).float(), float("nan"))
     split = torch.randint(0, 3, (n,), generator=g).to(torch.int8)
-    tasks = [TaskSpec(name, "binary") for name in ("a", "b", "c")]
+    tasks = [TaskSpec(name, "binary") for name in "abcde"[: len(labelled)]]
     return MultiTaskData("overlap", tasks, torch.randn(n, 4, generator=g), y, split, 0)
 
 
@@ -72,3 +75,60 @@ def test_sampling_names_come_from_names_py():
     assert SAMPLINGS is NAMES_SAMPLINGS
     with pytest.raises(SharesearchError, match="unknown sampling 'rr'"):
         IndexBatcher(_overlapping(), sampling="rr")
+
+
+def _walk_reference(batcher, epochs):
+    """The uniform sampler's specification, written as the plain walk: batch by batch, task by task, each task
+    taking its next rows and reshuffling its pool (one ``randperm``) only when a row is needed past its pass."""
+    gen = torch.Generator().manual_seed(batcher.generator.initial_seed())
+    pools, K = batcher._pools, len(batcher._active)
+    perm = [torch.empty(0, dtype=torch.long) for _ in pools]
+    pos, rot, out = [0] * len(pools), 0, []
+    for _ in range(epochs):
+        batches = []
+        for s in batcher._batch_sizes():
+            base, rem = divmod(s, K)
+            parts = []
+            for j, t in enumerate(batcher._active):
+                k = base + (1 if (j - rot) % K < rem else 0)
+                while k > 0:
+                    if pos[t] >= len(perm[t]):
+                        perm[t], pos[t] = pools[t][torch.randperm(len(pools[t]), generator=gen)], 0
+                    step = min(k, len(perm[t]) - pos[t])
+                    parts.append(perm[t][pos[t]:pos[t] + step])
+                    pos[t], k = pos[t] + step, k - step
+            rot = (rot + rem) % K
+            batches.append(torch.cat(parts).tolist())
+        out.append(batches)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(labelled=st.lists(st.floats(0.02, 0.9), min_size=2, max_size=5), batch=st.integers(1, 70),
+       n=st.integers(20, 200), seed=st.integers(0, 2**31), drop_last=st.booleans())
+def test_uniform_epochs_equal_the_walk_batch_by_batch(labelled, batch, n, seed, drop_last):
+    # tiny pools (a task with one or two rows, batches larger than a pool, batches smaller than the task count)
+    # need several reshuffles inside one batch, and a task with no row takes no part: the same rows, in order
+    try:
+        d = _overlapping(n, tuple(labelled), seed % 1000)
+    except SharesearchError:  # a task without a labelled training row is not valid data
+        assume(False)
+    tasks = d.task_names[::-1] if len(labelled) > 2 else None  # and a batcher over tasks in another order
+    b = IndexBatcher(d, "train", batch, sampling="uniform", generator=seed, drop_last=drop_last, tasks=tasks)
+    assert [[i.tolist() for i in b] for _ in range(4)] == _walk_reference(b, 4)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 200, 10**9])  # one batch per gather, a few, the whole epoch
+@pytest.mark.parametrize("cols", [[0, 1, 2], [2, 0]])
+def test_epoch_batches_equal_gathering_batch_by_batch(chunk_bytes, cols):
+    d = _overlapping(300)
+    d = MultiTaskData(d.name, d.tasks, d.x, d.y, d.split, 0, weights=torch.rand(300))
+    b = IndexBatcher(d, "train", 23, sampling="uniform", generator=3)
+    rows, sizes = b.epoch()
+    got = list(epoch_batches(d, rows, sizes, cols, count=True, chunk_bytes=chunk_bytes))
+    assert [g.rows for g in got] == sizes
+    for g, idx in zip(got, torch.split(rows, sizes)):
+        assert torch.equal(g.x, d.x[idx]) and torch.equal(g.w, d.weights[idx])
+        assert torch.equal(g.y.nan_to_num(-9.0), d.y[idx].nan_to_num(-9.0))  # NaN where a label is missing
+        assert torch.equal(g.labelled, (~torch.isnan(d.y[idx][:, cols])).sum(dim=0))
+    assert all(g.labelled is None for g in epoch_batches(d, rows, sizes, cols, count=False))

@@ -52,6 +52,7 @@ from ..data import IndexBatcher, MultiTaskData
 from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
 from ..tasks import TaskSpec, compute_metric, sign, task_loss
+from ._epoch import epoch_batches
 from ._config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
 from ._losses import LossWindow, split_losses
 from ._schedule import LrSchedule, make_optimizer
@@ -394,16 +395,15 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
         epoch += 1
         model.train()
         loss_sum = torch.zeros(len(names), device=device)
-        batches = list(batcher)
-        for i, idx in enumerate(batches):
-            xb, yb = data.x[idx], data.y[idx]  # [B, *input_shape], [B, T_data]
-            wb = None if data.weights is None else data.weights[idx]  # [B] sample weights, or None
+        rows, sizes = batcher.epoch()
+        for i, batch in enumerate(epoch_batches(data, rows, sizes, cols, count=not dense)):
+            xb, yb, wb = batch.x, batch.y, batch.w  # [B, *input_shape], [B, T_data], [B] sample weights or None
             with _autocast(device, config.amp):
                 out = model(xb, tasks=names)
             losses = {t: task_loss(s, out[t], yb[:, c], dense, wb) for t, s, c in zip(names, specs, cols)}
-            counts, labelled = None, len(idx)  # dense: every task is labelled in every row
+            counts, labelled = None, batch.rows  # dense: every task is labelled in every row
             if not dense:  # a task unlabelled in the batch has loss 0, a perfect fit to the eye: say so
-                labelled = (~torch.isnan(yb[:, cols])).sum(dim=0)  # [T], no device sync
+                labelled = batch.labelled  # [T], no device sync
                 counts = dict(zip(names, labelled))
             opt.zero_grad(set_to_none=True)
             weighting.backward(losses, shared, counts=counts, groups=groups)
@@ -414,8 +414,8 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
             step_losses = torch.stack([losses[t].detach().float() for t in names])  # [T]
             loss_sum += step_losses
             window.add(step_losses, labelled)
-            step, examples = step + 1, examples + len(idx)
-            end_of_epoch, at_cap = i == len(batches) - 1, step >= total
+            step, examples = step + 1, examples + batch.rows
+            end_of_epoch, at_cap = i == len(sizes) - 1, step >= total
             due = at_cap or (end_of_epoch if config.eval_every is None else step % config.eval_every == 0)
             if end_of_epoch or due:
                 bad = _non_finite(loss_sum, names)
@@ -424,7 +424,7 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
                     message = f"epoch {epoch} (step {step}): non-finite training loss for task(s) {bad}"
                     break
             if end_of_epoch:
-                weighting.epoch_end(dict(zip(names, (loss_sum / len(batches)).tolist())))
+                weighting.epoch_end(dict(zip(names, (loss_sum / len(sizes)).tolist())))
             if due:
                 out_val = predict_split(model, data, "val", batch_size=config.eval_batch_size, amp=config.amp)
                 val = _metrics(data, "val", out_val)

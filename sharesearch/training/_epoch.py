@@ -1,0 +1,76 @@
+"""One epoch's batches, gathered a chunk at a time instead of a batch at a time.
+
+Drawing a batch costs a few small tensor ops whatever its size (the row
+gathers of ``x``, ``y`` and the weights, the labelled-row count per task), a
+few microseconds each on a CPU. :func:`epoch_batches` gathers the rows of many
+consecutive batches in one op each and counts every batch's labelled rows in
+one op (a cumulative sum), then hands out views. The values are exactly those
+of per-batch gathering: the same rows, in the same order.
+
+A chunk holds at most ``chunk_bytes`` of inputs (one batch at least), so a
+big table is never copied whole.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..data import MultiTaskData
+
+__all__ = ["Batch", "epoch_batches"]
+
+#: the most bytes of inputs one gather copies (a few batches of a 300k x 500 table; every batch of a small one)
+CHUNK_BYTES = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training batch."""
+
+    rows: int  # examples in the batch
+    x: torch.Tensor  # [B, *input_shape]
+    y: torch.Tensor  # [B, T_data] labels, NaN where missing
+    w: torch.Tensor | None  # [B] sample weights, or None
+    labelled: torch.Tensor | None  # [T] labelled rows of each of the run's tasks (int64); None: asked not to count
+
+
+def epoch_batches(data: MultiTaskData, rows: torch.Tensor, sizes: Sequence[int], cols: Sequence[int],
+                  count: bool, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Batch]:
+    """The batches of one epoch: ``rows`` (``[sum(sizes)]``, batches end to end) cut by ``sizes``.
+
+    ``cols`` are the run's task columns of ``data.y``; with ``count`` each
+    batch carries its labelled rows per task (``(~isnan(y[:, cols])).sum(0)``).
+
+    >>> from sharesearch.data import load_data
+    >>> d = load_data("synthetic-mmoe", n=100, d=8, seed=0)
+    >>> rows = torch.arange(10)
+    >>> [(b.rows, tuple(b.x.shape)) for b in epoch_batches(d, rows, [4, 4, 2], [0, 1], count=True)]
+    [(4, (4, 8)), (4, (4, 8)), (2, (2, 8))]
+    >>> bool(torch.equal(list(epoch_batches(d, rows, [4, 6], [0], count=False, chunk_bytes=1))[1].x, d.x[4:10]))
+    True
+    """
+    per_row = max(1, data.x[:1].numel() * data.x.element_size())
+    cols = list(cols)
+    all_cols = cols == list(range(data.y.shape[1]))
+    i, start = 0, 0
+    while i < len(sizes):
+        j, n = i + 1, sizes[i]  # batches i..j-1 form the chunk
+        while j < len(sizes) and (n + sizes[j]) * per_row <= chunk_bytes:
+            n, j = n + sizes[j], j + 1
+        idx = rows[start:start + n]  # [n]
+        x, y = data.x[idx], data.y[idx]  # [n, *in], [n, T_data]
+        w = None if data.weights is None else data.weights[idx]  # [n]
+        bounds = list(itertools.accumulate(sizes[i:j], initial=0))  # [j - i + 1] each batch's place in the chunk
+        counts = None
+        if count:
+            lab = ~torch.isnan(y if all_cols else y[:, cols])  # [n, T]
+            cum = torch.cat([lab.new_zeros(1, lab.shape[1], dtype=torch.long), lab.long().cumsum(0)])  # [n + 1, T]
+            at = torch.tensor(bounds, device=cum.device)  # [j - i + 1]
+            counts = cum[at[1:]] - cum[at[:-1]]  # [j - i, T] one row per batch
+        for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+            yield Batch(b - a, x[a:b], y[a:b], None if w is None else w[a:b], None if counts is None else counts[k])
+        i, start = j, start + n
