@@ -213,7 +213,7 @@ class IndexBatcher:
         events = []  # (batch i, task j): a new pass of task j starts inside take (i, j), one entry per pass
         for j, t in enumerate(self._active):
             left = len(self._perm[t]) - self._pos[t]  # rows of the current pass not yet taken
-            if demand[j] > left:
+            if int(demand[j]) > left:
                 firsts = np.arange(left, demand[j], len(self._pools[t]))  # stream offsets where new passes begin
                 events += [(int(i), j) for i in np.searchsorted(start[:, j], firsts, side="right") - 1]
         passes: list[list[torch.Tensor]] = [[] for _ in self._active]
@@ -223,7 +223,10 @@ class IndexBatcher:
         streams = []
         for j, t in enumerate(self._active):
             d = int(demand[j])
-            streams.append(torch.cat([self._perm[t][self._pos[t]:], *passes[j]])[:d])  # [d] this epoch's walk
+            if not passes[j]:  # [d] this epoch's walk: the current pass goes on
+                streams.append(self._perm[t][self._pos[t]:self._pos[t] + d])
+            else:  # [d] the rest of the current pass, then the new ones
+                streams.append(torch.cat([self._perm[t][self._pos[t]:], *passes[j]])[:d])
             if passes[j]:  # the walk ends inside its last new pass, after the rows the earlier ones gave
                 earlier = len(self._perm[t]) - self._pos[t] + len(self._pools[t]) * (len(passes[j]) - 1)
                 self._perm[t], self._pos[t] = passes[j][-1], d - earlier
