@@ -391,6 +391,11 @@ def oracle(p: dict, cfg: TrainConfig) -> list[str]:
         clear += lo > 0
         print(f"# oracle seed {s}: lead of '{mine}' over '{rival}': {100 * (dm[mine] - dm[rival]):+.2f} points, "
               f"95% [{100 * lo:+.2f}, {100 * hi:+.2f}]", flush=True)
+        for k in (mine, rival):  # where the lead comes from: each task's Δ (mean over runs) and its spread
+            rel = sign * (val[k] - ref) / np.abs(ref)  # [runs, T]
+            print(f"# oracle seed {s}:   per task Δ % (sd over runs) of '{k}': "
+                  + ", ".join(f"{t} {100 * m:+.1f} ({100 * sd:.1f})"
+                              for t, m, sd in zip(tasks, rel.mean(0), rel.std(0, ddof=1))), flush=True)
     return [_line(f"oracle (synthetic-planted, {n} data seeds, {runs} runs per tree): the best tree on validation "
                   "groups exactly the planted clusters", hits / n, 0.8),
             _line(f"oracle: data seeds where the best tree grouping the planted clusters leads the best one not "
