@@ -101,6 +101,7 @@ class Clock:
         self.stack = ["outside"]
         self.wall: dict[str, float] = defaultdict(float)
         self.cpu: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)  # entries into each phase
         self.last = (time.perf_counter(), time.thread_time())
 
     def _charge(self) -> None:
@@ -112,6 +113,7 @@ class Clock:
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
         self._charge()
+        self.calls[name] += 1
         self.stack.append(name)
         try:
             yield
@@ -253,6 +255,7 @@ def measure(cfg: dict, device: str = "cpu") -> dict[str, dict]:
 
         def timed_make_objective(*args, **kwargs):
             start["at"] = clock.snapshot()  # the trials start now
+            start["calls"] = dict(clock.calls)
             return make_objective(*args, **kwargs)
 
         for attr, new in (("ensure_baselines", timed_baselines), ("make_objective", timed_make_objective)):
@@ -264,6 +267,7 @@ def measure(cfg: dict, device: str = "cpu") -> dict[str, dict]:
                                config=SearchConfig(n_trials=cfg["n_trials"]), train_base=TrainConfig(device=device),
                                progress=False, verdict=False)
             end = clock.snapshot()
+            walls["forwards"] = clock.calls["forward"] - start["calls"].get("forward", 0)  # training steps
             walls.update(n_trials=len(study.trials),
                          statuses=sorted(t.user_attrs.get("status", "?") for t in study.trials))
     out = {}
@@ -292,6 +296,9 @@ def main(quick: bool = False, device: str = "cpu") -> list[str]:
     for k, label in PHASES.items():
         print(f"#   {label:<58} {fmt_time(wall[k] / n):>10} {100 * wall[k] / trials:5.1f}% "
               f"{100 * cpu[k] / cpu['trials']:5.1f}%" + ("  [training]" if k in TRAINING else ""), flush=True)
+    steps = walls["forwards"] / n
+    print(f"# {steps:.0f} training forwards (steps) a trial: step bookkeeping {1e6 * wall['train'] / n / steps:.0f} us "
+          f"a step, training {1e6 * sum(wall[k] for k in TRAINING) / n / steps:.0f} us a step", flush=True)
     print(f"# baseline phase {fmt_time(walls['baselines'])} vs the {n} trials {fmt_time(trials)}", flush=True)
     outside = {kind: 100 * (d["trials"] - sum(d[k] for k in TRAINING)) / d["trials"] for kind, d in m.items()
                if kind != "walls"}

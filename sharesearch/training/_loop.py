@@ -412,7 +412,7 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
                 model.penalty().backward()
             opt.step()
             sched.after_step()
-            step_losses = torch.stack([losses[t].detach().float() for t in names])  # [T]
+            step_losses = torch.stack([losses[t] for t in names]).detach().float()  # [T] one stack, one detach
             loss_sum += step_losses
             window.add(step_losses, labelled)
             step, examples = step + 1, examples + batch.rows
