@@ -579,8 +579,9 @@ def make_synthetic_mmoe(
 #: other, but narrowly: under the shipped protocol (cosine, the whole budget) a tree grouping the clusters was
 #: best in 5 of 5 data seeds at 4 runs per tree, and in none did its lead over the best tree not grouping
 #: them (0.7 to 2.2 points of Δm, always one member leaving its cluster) have a 95% interval above 0
-#: (``benchmarks/bench_verdict.py --part oracle --runs 4``). Larger validation sets, p = 1, a regression t3
-#: and scarcer labels did not make it clear either (``benchmarks/RESULTS.md``, 2026-12-01).
+#: (``benchmarks/bench_verdict.py --part oracle --runs 4``; nor paired by seed). Larger validation sets, p = 1,
+#: a regression t3, scarcer labels, every task regression, ``shared_inputs`` and ``label_regions`` did not make it
+#: clear either (``benchmarks/RESULTS.md``, 2026-12-01).
 PLANTED_OPTIONS: Mapping[str, Any] = MappingProxyType({
     "n": 1500,
     "d": 7,  # exactly the 7 directions the clusters use: no input subspace common to every task, so
