@@ -29,13 +29,12 @@ Printed: one ``#`` line per phase (seconds per trial and share), the share of
 trial time that is not training steps as a figure (goal: <= 10 % at n = 1,500
 on 2 cores), and the baseline phase's time against the trials' time.
 
-Measured on a 2-core machine shared with other jobs (load ~7): with 1 thread,
-9.0 s a trial and 7.1 % of it outside training steps (step bookkeeping 3.7 %,
-Optuna ask/tell 0.9 %, validation 0.8 %, storage writes 0.7 %, sampler 0.4 %,
-pruner 0.4 %); the baseline phase (4 tuning trials + 4 confirmation runs) took
-56 s against 54 s for the 6 trials. With 2 threads on that busy machine torch's
-intra-op threads waited on each other: 98 s a trial (1.3 % outside steps) --
-run it with ``SHARESEARCH_BENCH_THREADS=1`` when the machine is not quiet.
+Printed also: the training forwards (steps) a trial and the step bookkeeping
+per step. The timers cost about 2.4 us per timed call, charged to the phase
+around it (mostly step bookkeeping: ~10 timed calls a step). Figures and the
+day they were measured are in ``benchmarks/RESULTS.md``. With 2 threads on a
+busy machine torch's intra-op threads wait on each other -- run it with
+``SHARESEARCH_BENCH_THREADS=1`` when the machine is not quiet.
 
 Run::
 
