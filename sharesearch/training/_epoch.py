@@ -7,8 +7,11 @@ consecutive batches in one op each and counts every batch's labelled rows in
 one op (a cumulative sum), then hands out views. The values are exactly those
 of per-batch gathering: the same rows, in the same order.
 
-A chunk holds at most ``chunk_bytes`` of inputs (one batch at least), so a
-big table is never copied whole.
+A chunk holds at most ``chunk_bytes`` of inputs (one batch at least): a
+small table's epoch is one gather, a big one's batches are gathered a few at a
+time, so a big table is never copied whole. (On a 300k x 500 table, chunks of
+16 MB and of 1 MB timed alike, ``benchmarks/bench_scale.py --only epoch``;
+the smaller one holds less memory.)
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from ..data import MultiTaskData
 
 __all__ = ["Batch", "epoch_batches"]
 
-#: the most bytes of inputs one gather copies (a few batches of a 300k x 500 table; every batch of a small one)
-CHUNK_BYTES = 16 * 2**20
+#: the most bytes of inputs one gather copies (two batches of 256 rows of a 300k x 500 table; every batch of a
+#: small one)
+CHUNK_BYTES = 2**20
 
 
 @dataclass(frozen=True)
