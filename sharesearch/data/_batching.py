@@ -225,13 +225,11 @@ class IndexBatcher:
             d = int(demand[j])
             if not passes[j]:  # [d] this epoch's walk: the current pass goes on
                 streams.append(self._perm[t][self._pos[t]:self._pos[t] + d])
-            else:  # [d] the rest of the current pass, then the new ones
+                self._pos[t] += d
+            else:  # [d] the rest of the current pass, then the new ones; the walk ends inside the last
                 streams.append(torch.cat([self._perm[t][self._pos[t]:], *passes[j]])[:d])
-            if passes[j]:  # the walk ends inside its last new pass, after the rows the earlier ones gave
                 earlier = len(self._perm[t]) - self._pos[t] + len(self._pools[t]) * (len(passes[j]) - 1)
                 self._perm[t], self._pos[t] = passes[j][-1], d - earlier
-            else:
-                self._pos[t] += d
         first = (np.concatenate([[0], np.cumsum(demand)[:-1]])[None, :] + start).ravel()  # [n*K] take -> flat row
         lengths = k.ravel()  # [n*K], in walk order
         idx = np.arange(lengths.sum()) + np.repeat(first - (np.cumsum(lengths) - lengths), lengths)  # [sum(sizes)]

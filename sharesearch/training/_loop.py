@@ -52,8 +52,8 @@ from ..data import IndexBatcher, MultiTaskData
 from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
 from ..tasks import TaskSpec, compute_metric, sign, task_loss
-from ._epoch import epoch_batches
 from ._config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
+from ._epoch import epoch_batches
 from ._losses import LossWindow, split_losses
 from ._schedule import LrSchedule, make_optimizer
 from ..weighting import make_weighting
