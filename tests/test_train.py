@@ -82,6 +82,27 @@ def test_model_selection_is_per_task_and_restores_weights(data):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.parametrize("members", [1, 2])
+def test_every_kept_metric_is_the_best_evaluations(members):
+    """An evaluation computes only the primary metrics; a task's others are computed when it improves. Every
+    metric kept (binary and regression tasks, sparse labels) must be that of the task's own best weights --
+    the best evaluation's outputs, not the last one's -- alone and as a member of a population."""
+    from sharesearch.training import train_population
+
+    d = load_data("synthetic-planted", n=500, seed=1)
+    g = SharingGraph.shared_bottom(d.tasks, {"name": "mlp", "input_shape": [d.x.shape[1]], "widths": [16]})
+    cfgs = [TrainConfig(max_steps=60, eval_every=5, batch_size=64, lr=lr, seed=s)
+            for s, lr in ((2, 3e-2), (5, 1e-2))][:members]
+    results = train_population(g, d, cfgs)
+    for res in results:
+        assert any(ev not in (-1, len(res.history) - 1) for ev in res.best_evaluation.values())  # not all at the end
+        again = res.evaluate(d, "val")
+        for spec in d.tasks:
+            assert set(res.val_metrics[spec.name]) == set(spec.metrics)
+            for metric, v in res.val_metrics[spec.name].items():
+                assert again[spec.name][metric] == pytest.approx(v, rel=1e-5, abs=1e-6), (spec.name, metric)
+
+
 def test_callback_sees_every_epoch_and_can_stop(data):
     seen = []
 

@@ -63,9 +63,10 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..data import IndexBatcher, MultiTaskData
 from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
-from ..tasks import TaskSpec, compute_metric, task_loss
+from ..tasks import TaskSpec, task_loss
 from ._config import ConfigError, TrainConfig
-from ._loop import Progress, TrainResult, _autocast, _Selection, _task_batcher, resolve_device, train
+from ._loop import (Progress, TrainResult, _all_metrics, _autocast, _primary, _Selection, _task_batcher,
+                    resolve_device, train)
 from ._losses import LossWindow, split_losses
 from ._member_optim import MemberOptimizer
 from ._schedule import LrSchedule
@@ -296,8 +297,9 @@ class _Population:
             return vmap(one, randomness="different")(named, bufs, *batch)
 
     @torch.no_grad()
-    def _evaluate(self) -> tuple[list[dict[str, dict[str, float]]], list[dict[str, float]]]:
-        """Every metric and the loss of every task on the validation split, one dict of each per member."""
+    def _evaluate(self) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[dict[str, float]]]:
+        """Every member's outputs on the validation split (``{task: [P, N_val, out_dim]}``), the split's labels
+        ``[N_val, T_data]`` and every task's loss, one dict per member."""
         idx = self.data.indices("val")
         x, y = self.data.x[idx], self.data.y[idx]
         w = None if self.data.weights is None else self.data.weights[idx]  # [N_val] or None
@@ -315,11 +317,9 @@ class _Population:
         finally:
             net.train()
         out = {t: torch.cat([o[t].float() for o in parts], dim=1) for t in names}  # {task: [P, N_val, out_dim]}
-        metrics = [{s.name: {m: compute_metric(s, m, out[s.name][mem.slot], y[:, c]) for m in s.metrics}
-                    for s, c in zip(self.specs, self.cols)} for mem in self.members]
         losses = torch.stack([split_losses(self.specs, self.cols, {t: o[mem.slot] for t, o in out.items()}, y, w)
                               for mem in self.members]).tolist()  # [P][T], one device sync
-        return metrics, [dict(zip(names, row)) for row in losses]
+        return out, y, [dict(zip(names, row)) for row in losses]
 
     def run(self) -> list[TrainResult]:
         data, epoch, step, examples = self.data, -1, 0, 0
@@ -369,14 +369,22 @@ class _Population:
         return [m.result for m in sorted(self.done, key=lambda m: m.index)]  # type: ignore[misc]
 
     def _after_evaluation(self, epoch: int, step: int, examples: int, leaving: dict[int, tuple[str, str]]) -> None:
-        vals, val_losses = self._evaluate()
+        out, y, val_losses = self._evaluate()
         train_losses = self.window.take()  # [P][T], one device sync
+        by_name = {s.name: (s, c) for s, c in zip(self.specs, self.cols)}
         changed = False
-        for m, val, tl, vl in zip(self.members, vals, train_losses, val_losses):
+        for m, tl, vl in zip(self.members, train_losses, val_losses):
             if m.slot in leaving:
                 continue
+            mine = {t: o[m.slot] for t, o in out.items()}  # {task: [N_val, out_dim]}
+            primary = _primary(self.specs, self.cols, mine, y)
+
+            def metrics(t: str, mine=mine, primary=primary) -> dict[str, float]:
+                spec, c = by_name[t]
+                return _all_metrics(spec, mine[t], y[:, c], primary[t])
+
             before = m.sched.lr
-            m.sched.after_evaluation(m.sel.update(_MemberView(self.params, m.slot), val, epoch, step))
+            m.sched.after_evaluation(m.sel.update(_MemberView(self.params, m.slot), primary, metrics, epoch, step))
             changed |= m.sched.lr != before
             if m.callback is not None:
                 progress = Progress(epoch, step, examples, len(m.sel.history) - 1, m.sched.lr, self.total,
