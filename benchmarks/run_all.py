@@ -27,7 +27,8 @@ and runs alone with the command shown):
   (``python benchmarks/bench_verdict.py --part calibration|power|recovery``)
 * ``overhead`` -- where one trial's time goes in a small real search (n=1500, 6 tasks, default space,
   6 trials): data to device, compile, training steps, validation, storage writes, sampler; the share
-  outside training steps (goal <= 10%) and the baseline phase vs the trials
+  outside training steps (goal <= 10%), timed (timers' cost taken off) and untimed (the search without
+  timers against its trials' steps replayed bare), and the baseline phase vs the trials
   (``python benchmarks/bench_overhead.py [--quick]``)
 * ``affinity`` -- one short shared-bottom pass: adjusted Rand index of its dendrogram cut against the
   planted clusters (5 data seeds of synthetic-planted), its cost / one default-space trial, and (with
