@@ -247,7 +247,6 @@ def _targets() -> list[tuple[object, str, str, tuple[str, ...]]]:
            (_loop, "evaluate", "validation", ()), (pop, "_evaluate", "validation", ()),
            (_loop, "predict_split", "validation", ()), (_loop, "_metrics", "validation", ()),
            (_loop, "_primary", "validation", ()), (_loop, "_all_metrics", "validation", ()),  # what train calls
-           (_population, "_primary", "validation", ()), (_population, "_all_metrics", "validation", ()),
            (_loop, "_zero_grad", "optimizer", ()),
            (_loop._Selection, "update", "selection", ()),
            (_objective, "_trained_before", "cache", ()),

@@ -261,9 +261,9 @@ def _better(metric_dir: float, new: float, old: float | None) -> bool:
 class _Selection:
     """Each task's best evaluation (model selection) and the evaluations since any task improved."""
 
-    def __init__(self, specs: Sequence[TaskSpec], keep: Mapping[str, set[str]] | None, min_delta: float,
-                 joint_score: Callable[[dict[str, float]], float] | None) -> None:
-        self.specs, self.keep, self.min_delta, self.joint_score = specs, keep, min_delta, joint_score
+    def __init__(self, specs: Sequence[TaskSpec], cols: Sequence[int], keep: Mapping[str, set[str]] | None,
+                 min_delta: float, joint_score: Callable[[dict[str, float]], float] | None) -> None:
+        self.specs, self.cols, self.keep, self.min_delta, self.joint_score = specs, cols, keep, min_delta, joint_score
         self.direction = {s.name: sign(s.primary_metric) for s in specs}
         self.best: dict[str, float | None] = {s.name: None for s in specs}
         self.best_eval = {s.name: -1 for s in specs}
@@ -277,19 +277,20 @@ class _Selection:
         self.joint_best: float | None = None
         self.joint_state: dict[str, torch.Tensor] = {}
 
-    def update(self, model: MultiTaskNet, primary: dict[str, float], metrics: Callable[[str], dict[str, float]],
-               epoch: int, step: int) -> bool:
-        """Record one evaluation (each task's ``primary`` metric; ``metrics(task)``: all of its metrics, asked
-        only of a task that improved); True when some task improved by more than ``min_delta``."""
+    def update(self, model: MultiTaskNet, out: Mapping[str, torch.Tensor], y: torch.Tensor, epoch: int,
+               step: int) -> bool:
+        """Record one evaluation: the outputs ``out`` ``{task: [N_val, out_dim]}`` against the validation labels
+        ``y [N_val, T_data]``; True when some task improved by more than ``min_delta``."""
+        primary = _primary(self.specs, self.cols, out, y)
         self.history.append(primary)
         self.history_steps.append(step)
         improved = False
-        for s in self.specs:
+        for s, c in zip(self.specs, self.cols):
             t, new, old = s.name, primary[s.name], self.best[s.name]
             if not _better(self.direction[t], new, old):
                 continue
             improved |= old is None or self.direction[t] * (new - old) > self.min_delta * abs(old)
-            self.best[t], self.metrics[t] = new, metrics(t)
+            self.best[t], self.metrics[t] = new, _all_metrics(s, out[t], y[:, c], new)
             self.best_eval[t], self.best_epoch[t], self.best_step[t] = len(self.history) - 1, epoch, step
             if self.keep is not None:
                 params = dict(model.named_parameters())
@@ -405,12 +406,11 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
     batcher = _task_batcher(data, config, names)
     total = config.total_steps(len(batcher))
     sched = LrSchedule(opt, config, total)
-    sel = _Selection(specs, keep, config.min_delta, joint_score)
+    sel = _Selection(specs, cols, keep, config.min_delta, joint_score)
     with_progress = callback is not None and _takes_progress(callback)
     has_penalty = any(True for _ in graph.soft_edges("l2"))
     # no missing label among the training rows: the losses can skip masking
     dense = not bool(torch.isnan(data.y[data.indices("train")][:, cols]).any())
-    by_name = {s.name: (s, c) for s, c in zip(specs, cols)}
     val_y = data.y[data.indices("val")]  # [N_val, T_data]
     val_w = None if data.weights is None else data.weights[data.indices("val")]  # [N_val] or None
     window = LossWindow((len(names),), device)
@@ -453,13 +453,7 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
                 weighting.epoch_end(dict(zip(names, (loss_sum / len(sizes)).tolist())))
             if due:
                 out_val = predict_split(model, data, "val", batch_size=config.eval_batch_size, amp=config.amp)
-                primary = _primary(specs, cols, out_val, val_y)
-
-                def metrics(t: str, out_val=out_val, primary=primary) -> dict[str, float]:
-                    s, c = by_name[t]
-                    return _all_metrics(s, out_val[t], val_y[:, c], primary[t])
-
-                sched.after_evaluation(sel.update(model, primary, metrics, epoch, step))
+                sched.after_evaluation(sel.update(model, out_val, val_y, epoch, step))
                 if callback is not None:  # the window is read (one sync) only for a callback
                     train_loss = dict(zip(names, window.take()))
                     val_loss = dict(zip(names, split_losses(specs, cols, out_val, val_y, val_w).tolist()))

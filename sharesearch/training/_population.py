@@ -65,8 +65,7 @@ from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
 from ..tasks import TaskSpec, task_loss
 from ._config import ConfigError, TrainConfig
-from ._loop import (Progress, TrainResult, _all_metrics, _autocast, _primary, _Selection, _task_batcher,
-                    resolve_device, train)
+from ._loop import Progress, TrainResult, _autocast, _Selection, _task_batcher, resolve_device, train
 from ._losses import LossWindow, split_losses
 from ._member_optim import MemberOptimizer
 from ._schedule import LrSchedule
@@ -271,7 +270,7 @@ class _Population:
             stand_in = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
             batcher = _task_batcher(self.data, cfg, self.names)
             self.members.append(_Member(j, cfg, cb, batcher, None, stand_in,  # type: ignore[arg-type]
-                                        _Selection(self.specs, keep, cfg.min_delta, None), j))
+                                        _Selection(self.specs, self.cols, keep, cfg.min_delta, None), j))
         self.total = first.total_steps(len(self.members[0].batcher))
         for m in self.members:
             m.sched = LrSchedule(m.stand_in, m.config, self.total)
@@ -371,20 +370,13 @@ class _Population:
     def _after_evaluation(self, epoch: int, step: int, examples: int, leaving: dict[int, tuple[str, str]]) -> None:
         out, y, val_losses = self._evaluate()
         train_losses = self.window.take()  # [P][T], one device sync
-        by_name = {s.name: (s, c) for s, c in zip(self.specs, self.cols)}
         changed = False
         for m, tl, vl in zip(self.members, train_losses, val_losses):
             if m.slot in leaving:
                 continue
             mine = {t: o[m.slot] for t, o in out.items()}  # {task: [N_val, out_dim]}
-            primary = _primary(self.specs, self.cols, mine, y)
-
-            def metrics(t: str, mine=mine, primary=primary) -> dict[str, float]:
-                spec, c = by_name[t]
-                return _all_metrics(spec, mine[t], y[:, c], primary[t])
-
             before = m.sched.lr
-            m.sched.after_evaluation(m.sel.update(_MemberView(self.params, m.slot), primary, metrics, epoch, step))
+            m.sched.after_evaluation(m.sel.update(_MemberView(self.params, m.slot), mine, y, epoch, step))
             changed |= m.sched.lr != before
             if m.callback is not None:
                 progress = Progress(epoch, step, examples, len(m.sel.history) - 1, m.sched.lr, self.total,
