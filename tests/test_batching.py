@@ -11,7 +11,7 @@ from sharesearch.data import SAMPLINGS, IndexBatcher, MultiTaskData
 from sharesearch.errors import SharesearchError
 from sharesearch.names import SAMPLINGS as NAMES_SAMPLINGS
 from sharesearch.tasks import TaskSpec
-from sharesearch.training._epoch import epoch_batches
+from sharesearch.training._epoch import epoch_batches, run_batches
 
 
 def _overlapping(n=500, labelled=(0.3, 0.6, 0.1), seed=0):
@@ -86,7 +86,7 @@ def _walk_reference(batcher, epochs):
     pos, rot, out = [0] * len(pools), 0, []
     for _ in range(epochs):
         batches = []
-        for s in batcher._batch_sizes():
+        for s in batcher.epoch_sizes():
             base, rem = divmod(s, K)
             parts = []
             for j, t in enumerate(batcher._active):
@@ -132,3 +132,49 @@ def test_epoch_batches_equal_gathering_batch_by_batch(chunk_bytes, cols):
         assert torch.equal(g.y.nan_to_num(-9.0), d.y[idx].nan_to_num(-9.0))  # NaN where a label is missing
         assert torch.equal(g.labelled, (~torch.isnan(d.y[idx][:, cols])).sum(dim=0))
     assert all(g.labelled is None for g in epoch_batches(d, rows, sizes, cols, count=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(labelled=st.lists(st.floats(0.02, 1.0), min_size=1, max_size=4), batch=st.integers(1, 70),
+       n=st.integers(20, 200), seed=st.integers(0, 2**31), drop_last=st.booleans(),
+       sampling=st.sampled_from(SAMPLINGS), count=st.integers(1, 5))
+def test_a_block_of_epochs_equals_the_epochs_one_by_one(labelled, batch, n, seed, drop_last, sampling, count):
+    # a trainer draws several epochs at once (dense, proportional, or a uniform walk that reshuffles inside the
+    # block): the same rows in the same order, and the batcher goes on from the same place afterwards
+    try:
+        d = _overlapping(n, tuple(labelled), seed % 1000)
+    except SharesearchError:
+        assume(False)
+    try:
+        block, one = (IndexBatcher(d, "train", batch, sampling=sampling, generator=seed, drop_last=drop_last)
+                      for _ in range(2))
+    except ValueError:  # no training row at all
+        assume(False)
+    rows, sizes = block.epochs(count)
+    firsts = [one.epoch() for _ in range(count)]
+    assert sizes == [s for _, ss in firsts for s in ss] and sizes == block.epoch_sizes() * count
+    assert torch.equal(rows, torch.cat([r for r, _ in firsts]))
+    assert torch.equal(block.epoch()[0], one.epoch()[0])
+
+
+def test_epochs_rejects_a_count_that_is_not_a_positive_integer():
+    b = IndexBatcher(_overlapping(), "train", 16, generator=0)
+    for bad in (0, -1, 1.0, True):
+        with pytest.raises(ValueError, match=f"count must be a positive integer, got {bad!r}"):
+            b.epochs(bad)
+
+
+@pytest.mark.parametrize("block_rows", [1, 150, 10**6])  # an epoch a block, a few, all the run's
+@pytest.mark.parametrize("steps", [1, 9, 10, 40])  # inside the first epoch, at its end, past it, many epochs
+def test_run_batches_equal_the_batches_of_epoch_after_epoch(block_rows, steps):
+    d = _overlapping(300)
+    cols = [2, 0]
+    block, one = (IndexBatcher(d, "train", 8, sampling="uniform", generator=7) for _ in range(2))
+    per_epoch = []
+    while len(per_epoch) < steps:
+        per_epoch += list(epoch_batches(d, *one.epoch(), cols, count=True))
+    got = list(run_batches(block, d, cols, count=True, steps=steps, block_rows=block_rows))
+    assert len(block) == 9 and len(got) == steps
+    for g, e in zip(got, per_epoch):
+        assert g.rows == e.rows and torch.equal(g.x, e.x) and torch.equal(g.labelled, e.labelled)
+        assert torch.equal(g.y.nan_to_num(-9.0), e.y.nan_to_num(-9.0))

@@ -411,12 +411,15 @@ def _with_b_unlabelled(net, x, y, form):
     if form == "count 0":  # what task_loss returns: 0 with a graph, indistinguishable without counts
         losses["b"] = task_loss(TaskSpec("b", "regression"), net.heads["b"](h), nan)
         return losses, {"a": len(x), "b": torch.tensor(0), "c": len(x)}
+    if form == "count tensor":  # the trainer's form: one tensor in the order of the losses' keys (here not the
+        losses["b"] = task_loss(TaskSpec("b", "regression"), net.heads["b"](h), nan)  # weighting's task order)
+        return {t: losses[t] for t in "cba"}, torch.tensor([len(x), 0, len(x)])
     losses["b"] = ((net.heads["b"](h)[:, 0] - y[:, 1])[nan == 0] ** 2).mean()  # NaN: a mean over no rows
     return losses, None
 
 
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("form", ["count 0", "nan"])
+@pytest.mark.parametrize("form", ["count 0", "count tensor", "nan"])
 def test_a_task_without_labels_contributes_nothing(method, form):
     x, y = toy_data()
     grads = {}
@@ -463,6 +466,8 @@ def test_gradnorm_takes_l0_from_the_first_labelled_batch():
     assert w.initial_losses["b"] == pytest.approx(float(labelled["b"].detach()))
     with pytest.raises(ValueError, match=r"counts lack task\(s\) \['b'\]"):
         w.backward(net.losses(x, y), [], counts={"a": 1, "c": 1})
+    with pytest.raises(ValueError, match=r"must have shape \(3,\) .*, got \(2,\)"):
+        w.backward(net.losses(x, y), [], counts=torch.tensor([1, 1]))
 
 
 def _pcgrad_run(seed, steps=5):

@@ -185,7 +185,8 @@ class IndexBatcher:
         full, rest = divmod(self.n_union, self.batch_size)
         return full if (self.drop_last or rest == 0) else full + 1
 
-    def _batch_sizes(self) -> list[int]:
+    def epoch_sizes(self) -> list[int]:
+        """The sizes of one epoch's batches (``len(self)`` of them)."""
         full, rest = divmod(self.n_union, self.batch_size)
         sizes = [self.batch_size] * full
         if rest and not self.drop_last:
@@ -193,7 +194,7 @@ class IndexBatcher:
         return sizes
 
     def _uniform_epoch(self, sizes: list[int]) -> torch.Tensor:
-        """One ``"uniform"`` epoch's rows, the batches end to end: ``[sum(sizes)]`` CPU LongTensor.
+        """The next ``"uniform"`` batches' rows (an epoch's or several's) end to end: ``[sum(sizes)]`` CPU LongTensor.
 
         Batch ``i`` is the concatenation, over the active tasks ``j`` in order,
         of the next ``k[i, j]`` rows of task ``j``'s walk (``base`` each, and one
@@ -237,7 +238,7 @@ class IndexBatcher:
 
     def epoch_indices(self) -> list[torch.Tensor]:
         """The next epoch's batches as CPU LongTensors (advances the RNG)."""
-        sizes = self._batch_sizes()
+        sizes = self.epoch_sizes()
         return list(torch.split(self._epoch(sizes), sizes)) if sizes else []
 
     def _epoch(self, sizes: list[int]) -> torch.Tensor:
@@ -254,10 +255,34 @@ class IndexBatcher:
         trainer can gather the rows of many batches at once instead of one batch
         at a time (advances the RNG as one pass of ``__iter__`` does).
         """
-        sizes = self._batch_sizes()
-        if not sizes:
+        return self.epochs(1)
+
+    def epochs(self, count: int) -> tuple[torch.Tensor, list[int]]:
+        """The next ``count`` epochs' rows end to end on the data's device, and their batch sizes.
+
+        Exactly the rows of ``count`` calls of :meth:`epoch`, concatenated (the
+        same generator calls in the same order), drawn at the price of about
+        one: a ``"uniform"`` walk continues across epochs anyway, so ``count``
+        epochs are one walk over ``count`` times the batch sizes, and its index
+        arithmetic runs once. A trainer draws a block of epochs at a time.
+
+        >>> from sharesearch.data import load_data
+        >>> d = load_data("synthetic-mmoe", n=1000, labelled=0.3)
+        >>> a, b = IndexBatcher(d, batch_size=60, generator=1), IndexBatcher(d, batch_size=60, generator=1)
+        >>> rows, sizes = a.epochs(3)
+        >>> bool(torch.equal(rows, torch.cat([b.epoch()[0] for _ in range(3)]))), sizes == 3 * b.epoch()[1]
+        (True, True)
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"IndexBatcher.epochs: count must be a positive integer, got {count!r}")
+        one = self.epoch_sizes()  # one epoch's
+        if not one:
             return torch.empty(0, dtype=torch.long, device=self.device), []
-        return self._epoch(sizes).to(self.device, non_blocking=True), sizes
+        if self.dense or self.sampling == "proportional":  # one permutation per epoch, in turn
+            rows = torch.cat([self._epoch(one) for _ in range(count)]) if count > 1 else self._epoch(one)
+        else:
+            rows = self._uniform_epoch(one * count)
+        return rows.to(self.device, non_blocking=True), one * count
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         rows, sizes = self.epoch()

@@ -53,7 +53,7 @@ from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
 from ..tasks import TaskSpec, compute_metric, sign, task_loss
 from ._config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
-from ._epoch import epoch_batches
+from ._epoch import run_batches
 from ._losses import LossWindow, split_losses
 from ._schedule import LrSchedule, make_optimizer
 from ..weighting import make_weighting
@@ -415,54 +415,58 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
     val_w = None if data.weights is None else data.weights[data.indices("val")]  # [N_val] or None
     window = LossWindow((len(names),), device)
 
-    status, message, epoch, step, examples, stop = "ok", "", -1, 0, 0, False
-    while not stop and step < total:
-        epoch += 1
-        if not model.training:  # nn.Module.train walks every submodule: ~0.2 ms, once per epoch otherwise
-            model.train()
-        loss_sum = torch.zeros(len(names), device=device)
-        rows, sizes = batcher.epoch()
-        for i, batch in enumerate(epoch_batches(data, rows, sizes, cols, count=not dense)):
-            xb, yb, wb = batch.x, batch.y, batch.w  # [B, *input_shape], [B, T_data], [B] sample weights or None
-            with _autocast(device, config.amp):
-                out = model(xb, tasks=names)
-            losses = {t: task_loss(s, out[t], yb[:, c], dense, wb) for t, s, c in zip(names, specs, cols)}
-            counts, labelled = None, batch.rows  # dense: every task is labelled in every row
-            if not dense:  # a task unlabelled in the batch has loss 0, a perfect fit to the eye: say so
-                labelled = batch.labelled  # [T], no device sync
-                counts = dict(zip(names, labelled.unbind(0)))  # one op, not a Python walk over the tensor
-            _zero_grad(trained)
-            weighting.backward(losses, shared, counts=counts, groups=groups)
-            if has_penalty:
-                model.penalty().backward()
-            opt.step()
-            sched.after_step()
-            step_losses = torch.stack([losses[t] for t in names]).detach().float()  # [T] one stack, one detach
-            loss_sum += step_losses
-            window.add(step_losses, labelled)
-            step, examples = step + 1, examples + batch.rows
-            end_of_epoch, at_cap = i == len(sizes) - 1, step >= total
-            due = at_cap or (end_of_epoch if config.eval_every is None else step % config.eval_every == 0)
-            if end_of_epoch or due:
-                bad = _non_finite(loss_sum, names)
-                if bad:
-                    status, stop = "diverged", True
-                    message = f"epoch {epoch} (step {step}): non-finite training loss for task(s) {bad}"
-                    break
-            if end_of_epoch:
-                weighting.epoch_end(dict(zip(names, (loss_sum / len(sizes)).tolist())))
-            if due:
-                out_val = predict_split(model, data, "val", batch_size=config.eval_batch_size, amp=config.amp)
-                sched.after_evaluation(sel.update(model, out_val, val_y, epoch, step))
-                if callback is not None:  # the window is read (one sync) only for a callback
-                    train_loss = dict(zip(names, window.take()))
-                    val_loss = dict(zip(names, split_losses(specs, cols, out_val, val_y, val_w).tolist()))
-                    args = (Progress(epoch, step, examples, len(sel.history) - 1, sched.lr, total,
-                                     train_loss, val_loss),)
-                    callback(epoch, sel.history[-1], *(args if with_progress else ()))
-                stop = config.patience > 0 and sel.stale >= config.patience
-            if stop or at_cap:
+    per_epoch = len(batcher)  # batches an epoch
+    amp = _autocast(device, config.amp)  # one context for every step (it is re-entered, not nested)
+    every_col = len(cols) * 2 >= data.y.shape[1]  # the run's tasks are most of data.y's columns: unbind them all
+    status, message, epoch, step, examples = "ok", "", -1, 0, 0
+    loss_sum = torch.zeros(len(names), device=device)  # [T] this epoch's summed training losses
+    for batch in run_batches(batcher, data, cols, count=not dense, steps=total):  # epochs end to end
+        i = step % per_epoch  # the batch's place in its epoch
+        if i == 0:
+            epoch += 1
+            if not model.training:  # nn.Module.train walks every submodule: ~0.2 ms, once per epoch otherwise
+                model.train()
+            loss_sum = torch.zeros(len(names), device=device)
+        xb, yb, wb = batch.x, batch.y, batch.w  # [B, *input_shape], [B, T_data], [B] sample weights or None
+        with amp:
+            out = model(xb, tasks=names)
+        ycol = yb.unbind(1) if every_col else None  # T_data x [B]: the label columns in one op, not one per task
+        losses = {t: task_loss(s, out[t], yb[:, c] if ycol is None else ycol[c], dense, wb)
+                  for t, s, c in zip(names, specs, cols)}
+        # dense: every task is labelled in every row; else a task unlabelled in the batch has loss 0, a perfect
+        # fit to the eye: the weighting is told so by the counts, [T] in the order of losses (no device sync)
+        labelled = batch.rows if dense else batch.labelled
+        _zero_grad(trained)
+        weighting.backward(losses, shared, counts=None if dense else labelled, groups=groups)
+        if has_penalty:
+            model.penalty().backward()
+        opt.step()
+        sched.after_step()
+        step_losses = torch.stack([losses[t] for t in names]).detach().float()  # [T] one stack, one detach
+        loss_sum += step_losses
+        window.add(step_losses, labelled)
+        step, examples = step + 1, examples + batch.rows
+        end_of_epoch, at_cap = i == per_epoch - 1, step >= total
+        due = at_cap or (end_of_epoch if config.eval_every is None else step % config.eval_every == 0)
+        if end_of_epoch or due:
+            bad = _non_finite(loss_sum, names)
+            if bad:
+                status = "diverged"
+                message = f"epoch {epoch} (step {step}): non-finite training loss for task(s) {bad}"
                 break
+        if end_of_epoch:
+            weighting.epoch_end(dict(zip(names, (loss_sum / per_epoch).tolist())))
+        if due:
+            out_val = predict_split(model, data, "val", batch_size=config.eval_batch_size, amp=config.amp)
+            sched.after_evaluation(sel.update(model, out_val, val_y, epoch, step))
+            if callback is not None:  # the window is read (one sync) only for a callback
+                train_loss = dict(zip(names, window.take()))
+                val_loss = dict(zip(names, split_losses(specs, cols, out_val, val_y, val_w).tolist()))
+                args = (Progress(epoch, step, examples, len(sel.history) - 1, sched.lr, total,
+                                 train_loss, val_loss),)
+                callback(epoch, sel.history[-1], *(args if with_progress else ()))
+            if config.patience > 0 and sel.stale >= config.patience:
+                break  # early stop (without it the batches end at the cap)
     for s in specs:  # a task that never produced a finite metric keeps its last (NaN) values
         if s.name not in sel.metrics:
             sel.metrics[s.name] = {m: float("nan") for m in s.metrics}

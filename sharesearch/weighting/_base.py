@@ -16,7 +16,8 @@ A task without labels in the batch contributes nothing -- no loss term, no
 regulariser, no gradient on any parameter of the model or of the method --
 in each of three forms: its key is absent from ``losses``; its loss is NaN
 (a mean over no examples); or ``counts`` (the labelled examples of each task
-in the batch, ints or 0-dim tensors) says 0. The trainer's
+in the batch: ints or 0-dim tensors by task, or one ``[len(losses)]`` tensor
+in the order of ``losses``' keys) says 0. The trainer's
 :func:`sharesearch.tasks.task_loss` returns ``0`` for such a task, which is
 indistinguishable from a perfect fit, so the trainer passes ``counts``. The
 check is a tensor mask (``torch.where``), so it never synchronises a GPU; a
@@ -36,8 +37,9 @@ from torch import Tensor
 
 __all__ = ["LossWeighting", "Present"]
 
-#: task -> labelled examples in the batch (an int or a 0-dim tensor on the loss's device)
-Counts = Mapping[str, "int | Tensor"]
+#: task -> labelled examples in the batch (an int or a 0-dim tensor on the loss's device), or all of them as one
+#: ``[len(losses)]`` tensor in the order of the losses' keys (what the trainer has in hand: no per-task split)
+Counts = Mapping[str, int | Tensor] | Tensor
 #: group of tasks sharing a block -> the parameters of that group's last shared layer
 Groups = Mapping[tuple[str, ...], Sequence[Tensor]]
 
@@ -162,9 +164,10 @@ class LossWeighting(ABC):
             Scalar loss of each task present in the batch.
         shared_params : sequence of Tensor
             All parameters used by more than one task (PCGrad projects on them).
-        counts : mapping of str to int or Tensor, optional
-            Labelled examples of each task of ``losses`` in the batch; a task
-            with 0 contributes nothing (see the module docstring).
+        counts : mapping of str to int or Tensor, or Tensor, optional
+            Labelled examples of each task of ``losses`` in the batch (by task,
+            or one ``[len(losses)]`` tensor in the order of ``losses``' keys);
+            a task with 0 contributes nothing (see the module docstring).
         groups : mapping of tuple of str to sequence of Tensor, optional
             For each group of >= 2 tasks that shares a block, the parameters of
             the deepest block shared by exactly that group (GradNorm balances
@@ -199,7 +202,11 @@ class LossWeighting(ABC):
         if len(names) != len(losses):
             unknown = sorted(t for t in losses if t not in self._index)
             raise ValueError(f"losses name unknown task(s) {unknown}; tasks are {list(self.task_names)}")
-        if counts is not None and not all(t in counts for t in names):
+        if isinstance(counts, Tensor):
+            if tuple(counts.shape) != (len(losses),):
+                raise ValueError(f"counts as one tensor must have shape ({len(losses)},) (one per loss, in the "
+                                 f"order of losses' keys), got {tuple(counts.shape)}")
+        elif counts is not None and not all(t in counts for t in names):
             raise ValueError(f"counts lack task(s) {sorted(set(losses) - set(counts))} of losses")
         values = [losses[t] for t in names]
         for t, loss in zip(names, values):
@@ -210,7 +217,12 @@ class LossWeighting(ABC):
             return Present((), empty, empty.bool(), empty, ())
         stacked = _stack(values)  # [P]
         ok = ~torch.isnan(stacked)  # [P] bool
-        if counts is not None:
+        if isinstance(counts, Tensor):  # [len(losses)] in losses' order; names are in task order
+            given = tuple(losses)
+            c = counts.to(stacked.device) if given == names else counts.to(stacked.device)[
+                [given.index(t) for t in names]]  # [P]
+            ok = ok & (c > 0)
+        elif counts is not None:
             c = [counts[t] for t in names]
             c = torch.stack([torch.as_tensor(v, device=stacked.device) for v in c]) if any(
                 isinstance(v, Tensor) for v in c) else torch.tensor(c, device=stacked.device)  # [P]
