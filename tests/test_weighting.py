@@ -14,6 +14,7 @@ from sharesearch.weighting import (
     WEIGHTINGS,
     GradNorm,
     PCGrad,
+    StackedLosses,
     UncertaintyWeighting,
     make_weighting,
     weighting_options,
@@ -619,3 +620,36 @@ def test_pcgrad_projection_on_python_floats_equals_the_tensor_loop():
         assert torch.allclose(host, tensors, rtol=1e-12, atol=1e-12)
         if n >= 5:  # random normals conflict somewhere (with 2 tasks, one of them all zero, they cannot)
             assert not torch.allclose(host, torch.eye(n, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("order", ["abc", "cab", "ac"])  # the weighting's order (used as stacked), another, a subset
+def test_stacked_losses_give_the_gradients_of_the_same_losses_by_task(method, order):
+    x, y = toy_data()
+    grads, coefs = {}, {}
+    for form in ("dict", "stacked"):
+        net = TreeNet()
+        w = make_weighting(method, list("abc"), priorities={"c": 2.0}, seed=4)
+        opt = torch.optim.SGD(list(net.parameters()) + w.parameters(), lr=0.05)
+        for step in range(3):
+            opt.zero_grad()
+            by_task = net.losses(x, y)
+            losses = {t: by_task[t] for t in order}
+            counts = {t: (0 if t == "b" and step == 1 else 4) for t in order}  # b unlabelled in one batch
+            if form == "stacked":
+                losses = StackedLosses.of(tuple(order), [losses[t] for t in order])
+                counts = torch.tensor([counts[t] for t in order])
+            shared = list(net.trunk1.parameters()) + list(net.trunk2.parameters()) + list(net.ab.parameters())
+            coefs[form] = w.backward(losses, shared, counts=counts, groups=net.groups())
+            opt.step()
+        grads[form] = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in net.parameters()]
+    assert coefs["dict"] == coefs["stacked"]
+    assert all(torch.equal(a, b) for a, b in zip(grads["dict"], grads["stacked"]))
+
+
+def test_stacked_losses_read_as_a_mapping_and_reject_a_length_mismatch():
+    a = torch.tensor(2.0, requires_grad=True)
+    s = StackedLosses.of(["a", "b"], [a * 3, torch.tensor(1.0)])
+    assert dict(s).keys() == {"a", "b"} and float(s["b"].detach()) == 1.0 and s.live == (True, False) and len(s) == 2
+    with pytest.raises(ValueError, match=r"one loss per task, got 1 for tasks \['a', 'b'\]"):
+        StackedLosses.of(["a", "b"], [a])

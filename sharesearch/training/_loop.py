@@ -56,7 +56,7 @@ from ._config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
 from ._epoch import run_batches
 from ._losses import LossWindow, split_losses
 from ._schedule import LrSchedule, make_optimizer
-from ..weighting import make_weighting
+from ..weighting import StackedLosses, make_weighting
 
 __all__ = ["TrainConfig", "TrainResult", "Progress", "train", "evaluate", "predict_split",
            "resolve_device", "step_budget", "ConfigError", "OPTIMIZERS", "LR_SCHEDULES"]
@@ -431,8 +431,8 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
         with amp:
             out = model(xb, tasks=names)
         ycol = yb.unbind(1) if every_col else None  # T_data x [B]: the label columns in one op, not one per task
-        losses = {t: task_loss(s, out[t], yb[:, c] if ycol is None else ycol[c], dense, wb)
-                  for t, s, c in zip(names, specs, cols)}
+        losses = StackedLosses.of(names, [task_loss(s, out[t], yb[:, c] if ycol is None else ycol[c], dense, wb)
+                                          for t, s, c in zip(names, specs, cols)])  # [T] stacked once
         # dense: every task is labelled in every row; else a task unlabelled in the batch has loss 0, a perfect
         # fit to the eye: the weighting is told so by the counts, [T] in the order of losses (no device sync)
         labelled = batch.rows if dense else batch.labelled
@@ -442,7 +442,7 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
             model.penalty().backward()
         opt.step()
         sched.after_step()
-        step_losses = torch.stack([losses[t] for t in names]).detach().float()  # [T] one stack, one detach
+        step_losses = losses.stacked.detach().float()  # [T] the stack the weighting used
         loss_sum += step_losses
         window.add(step_losses, labelled)
         step, examples = step + 1, examples + batch.rows

@@ -35,7 +35,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-__all__ = ["LossWeighting", "Present"]
+__all__ = ["LossWeighting", "Present", "StackedLosses"]
 
 #: task -> labelled examples in the batch (an int or a 0-dim tensor on the loss's device), or all of them as one
 #: ``[len(losses)]`` tensor in the order of the losses' keys (what the trainer has in hand: no per-task split)
@@ -68,6 +68,45 @@ class Present:
     def given(self) -> dict[str, Tensor]:
         """Task -> its loss as given, unmasked (0-dim views of ``stacked``)."""
         return dict(zip(self.names, self.stacked.unbind(0)))
+
+
+@dataclass(frozen=True, eq=False)
+class StackedLosses(Mapping):
+    """One batch's task losses as one stacked tensor: the ``losses`` a trainer that needs them stacked anyway passes.
+
+    A read-only mapping task -> 0-dim loss like any other ``losses``; a
+    weighting whose tasks are ``names``, in that order, uses the stack as it is
+    instead of stacking the losses again (one op and one graph node a step
+    fewer), and the trainer keeps ``stacked.detach()`` for its running sums.
+
+    >>> import torch
+    >>> x = torch.tensor(2.0, requires_grad=True)
+    >>> s = StackedLosses.of(("a", "b"), [x * 3, torch.tensor(1.0)])
+    >>> list(s), float(s["a"].detach()), s.live
+    (['a', 'b'], 6.0, (True, False))
+    """
+
+    names: tuple[str, ...]  # the tasks, in the order of stacked
+    stacked: Tensor  # [T] the losses, stacked in one floating dtype (the widest of theirs)
+    live: tuple[bool, ...]  # per task: its loss carries a graph (requires grad)
+
+    @classmethod
+    def of(cls, names: Sequence[str], losses: Sequence[Tensor]) -> "StackedLosses":
+        """Stack ``losses`` (one-element tensors, one per name)."""
+        if len(names) != len(losses) or not losses:
+            raise ValueError(f"StackedLosses needs one loss per task, got {len(losses)} for tasks {list(names)}")
+        return cls(tuple(names), _stack(losses), tuple(x.requires_grad for x in losses))
+
+    def __getitem__(self, task: str) -> Tensor:
+        if task not in self.names:
+            raise KeyError(task)
+        return self.stacked[self.names.index(task)]
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 class LossWeighting(ABC):
@@ -198,24 +237,19 @@ class LossWeighting(ABC):
         all of them (each op is a few microseconds of dispatch on a CPU, and
         each per-task ``where`` was one more node in every backward).
         """
-        names = tuple(t for t in self.task_names if t in losses)
-        if len(names) != len(losses):
-            unknown = sorted(t for t in losses if t not in self._index)
-            raise ValueError(f"losses name unknown task(s) {unknown}; tasks are {list(self.task_names)}")
+        if isinstance(losses, StackedLosses) and losses.names == self.task_names:  # the trainer's form: as stacked
+            names, stacked, live = losses.names, losses.stacked, losses.live
+        else:
+            names, stacked, live = self._stacked(losses)
+        if not names:
+            empty = torch.zeros(0)
+            return Present((), empty, empty.bool(), empty, ())
         if isinstance(counts, Tensor):
             if tuple(counts.shape) != (len(losses),):
                 raise ValueError(f"counts as one tensor must have shape ({len(losses)},) (one per loss, in the "
                                  f"order of losses' keys), got {tuple(counts.shape)}")
         elif counts is not None and not all(t in counts for t in names):
             raise ValueError(f"counts lack task(s) {sorted(set(losses) - set(counts))} of losses")
-        values = [losses[t] for t in names]
-        for t, loss in zip(names, values):
-            if not isinstance(loss, Tensor) or loss.numel() != 1:
-                raise ValueError(f"loss of task {t!r} must be a one-element tensor")
-        if not names:
-            empty = torch.zeros(0)
-            return Present((), empty, empty.bool(), empty, ())
-        stacked = _stack(values)  # [P]
         ok = ~torch.isnan(stacked)  # [P] bool
         if isinstance(counts, Tensor):  # [len(losses)] in losses' order; names are in task order
             given = tuple(losses)
@@ -231,7 +265,21 @@ class LossWeighting(ABC):
         for p in self.parameters():
             if p.device != stacked.device:
                 p.data = p.data.to(stacked.device)
-        return Present(names, stacked, ok, kept, tuple(loss.requires_grad for loss in values))
+        return Present(names, stacked, ok, kept, live)
+
+    def _stacked(self, losses: Mapping[str, Tensor]) -> tuple[tuple[str, ...], Tensor | None, tuple[bool, ...]]:
+        """The tasks of ``losses`` in task order, their losses stacked (``[P]``; None for none) and their liveness."""
+        names = tuple(t for t in self.task_names if t in losses)
+        if len(names) != len(losses):
+            unknown = sorted(t for t in losses if t not in self._index)
+            raise ValueError(f"losses name unknown task(s) {unknown}; tasks are {list(self.task_names)}")
+        values = [losses[t] for t in names]
+        for t, loss in zip(names, values):
+            if not isinstance(loss, Tensor) or loss.numel() != 1:
+                raise ValueError(f"loss of task {t!r} must be a one-element tensor")
+        if not names:
+            return (), None, ()
+        return names, _stack(values), tuple(loss.requires_grad for loss in values)
 
     def _coefficients(self, names: tuple[str, ...], like: Tensor) -> Tensor | None:
         """``[P]`` the priorities of ``names`` as a tensor like ``like`` (cached); None when all are 1."""
