@@ -116,7 +116,7 @@ def run_batches(batcher: IndexBatcher, data: MultiTaskData, cols: Sequence[int],
     epoch_rows = sum(batcher.epoch_sizes())
     left = steps
     while left > 0:
-        epochs = min(-(-left // per_epoch), max(1, block_rows // max(1, epoch_rows)))
+        epochs = min(-(-left // per_epoch), max(1, block_rows // epoch_rows))  # what is left, or a block
         rows, sizes = batcher.epochs(epochs)
         if len(sizes) > left:  # the run ends inside this block
             sizes = sizes[:left]

@@ -244,19 +244,17 @@ class LossWeighting(ABC):
         if not names:
             empty = torch.zeros(0)
             return Present((), empty, empty.bool(), empty, ())
-        if isinstance(counts, Tensor):
+        ok = ~torch.isnan(stacked)  # [P] bool
+        if isinstance(counts, Tensor):  # [len(losses)] in losses' order; names are in task order
             if tuple(counts.shape) != (len(losses),):
                 raise ValueError(f"counts as one tensor must have shape ({len(losses)},) (one per loss, in the "
                                  f"order of losses' keys), got {tuple(counts.shape)}")
-        elif counts is not None and not all(t in counts for t in names):
-            raise ValueError(f"counts lack task(s) {sorted(set(losses) - set(counts))} of losses")
-        ok = ~torch.isnan(stacked)  # [P] bool
-        if isinstance(counts, Tensor):  # [len(losses)] in losses' order; names are in task order
             given = tuple(losses)
-            c = counts.to(stacked.device) if given == names else counts.to(stacked.device)[
-                [given.index(t) for t in names]]  # [P]
-            ok = ok & (c > 0)
+            c = counts.to(stacked.device)  # [len(losses)]
+            ok = ok & ((c if given == names else c[[given.index(t) for t in names]]) > 0)  # [P]
         elif counts is not None:
+            if not all(t in counts for t in names):
+                raise ValueError(f"counts lack task(s) {sorted(set(losses) - set(counts))} of losses")
             c = [counts[t] for t in names]
             c = torch.stack([torch.as_tensor(v, device=stacked.device) for v in c]) if any(
                 isinstance(v, Tensor) for v in c) else torch.tensor(c, device=stacked.device)  # [P]
