@@ -12,7 +12,7 @@ from sharesearch.graph import SharingGraph
 from sharesearch.errors import SharesearchError
 from sharesearch.tasks import task_loss
 from sharesearch.training import ConfigError, Progress, TrainConfig, evaluate, predict_split, step_budget, train
-from sharesearch.training import _loop  # its task_loss is swapped for one that records each training step
+from sharesearch.training import _loop  # its TaskLosses is swapped for one that records each training step
 from sharesearch.weighting import WEIGHTINGS
 
 BB = {"name": "mlp", "input_shape": [8], "widths": [16, 8]}
@@ -392,13 +392,14 @@ def test_each_evaluation_hands_over_the_window_s_training_loss_and_the_validatio
     sparse = type(data)(**{**data.__dict__, "y": y})
     steps: list[tuple[str, float, int]] = []  # (task, loss, labelled rows) of each training step's loss
 
-    def recording(spec, out, yy, dense=False, weights=None):
-        loss = task_loss(spec, out, yy, dense, weights)
-        if out.requires_grad:  # a training step (validation runs without a graph)
-            steps.append((spec.name, loss.item(), int((~torch.isnan(yy)).sum())))
-        return loss
+    class Recording(_loop.TaskLosses):  # the trainer's step losses, each task's with its labelled rows
+        def __call__(self, out, yy, dense=False, weights=None):
+            losses = super().__call__(out, yy, dense, weights)
+            for spec, c, v in zip(self.specs, self.cols, losses.tolist()):
+                steps.append((spec.name, v, int((~torch.isnan(yy[:, c])).sum())))
+            return losses
 
-    monkeypatch.setattr(_loop, "task_loss", recording)
+    monkeypatch.setattr(_loop, "TaskLosses", Recording)
     seen: list[Progress] = []
     res = train(SharingGraph.shared_bottom(sparse.tasks, BB), sparse,
                 TrainConfig(max_steps=16, eval_every=2, batch_size=32, sampling="proportional", device="cpu"),

@@ -51,7 +51,7 @@ import torch
 from ..data import IndexBatcher, MultiTaskData
 from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
-from ..tasks import TaskSpec, compute_metric, sign, task_loss
+from ..tasks import TaskLosses, TaskSpec, compute_metric, sign
 from ._config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
 from ._epoch import run_batches
 from ._losses import LossWindow, split_losses
@@ -417,7 +417,8 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
 
     per_epoch = len(batcher)  # batches an epoch
     amp = _autocast(device, config.amp)  # one context for every step (it is re-entered, not nested)
-    every_col = len(cols) * 2 >= data.y.shape[1]  # the run's tasks are most of data.y's columns: unbind them all
+    losses_of = TaskLosses(specs, cols)  # [T] every task's loss of a batch, in a few ops for all tasks
+    names_t = tuple(names)
     status, message, epoch, step, examples = "ok", "", -1, 0, 0
     loss_sum = torch.zeros(len(names), device=device)  # [T] this epoch's summed training losses
     for batch in run_batches(batcher, data, cols, count=not dense, steps=total):  # epochs end to end
@@ -430,9 +431,8 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
         xb, yb, wb = batch.x, batch.y, batch.w  # [B, *input_shape], [B, T_data], [B] sample weights or None
         with amp:
             out = model(xb, tasks=names)
-        ycol = yb.unbind(1) if every_col else None  # T_data x [B]: the label columns in one op, not one per task
-        losses = StackedLosses.of(names, [task_loss(s, out[t], yb[:, c] if ycol is None else ycol[c], dense, wb)
-                                          for t, s, c in zip(names, specs, cols)])  # [T] stacked once
+        stacked = losses_of(out, yb, dense, wb)  # [T]
+        losses = StackedLosses(names_t, stacked, (stacked.requires_grad,) * len(names_t))  # stacked once
         # dense: every task is labelled in every row; else a task unlabelled in the batch has loss 0, a perfect
         # fit to the eye: the weighting is told so by the counts, [T] in the order of losses (no device sync)
         labelled = batch.rows if dense else batch.labelled

@@ -63,7 +63,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..data import IndexBatcher, MultiTaskData
 from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
-from ..tasks import TaskSpec, task_loss
+from ..tasks import TaskLosses, TaskSpec
 from ._config import ConfigError, TrainConfig
 from ._loop import Progress, TrainResult, _autocast, _Selection, _task_batcher, resolve_device, train
 from ._losses import LossWindow, split_losses
@@ -201,12 +201,12 @@ class _StepModule(nn.Module):
         super().__init__()
         self.net, self.specs, self.cols, self.dense, self.penalty = net, list(specs), list(cols), dense, penalty
         self.names = [s.name for s in specs]
+        self.losses_of = TaskLosses(specs, cols)  # [T] every task's loss of a batch, in a few ops
 
     def forward(self, x: torch.Tensor, y: torch.Tensor,
                 w: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.net(x, tasks=self.names)  # {task: [B, out_dim]}
-        losses = torch.stack([task_loss(s, out[s.name], y[:, c], self.dense, w)
-                              for s, c in zip(self.specs, self.cols)])  # [T]
+        losses = self.losses_of(out, y, self.dense, w)  # [T]
         pen = self.net.penalty() if self.penalty else losses.new_zeros(())
         return losses, pen
 
