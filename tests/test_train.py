@@ -421,3 +421,42 @@ def test_each_evaluation_hands_over_the_window_s_training_loss_and_the_validatio
         if spec.name != "t1":
             assert seen[-1].val_loss[spec.name] == pytest.approx(float(task_loss(spec, out[spec.name], y_val[:, i])),
                                                                  rel=1e-5)
+
+
+def test_dwa_is_handed_each_epoch_s_mean_step_losses_and_divergence_is_still_caught_mid_epoch(data, monkeypatch):
+    """The trainer sums losses per epoch only for a weighting that reads them (DWA): each epoch_end gets the mean
+    of that epoch's step losses; a non-finite loss is caught at the next check whichever weighting runs."""
+    from sharesearch.weighting.dwa import DWA
+
+    steps: list[list[float]] = []
+    ends: list[dict[str, float]] = []
+
+    class Recording(_loop.TaskLosses):
+        def __call__(self, out, yy, dense=False, weights=None):
+            losses = super().__call__(out, yy, dense, weights)
+            steps.append(losses.tolist())
+            return losses
+
+    monkeypatch.setattr(_loop, "TaskLosses", Recording)
+    monkeypatch.setattr(DWA, "epoch_end", lambda self, mean: ends.append(dict(mean)))
+    res = train(SharingGraph.shared_bottom(data.tasks, BB), data,
+                TrainConfig(epochs=3, batch_size=64, weighting="dwa", device="cpu"))
+    per_epoch = len(steps) // 3
+    assert res.status == "ok" and len(ends) == 3 and per_epoch * 3 == len(steps)
+    for e, mean in enumerate(ends):
+        for k, t in enumerate(data.task_names):
+            want = sum(s[k] for s in steps[e * per_epoch:(e + 1) * per_epoch]) / per_epoch
+            assert mean[t] == pytest.approx(want, rel=1e-5)
+    for method in ("equal", "dwa"):  # NaN in the second step: the run ends at the first check, epoch 0
+        seen = []
+
+        class Poisoned(_loop.TaskLosses):
+            def __call__(self, out, yy, dense=False, weights=None):
+                losses = super().__call__(out, yy, dense, weights)
+                seen.append(1)
+                return losses * float("nan") if len(seen) == 2 else losses
+
+        monkeypatch.setattr(_loop, "TaskLosses", Poisoned)
+        res = train(SharingGraph.shared_bottom(data.tasks, BB), data,
+                    TrainConfig(epochs=3, batch_size=64, weighting=method, device="cpu"))
+        assert res.status == "diverged" and res.message.startswith("epoch 0 (step "), (method, res.message)

@@ -420,14 +420,16 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
     losses_of = TaskLosses(specs, cols)  # [T] every task's loss of a batch, in a few ops for all tasks
     names_t = tuple(names)
     status, message, epoch, step, examples = "ok", "", -1, 0, 0
-    loss_sum = torch.zeros(len(names), device=device)  # [T] this epoch's summed training losses
+    epoch_losses = weighting.uses_epoch_losses  # DWA reads each epoch's mean losses; the others need no epoch sum
+    loss_sum = torch.zeros(len(names), device=device)  # [T] this epoch's summed training losses (epoch_losses only)
     for batch in run_batches(batcher, data, cols, count=not dense, steps=total):  # epochs end to end
         i = step % per_epoch  # the batch's place in its epoch
         if i == 0:
             epoch += 1
             if not model.training:  # nn.Module.train walks every submodule: ~0.2 ms, once per epoch otherwise
                 model.train()
-            loss_sum = torch.zeros(len(names), device=device)
+            if epoch_losses:
+                loss_sum = torch.zeros(len(names), device=device)
         xb, yb, wb = batch.x, batch.y, batch.w  # [B, *input_shape], [B, T_data], [B] sample weights or None
         with amp:
             out = model(xb, tasks=names)
@@ -443,18 +445,19 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
         opt.step()
         sched.after_step()
         step_losses = losses.stacked.detach().float()  # [T] the stack the weighting used
-        loss_sum += step_losses
-        window.add(step_losses, labelled)
+        if epoch_losses:
+            loss_sum += step_losses
+        window.add(step_losses, labelled)  # its sum turns non-finite with the first non-finite loss of a task
         step, examples = step + 1, examples + batch.rows
         end_of_epoch, at_cap = i == per_epoch - 1, step >= total
         due = at_cap or (end_of_epoch if config.eval_every is None else step % config.eval_every == 0)
         if end_of_epoch or due:
-            bad = _non_finite(loss_sum, names)
+            bad = _non_finite(window.sum, names)  # since the window's start: every step since the last check
             if bad:
                 status = "diverged"
                 message = f"epoch {epoch} (step {step}): non-finite training loss for task(s) {bad}"
                 break
-        if end_of_epoch:
+        if end_of_epoch and epoch_losses:
             weighting.epoch_end(dict(zip(names, (loss_sum / per_epoch).tolist())))
         if due:
             out_val = predict_split(model, data, "val", batch_size=config.eval_batch_size, amp=config.amp)

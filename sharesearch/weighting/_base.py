@@ -220,6 +220,9 @@ class LossWeighting(ABC):
             coefficient it would have had.
         """
 
+    #: whether :meth:`epoch_end` reads the epoch's mean losses (a trainer sums them per epoch only then)
+    uses_epoch_losses: bool = False
+
     def epoch_end(self, mean_losses: dict[str, float]) -> None:
         """Per-epoch hook with each task's mean training loss; no-op by default.
 
