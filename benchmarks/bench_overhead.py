@@ -90,10 +90,10 @@ from sharesearch.graph import SharingGraph  # noqa: E402
 from sharesearch.network import MultiTaskNet  # noqa: E402
 from sharesearch.search import SearchConfig, run_search  # noqa: E402
 from sharesearch.space import SearchSpace, load_space  # noqa: E402
-from sharesearch.tasks import task_loss  # noqa: E402
+from sharesearch.tasks import TaskLosses  # noqa: E402
 from sharesearch.training import TrainConfig  # noqa: E402
 from sharesearch.training._epoch import epoch_batches  # noqa: E402
-from sharesearch.weighting import LossWeighting, make_weighting  # noqa: E402
+from sharesearch.weighting import LossWeighting, StackedLosses, make_weighting  # noqa: E402
 
 FULL = {"n": 1500, "n_trials": 6, "baseline": {"trials": 4, "confirm_seeds": 2, "confirm_top": 1}}
 QUICK = {"n": 400, "n_trials": 4, "max_steps": 200, "eval_every": 50,
@@ -236,7 +236,7 @@ def _targets() -> list[tuple[object, str, str, tuple[str, ...]]]:
     out = [(MultiTaskData, "to", "data", ()),
            (_loop, "compile_graph", "compile", ()), (_population, "compile_graph", "compile", ()),
            (MultiTaskNet, "forward", "forward", ("validation",)), (MultiTaskNet, "penalty", "forward", ()),
-           (_loop, "task_loss", "loss", ()), (_population, "task_loss", "loss", ()),
+           (TaskLosses, "__call__", "loss", ()),  # a step's task losses, in train and in a population
            (pop, "_losses", "forward", ()),
            (torch.Tensor, "backward", "backward", ()),
            (getattr(_member_optim, "MemberOptimizer", None), "step", "optimizer", ()),
@@ -436,16 +436,17 @@ def replay_steps(graph: SharingGraph, data: MultiTaskData, config: TrainConfig, 
     penalty = any(True for _ in graph.soft_edges("l2"))
     batcher = _loop._task_batcher(data, config, names)
     batches = list(epoch_batches(data, *batcher.epoch(), cols, count=not dense))
+    losses_of = TaskLosses(specs, cols)
     model.train()
     t0 = time.perf_counter()
     for i in range(steps):
         b = batches[i % len(batches)]
         with _loop._autocast(data.x.device, config.amp):
             out = model(b.x, tasks=names)
-        losses = {t: task_loss(s, out[t], b.y[:, c], dense, b.w) for t, s, c in zip(names, specs, cols)}
-        counts = None if dense else dict(zip(names, b.labelled.unbind(0)))
+        stacked = losses_of(out, b.y, dense, b.w)  # [T]
+        losses = StackedLosses(tuple(names), stacked, (stacked.requires_grad,) * len(names))
         _loop._zero_grad(trained)
-        weighting.backward(losses, shared, counts=counts, groups=groups)
+        weighting.backward(losses, shared, counts=None if dense else b.labelled, groups=groups)
         if penalty:
             model.penalty().backward()
         opt.step()
