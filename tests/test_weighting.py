@@ -653,3 +653,17 @@ def test_stacked_losses_read_as_a_mapping_and_reject_a_length_mismatch():
     assert dict(s).keys() == {"a", "b"} and float(s["b"].detach()) == 1.0 and s.live == (True, False) and len(s) == 2
     with pytest.raises(ValueError, match=r"one loss per task, got 1 for tasks \['a', 'b'\]"):
         StackedLosses.of(["a", "b"], [a])
+
+
+def test_a_weighting_is_handed_epoch_losses_exactly_when_it_overrides_epoch_end():
+    """The trainer sums each epoch's losses only for a weighting that reads them: DWA, or any subclass (a user's
+    registered method) that overrides epoch_end."""
+    from sharesearch.weighting import EqualWeighting
+
+    class Custom(EqualWeighting):
+        def epoch_end(self, mean_losses):
+            self.seen = mean_losses
+
+    assert Custom(["a", "b"]).uses_epoch_losses and make_weighting("dwa", ["a", "b"]).uses_epoch_losses
+    assert not any(make_weighting(name, ["a", "b"]).uses_epoch_losses for name in ("equal", "gradnorm", "pcgrad",
+                                                                                   "uncertainty"))

@@ -220,8 +220,10 @@ class LossWeighting(ABC):
             coefficient it would have had.
         """
 
-    #: whether :meth:`epoch_end` reads the epoch's mean losses (a trainer sums them per epoch only then)
-    uses_epoch_losses: bool = False
+    @property
+    def uses_epoch_losses(self) -> bool:
+        """Whether a subclass overrides :meth:`epoch_end` (DWA): a trainer sums each epoch's losses only then."""
+        return type(self).epoch_end is not LossWeighting.epoch_end
 
     def epoch_end(self, mean_losses: dict[str, float]) -> None:
         """Per-epoch hook with each task's mean training loss; no-op by default.

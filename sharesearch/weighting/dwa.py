@@ -65,8 +65,6 @@ class DWA(LossWeighting):
         self._history: list[dict[str, float]] = []  # the last two epochs' means
         self.weights: dict[str, float] = {t: 1.0 for t in self.task_names}
 
-    uses_epoch_losses = True  # the trainer sums each epoch's losses for epoch_end
-
     def epoch_end(self, mean_losses: dict[str, float]) -> None:
         """Record the epoch's mean losses and recompute the weights.
 
