@@ -186,12 +186,17 @@ def task_loss(spec: TaskSpec, out: torch.Tensor, y: torch.Tensor, dense: bool = 
         per = F.cross_entropy(o, yy.long(), reduction="none")  # [B]
     else:
         per = (o[:, 0] - yy.float()) ** 2  # [B]
-    m = mask.to(per.dtype)  # [B]
-    if weights is None:
-        return (per * m).sum() / m.sum().clamp(min=1.0)
-    wm = weights.to(per.dtype) * m  # [B]: 0 on unlabelled rows
-    return (per * wm).sum() / wm.sum().clamp(min=torch.finfo(per.dtype).tiny)  # 0 when no weight is labelled
+    return _masked_mean(per, mask, weights)
 
+
+def _masked_mean(per: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """``per [..., B]`` averaged over its last dim on the labelled rows ``mask``, weighted by ``weights [B]``
+    when given; 0 (with a graph) where no row is labelled: ``[...]``."""
+    m = mask.to(per.dtype)  # [..., B]
+    if weights is None:
+        return (per * m).sum(dim=-1) / m.sum(dim=-1).clamp(min=1.0)
+    wm = weights.to(per.dtype) * m  # [..., B]: 0 on unlabelled rows
+    return (per * wm).sum(dim=-1) / wm.sum(dim=-1).clamp(min=torch.finfo(per.dtype).tiny)  # 0: no weight labelled
 
 
 class TaskLosses:
@@ -256,13 +261,7 @@ class TaskLosses:
                 parts.append(self._per_row(o, t).mean(dim=1))  # [S]
             else:
                 mask = ~torch.isnan(t)  # [S, B]
-                per = self._per_row(o, torch.where(mask, t, 0.0))  # [S, B]
-                m = mask.to(per.dtype)  # [S, B]
-                if weights is None:
-                    parts.append((per * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0))  # [S]
-                else:
-                    wm = weights.to(per.dtype)[None, :] * m  # [S, B]: 0 on unlabelled rows
-                    parts.append((per * wm).sum(dim=1) / wm.sum(dim=1).clamp(min=torch.finfo(per.dtype).tiny))
+                parts.append(_masked_mean(self._per_row(o, torch.where(mask, t, 0.0)), mask, weights))  # [S]
         for i in self._multi:
             parts.append(task_loss(self.specs[i], out[self.names[i]], y[:, self.cols[i]], dense, weights)[None])
         stacked = parts[0] if len(parts) == 1 else torch.cat(parts)  # [T] in block order
@@ -276,6 +275,7 @@ class TaskLosses:
         if nb == 0:
             return (o - t) ** 2
         return torch.cat([F.binary_cross_entropy_with_logits(o[:nb], t[:nb], reduction="none"), (o[nb:] - t[nb:]) ** 2])
+
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
     from scipy.stats import rankdata

@@ -199,7 +199,7 @@ class _StepModule(nn.Module):
     def __init__(self, net: MultiTaskNet, specs: Sequence[TaskSpec], cols: Sequence[int], dense: bool,
                  penalty: bool) -> None:
         super().__init__()
-        self.net, self.specs, self.cols, self.dense, self.penalty = net, list(specs), list(cols), dense, penalty
+        self.net, self.dense, self.penalty = net, dense, penalty
         self.names = [s.name for s in specs]
         self.losses_of = TaskLosses(specs, cols)  # [T] every task's loss of a batch, in a few ops
 
