@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from sharesearch.data import SAMPLINGS, IndexBatcher, MultiTaskData
@@ -79,8 +79,14 @@ def test_sampling_names_come_from_names_py():
 
 def _walk_reference(batcher, epochs):
     """The uniform sampler's specification, written as the plain walk: batch by batch, task by task, each task
-    taking its next rows and reshuffling its pool (one ``randperm``) only when a row is needed past its pass."""
+    taking its next rows and reshuffling its pool (one ``randperm``) only when a row is needed past its pass.
+    Where every row is labelled for every task (``dense``) the tasks' pools are one: a plain shuffle an epoch."""
     gen = torch.Generator().manual_seed(batcher.generator.initial_seed())
+    if batcher.dense:
+        union = batcher._union
+        sizes = batcher.epoch_sizes()
+        return [[i.tolist() for i in union[torch.randperm(len(union), generator=gen)][:sum(sizes)].split(sizes)]
+                for _ in range(epochs)]
     pools, K = batcher._pools, len(batcher._active)
     perm = [torch.empty(0, dtype=torch.long) for _ in pools]
     pos, rot, out = [0] * len(pools), 0, []
@@ -106,6 +112,7 @@ def _walk_reference(batcher, epochs):
 @settings(max_examples=60, deadline=None)
 @given(labelled=st.lists(st.floats(0.02, 0.9), min_size=2, max_size=5), batch=st.integers(1, 70),
        n=st.integers(20, 200), seed=st.integers(0, 2**31), drop_last=st.booleans())
+@example(labelled=[0.75, 0.75], batch=1, n=20, seed=76, drop_last=False)  # every training row labelled twice: dense
 def test_uniform_epochs_equal_the_walk_batch_by_batch(labelled, batch, n, seed, drop_last):
     # tiny pools (a task with one or two rows, batches larger than a pool, batches smaller than the task count)
     # need several reshuffles inside one batch, and a task with no row takes no part: the same rows, in order
