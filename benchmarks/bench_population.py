@@ -2,7 +2,7 @@
 
 1. k = 8 seeds of one shared-bottom graph (6 tasks, MLP width 64, then 256) as
    one population (``train_population``) against 8 separate ``train`` runs with
-   the same configurations. Goal on 2 CPU cores: population / sequential <= 0.35
+   the same configurations; three rounds of each, in turn, and their medians. Goal on 2 CPU cores: population / sequential <= 0.35
    at width 64 (printed as sequential / population >= 2.86x).
 2. The sweep behind the population size rule: time per member for P = 1, 2,
    4, 8, 16, 32 at width 64 (``--sweep``).
@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -45,11 +46,19 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def seeds_vs_sequential(width: int, quick: bool, device: str) -> str:
+def seeds_vs_sequential(width: int, quick: bool, device: str, rounds: int = 3) -> str:
+    """The median of ``rounds`` timings of each side, taken in turn (population, sequential, population, ...):
+    a shared machine's speed drifts between runs by more than a single pair of timings can tell apart."""
     data, graph, cfgs = _setup(width, 1500, 100 if quick else 400, device)
     train_population(graph, data, cfgs[:2], keep_model=False)  # warm-up (allocator, vmap's first trace)
-    pop = _timed(lambda: train_population(graph, data, cfgs, keep_model=False))
-    seq = _timed(lambda: [train(graph, data, c, keep_model=False) for c in cfgs])
+    train(graph, data, cfgs[0], keep_model=False)
+    pops, seqs = [], []
+    for _ in range(1 if quick else rounds):
+        pops.append(_timed(lambda: train_population(graph, data, cfgs, keep_model=False)))
+        seqs.append(_timed(lambda: [train(graph, data, c, keep_model=False) for c in cfgs]))
+    pop, seq = statistics.median(pops), statistics.median(seqs)
+    print(f"# width {width}: population {', '.join(f'{t:.2f}' for t in pops)} s; "
+          f"sequential {', '.join(f'{t:.2f}' for t in seqs)} s (rounds in turn; medians below)", flush=True)
     return report(f"{K} seeds shared-bottom T=6 width {width} {cfgs[0].max_steps} steps (goal >= 2.86x at width 64)",
                   "one population", pop, f"{K} sequential runs", seq)
 
