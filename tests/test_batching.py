@@ -141,6 +141,24 @@ def test_epoch_batches_equal_gathering_batch_by_batch(chunk_bytes, cols):
     assert all(g.labelled is None for g in epoch_batches(d, rows, sizes, cols, count=False))
 
 
+@pytest.mark.parametrize("chunk_bytes", [1, 200, 10**9])
+def test_a_populations_batches_stack_each_members_batches(chunk_bytes):
+    # rows [P, n], one member a row (each its own draw): batch k holds every member's batch k, member on dim 0
+    d = _overlapping(300)
+    d = MultiTaskData(d.name, d.tasks, d.x, d.y, d.split, 0, weights=torch.rand(300))
+    draws = [IndexBatcher(d, "train", 23, sampling="uniform", generator=s).epoch() for s in range(3)]
+    rows, sizes = torch.stack([r for r, _ in draws]), draws[0][1]
+    alone = [list(epoch_batches(d, r, sizes, [2, 0], count=True)) for r, _ in draws]
+    got = list(epoch_batches(d, rows, sizes, [2, 0], count=True, chunk_bytes=chunk_bytes))
+    assert [g.rows for g in got] == sizes and len(got) > 3
+    for k, g in enumerate(got):
+        assert g.x.shape == (3, sizes[k], 4) and g.labelled.shape == (3, 2)
+        for p in range(3):
+            a = alone[p][k]
+            assert torch.equal(g.x[p], a.x) and torch.equal(g.w[p], a.w) and torch.equal(g.labelled[p], a.labelled)
+            assert torch.equal(g.y[p].nan_to_num(-9.0), a.y.nan_to_num(-9.0))
+
+
 @settings(max_examples=60, deadline=None)
 @given(labelled=st.lists(st.floats(0.02, 1.0), min_size=1, max_size=4), batch=st.integers(1, 70),
        n=st.integers(20, 200), seed=st.integers(0, 2**31), drop_last=st.booleans(),

@@ -47,6 +47,7 @@ class Batch:
     y: torch.Tensor  # [B, T_data] labels, NaN where missing
     w: torch.Tensor | None  # [B] sample weights, or None
     labelled: torch.Tensor | None  # [T] labelled rows of each of the run's tasks (int64); None: asked not to count
+    # (a population's batch: x [P, B, *input_shape], y [P, B, T_data], w [P, B], labelled [P, T])
 
 
 def epoch_batches(data: MultiTaskData, rows: torch.Tensor, sizes: Sequence[int], cols: Sequence[int],
@@ -55,6 +56,10 @@ def epoch_batches(data: MultiTaskData, rows: torch.Tensor, sizes: Sequence[int],
 
     ``cols`` are the run's task columns of ``data.y``; with ``count`` each
     batch carries its labelled rows per task (``(~isnan(y[:, cols])).sum(0)``).
+    A population passes ``rows`` of shape ``[P, sum(sizes)]``, one row of
+    indices per member: each batch then holds ``x [P, B, *in]``, ``y [P, B, T_data]``,
+    ``w [P, B]`` and ``labelled [P, T]``, the members' batches stacked (a chunk
+    holds ``chunk_bytes`` of inputs over all members).
 
     >>> from sharesearch.data import load_data
     >>> d = load_data("synthetic-mmoe", n=100, d=8, seed=0)
@@ -64,7 +69,8 @@ def epoch_batches(data: MultiTaskData, rows: torch.Tensor, sizes: Sequence[int],
     >>> bool(torch.equal(list(epoch_batches(d, rows, [4, 6], [0], count=False, chunk_bytes=1))[1].x, d.x[4:10]))
     True
     """
-    per_row = max(1, data.x[:1].numel() * data.x.element_size())
+    d = rows.dim() - 1  # the batch axis: 0, or 1 behind a population's members
+    per_row = max(1, data.x[:1].numel() * data.x.element_size()) * (rows.shape[0] if d else 1)
     cols = list(cols)
     all_cols = cols == list(range(data.y.shape[1]))
     i, start = 0, 0
@@ -72,20 +78,21 @@ def epoch_batches(data: MultiTaskData, rows: torch.Tensor, sizes: Sequence[int],
         j, n = i + 1, sizes[i]  # batches i..j-1 form the chunk
         while j < len(sizes) and (n + sizes[j]) * per_row <= chunk_bytes:
             n, j = n + sizes[j], j + 1
-        idx = rows[start:start + n]  # [n]
-        x, y = data.x[idx], data.y[idx]  # [n, *in], [n, T_data]
-        w = None if data.weights is None else data.weights[idx]  # [n]
+        idx = rows[..., start:start + n]  # [(P,) n]
+        x, y = data.x[idx], data.y[idx]  # [(P,) n, *in], [(P,) n, T_data]
+        w = None if data.weights is None else data.weights[idx]  # [(P,) n]
         part = list(sizes[i:j])  # the chunk's batch sizes
         counts = None
         if count:
             bounds = list(itertools.accumulate(part, initial=0))  # [j - i + 1] each batch's place in the chunk
-            lab = ~torch.isnan(y if all_cols else y[:, cols])  # [n, T]
-            cum = torch.cat([lab.new_zeros(1, lab.shape[1], dtype=torch.long), lab.long().cumsum(0)])  # [n + 1, T]
+            lab = ~torch.isnan(y if all_cols else y[..., cols])  # [(P,) n, T]
+            zero = lab.new_zeros(*lab.shape[:d], 1, lab.shape[-1], dtype=torch.long)  # [(P,) 1, T]
+            cum = torch.cat([zero, lab.long().cumsum(d)], dim=d)  # [(P,) n + 1, T]
             at = torch.tensor(bounds, device=cum.device)  # [j - i + 1]
-            counts = cum[at[1:]] - cum[at[:-1]]  # [j - i, T] one row per batch
+            counts = cum.index_select(d, at[1:]) - cum.index_select(d, at[:-1])  # [(P,) j - i, T] a batch each
         none = [None] * len(part)  # the views of every batch of the chunk: one op per tensor, not one per batch
-        yield from map(Batch, part, x.split(part), y.split(part), none if w is None else w.split(part),
-                       none if counts is None else counts.unbind(0))
+        yield from map(Batch, part, x.split(part, d), y.split(part, d), none if w is None else w.split(part, d),
+                       none if counts is None else counts.unbind(d))
         i, start = j, start + n
 
 

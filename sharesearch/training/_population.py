@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -65,6 +65,7 @@ from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
 from ..tasks import TaskLosses, TaskSpec
 from ._config import ConfigError, TrainConfig
+from ._epoch import BLOCK_ROWS, epoch_batches
 from ._loop import Progress, TrainResult, _autocast, _Selection, _task_batcher, resolve_device, train
 from ._losses import LossWindow, split_losses
 from ._member_optim import MemberOptimizer
@@ -234,7 +235,8 @@ class _Member:
     sel: _Selection
     slot: int
     result: TrainResult | None = None
-    batches: list[torch.Tensor] = field(default_factory=list)
+    rows: torch.Tensor | None = None  # its block of epochs' row indices, drawn at once (as train's run_batches)
+    at: int = 0  # where its next epoch starts in rows
 
 
 class _Population:
@@ -272,6 +274,8 @@ class _Population:
             self.members.append(_Member(j, cfg, cb, batcher, None, stand_in,  # type: ignore[arg-type]
                                         _Selection(self.specs, self.cols, keep, cfg.min_delta, None), j))
         self.total = first.total_steps(len(self.members[0].batcher))
+        self.sizes = self.members[0].batcher.epoch_sizes()  # one epoch's batch sizes: every member's alike
+        self.epoch_rows = sum(self.sizes)
         for m in self.members:
             m.sched = LrSchedule(m.stand_in, m.config, self.total)
         self.opt = MemberOptimizer(list(self.params.values()), first.optimizer, [m.sched.lr for m in self.members],
@@ -320,19 +324,30 @@ class _Population:
                               for mem in self.members]).tolist()  # [P][T], one device sync
         return out, y, [dict(zip(names, row)) for row in losses]
 
+    def _epoch_rows(self, step: int) -> torch.Tensor:
+        """``[P, n]`` every member's next epoch's rows, batches end to end. Each member draws a block of epochs at
+        once (:meth:`~sharesearch.data.IndexBatcher.epochs`, what :func:`train` draws), then slices it."""
+        n, per_epoch = self.epoch_rows, len(self.sizes)
+        for m in self.members:
+            if m.rows is None or m.at >= m.rows.shape[0]:
+                epochs = min(-(-(self.total - step) // per_epoch), max(1, BLOCK_ROWS // n))  # what is left, or a block
+                m.rows, m.at = m.batcher.epochs(epochs)[0], 0
+        rows = torch.stack([m.rows[m.at:m.at + n] for m in self.members])  # [P, n]
+        for m in self.members:
+            m.at += n
+        return rows
+
     def run(self) -> list[TrainResult]:
         data, epoch, step, examples = self.data, -1, 0, 0
+        sizes, count = self.sizes, not self.dense
         while self.members and step < self.total:
             epoch += 1
-            for m in self.members:
-                m.batches = list(m.batcher)
-            n_batches = len(self.members[0].batches)
+            rows = self._epoch_rows(step)  # [P, n]
+            batches = epoch_batches(data, rows, sizes, self.cols, count)  # every member's batches, a chunk a gather
             loss_sum = torch.zeros(len(self.members), len(self.names), device=self.device)  # [P, T]
-            for i in range(n_batches):
-                idx = torch.stack([m.batches[i] for m in self.members])  # [P, B]
-                wb = None if data.weights is None else data.weights[idx]  # [P, B] or None
-                yb = data.y[idx]  # [P, B, T_data]
-                losses, pen = self._losses(data.x[idx], yb, wb)  # [P, T], [P]
+            for i in range(len(sizes)):
+                batch = next(batches)  # x [P, B, *in], y [P, B, T_data], w [P, B] or None, labelled [P, T] or None
+                losses, pen = self._losses(batch.x, batch.y, batch.w)  # [P, T], [P]
                 # as EqualWeighting: a NaN loss contributes nothing (zero gradient), priorities multiply
                 kept = torch.where(torch.isnan(losses), torch.zeros_like(losses), losses)
                 self.opt.zero_grad()
@@ -343,10 +358,9 @@ class _Population:
                 if self.dynamic_lr:
                     self.opt.set_lr([m.sched.lr for m in self.members])
                 loss_sum += losses.detach().float()
-                rows = idx.shape[1] if self.dense else (~torch.isnan(yb[:, :, self.cols])).sum(dim=1)  # [P, T]
-                self.window.add(losses.detach().float(), rows)
-                step, examples = step + 1, examples + idx.shape[1]
-                end_of_epoch, at_cap = i == n_batches - 1, step >= self.total
+                self.window.add(losses.detach().float(), batch.rows if self.dense else batch.labelled)
+                step, examples = step + 1, examples + batch.rows
+                end_of_epoch, at_cap = i == len(sizes) - 1, step >= self.total
                 every = self.cfg.eval_every
                 due = at_cap or (end_of_epoch if every is None else step % every == 0)
                 leaving: dict[int, tuple[str, str]] = {}  # slot -> (status, message)
@@ -362,7 +376,12 @@ class _Population:
                 if at_cap:
                     leaving.update({m.slot: ("ok", "") for m in self.members if m.slot not in leaving})
                 if leaving:
-                    loss_sum = self._leave(leaving, epoch, step, examples, loss_sum)
+                    stay = self._leave(leaving, epoch, step, examples)  # [P'] the staying members' old slots
+                    loss_sum = loss_sum[stay]
+                    if self.members and not end_of_epoch:  # the epoch's other batches, for those who stay
+                        done = sum(sizes[:i + 1])
+                        rows = rows[stay]
+                        batches = epoch_batches(data, rows[:, done:], sizes[i + 1:], self.cols, count)
                 if not self.members:
                     break
         return [m.result for m in sorted(self.done, key=lambda m: m.index)]  # type: ignore[misc]
@@ -393,9 +412,9 @@ class _Population:
         if changed:
             self.opt.set_lr([m.sched.lr for m in self.members])
 
-    def _leave(self, leaving: dict[int, tuple[str, str]], epoch: int, step: int, examples: int,
-               loss_sum: torch.Tensor) -> torch.Tensor:
-        """Finish the members in ``leaving`` and remove their slices; returns the kept rows of ``loss_sum``."""
+    def _leave(self, leaving: dict[int, tuple[str, str]], epoch: int, step: int, examples: int) -> torch.Tensor:
+        """Finish the members in ``leaving`` and remove their slices; returns ``[P']`` the old slots of those who
+        stay, in their new order (for the caller's per-member tensors)."""
         for m in [m for m in self.members if m.slot in leaving]:
             status, message = leaving[m.slot]
             self._finish(m, status, message, epoch, step, examples)
@@ -409,7 +428,7 @@ class _Population:
         for new, m in enumerate(stay):
             m.slot = new
         self.members = stay
-        return loss_sum[rows]
+        return rows
 
     def _finish(self, m: _Member, status: str, message: str, epoch: int, step: int, examples: int) -> None:
         if m.result is not None and m.result.status == "stopped":
