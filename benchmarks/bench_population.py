@@ -2,8 +2,9 @@
 
 1. k = 8 seeds of one shared-bottom graph (6 tasks, MLP width 64, then 256) as
    one population (``train_population``) against 8 separate ``train`` runs with
-   the same configurations; three rounds of each, in turn, and their medians. Goal on 2 CPU cores: population / sequential <= 0.35
-   at width 64 (printed as sequential / population >= 2.86x).
+   the same configurations; five rounds of each, in turn, and their medians.
+   Goal on 2 CPU cores: population / sequential <= 0.35 at width 64 (printed
+   as sequential / population >= 2.86x).
 2. The sweep behind the population size rule: time per member for P = 1, 2,
    4, 8, 16, 32 at width 64 (``--sweep``).
 3. The rule itself (``--cap``): 20 seeds (the verdict's most) trained as
@@ -46,7 +47,7 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def seeds_vs_sequential(width: int, quick: bool, device: str, rounds: int = 3) -> str:
+def seeds_vs_sequential(width: int, quick: bool, device: str, rounds: int = 5) -> str:
     """The median of ``rounds`` timings of each side, taken in turn (population, sequential, population, ...):
     a shared machine's speed drifts between runs by more than a single pair of timings can tell apart."""
     data, graph, cfgs = _setup(width, 1500, 100 if quick else 400, device)
