@@ -293,8 +293,8 @@ class _Population:
         bufs = {f"net.{k}": v for k, v in self.buffers.items()}
         batch = (xb, yb) if wb is None else (xb, yb, wb)
 
-        def one(p, b, *args):
-            return functional_call(self.step_module, (p, b), args)
+        def one(p, b, *args):  # a compiled network ties no weights: skip functional_call's search for ties (~5%)
+            return functional_call(self.step_module, (p, b), args, tie_weights=False)
 
         with _autocast(self.device, self.cfg.amp):
             return vmap(one, randomness="different")(named, bufs, *batch)
@@ -310,7 +310,7 @@ class _Population:
         net.eval()
 
         def one(p, b, xc):
-            return functional_call(net, (p, b), (xc,), {"tasks": names})
+            return functional_call(net, (p, b), (xc,), {"tasks": names}, tie_weights=False)
 
         try:
             parts = []
