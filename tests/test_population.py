@@ -178,3 +178,22 @@ def test_max_members_must_be_a_positive_integer(data, bad):
     g = SharingGraph.shared_bottom(data.tasks, {"name": "mlp", "input_shape": list(data.input_shape), "widths": [8]})
     with pytest.raises(ConfigError, match=rf"^train_population: max_members must be an integer >= 1, got {bad!r}$"):
         train_population(g, data, [TrainConfig(max_steps=2, eval_every=2)], max_members=bad)
+
+
+@pytest.mark.parametrize("make", [
+    lambda d, bb: SharingGraph.shared_bottom(d.tasks, bb, conditioning="film"),
+    lambda d, bb: SharingGraph.shared_bottom(d.tasks, bb, conditioning="gate"),
+    lambda d, bb: SharingGraph.shared_bottom(d.tasks, bb, conditioning="concat"),
+    lambda d, bb: SharingGraph.mmoe(d.tasks, bb, experts=3),
+    lambda d, bb: SharingGraph.l2_soft(d.tasks, bb, lam=1e-2),
+    lambda d, bb: SharingGraph.cross_stitch(d.tasks, bb),
+], ids=["film", "gate", "concat", "mmoe", "l2_soft", "cross_stitch"])
+def test_a_compiled_network_ties_no_weights(data, make):
+    # the population's functional_call skips the search for tied weights (tie_weights=False): that is only
+    # right while no parameter or buffer is registered twice
+    from sharesearch.network import compile_graph
+
+    net = compile_graph(make(data, _bb(data)), seed=0)
+    for named in (net.named_parameters, net.named_buffers):
+        every = [id(t) for _, t in named(remove_duplicate=False)]
+        assert len(every) == len(set(every)) > 0
