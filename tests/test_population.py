@@ -120,6 +120,29 @@ def test_a_stopped_or_diverged_member_leaves_and_the_others_are_untouched(data):
     _assert_same_losses(pop_seen, alone_seen)  # the leavers' rows were dropped from the loss window
 
 
+@pytest.mark.parametrize("options", [{}, {"tau": 0.5}], ids=["dwa", "dwa_tau"])
+def test_dwa_members_train_together_each_with_its_own_weights(data, options):
+    # DWA's step is a weighted sum whose weights change at epoch ends from the member's own epoch losses:
+    # members with the same options share a population, and each equals its separate run
+    g = SharingGraph.branched(data.tasks, _bb(data), [[["t0", "t1", "t2"], ["t3", "t4"], ["t5"]]])
+    cfgs = _configs(4, weighting="dwa", weighting_options=options, max_steps=120)
+    assert population_groups(cfgs) == [[0, 1, 2, 3]]
+    assert population_groups(cfgs + [cfgs[0].updated(weighting="equal", weighting_options={})]) == [[0, 1, 2, 3], [4]]
+    recorders = [_recorder() for _ in cfgs]
+    pops = train_population(g, data, cfgs, callbacks=[cb for _, cb in recorders])
+    assert all(p.history_steps for p in pops) and max(p.steps_run for p in pops) > 3 * 7  # past DWA's third epoch
+    for pop, cfg, (pop_seen, _) in zip(pops, cfgs, recorders):
+        alone_seen, cb = _recorder()
+        _assert_same(pop, train(g, data, cfg, callback=cb), data)
+        _assert_same_losses(pop_seen, alone_seen)
+
+
+@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm", "pcgrad"])
+def test_methods_that_learn_or_read_gradients_train_alone(weighting):
+    cfgs = [TrainConfig(seed=s, weighting=weighting) for s in range(3)]
+    assert population_groups(cfgs) == [[0], [1], [2]]
+
+
 def test_configurations_that_cannot_share_train_alone_in_order(data):
     g = SharingGraph.shared_bottom(data.tasks, _bb(data))
     cfgs = [TrainConfig(max_steps=20, eval_every=10, batch_size=32, seed=0, device="cpu"),

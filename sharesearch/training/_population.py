@@ -30,9 +30,12 @@ Which configurations can share a population
 Members may differ in ``seed``, ``lr``, ``weight_decay``, the schedule
 (``lr_schedule``, ``warmup_steps``, ``plateau_patience``) and early stopping
 (``patience``, ``min_delta``); every other field (batch size, budget,
-evaluation cadence, sampling, device, optimizer family) must be equal, and
-the weighting must be ``"equal"`` -- the other methods look at per-task
-gradients or learn their own weights and are trained one run at a time.
+evaluation cadence, sampling, device, optimizer family, weighting and its
+options) must be equal, and the weighting's step must be a weighted sum of
+the task losses with constants between epoch ends
+(:meth:`~sharesearch.weighting.LossWeighting.coefficients`: equal weighting,
+DWA, each member with its own DWA weights) -- the other methods look at
+per-task gradients or learn their own weights and are trained one run at a time.
 :func:`train_population` groups the configurations itself and trains the rest
 one by one, so a caller can always hand it everything. Dropout (MMoE's expert
 dropout) draws differently from a separate run.
@@ -64,6 +67,7 @@ from ..data import IndexBatcher, MultiTaskData
 from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
 from ..tasks import TaskLosses, TaskSpec
+from ..weighting import LossWeighting, make_weighting
 from ._config import ConfigError, TrainConfig
 from ._epoch import BLOCK_ROWS, epoch_batches
 from ._loop import Progress, TrainResult, _autocast, _Selection, _task_batcher, resolve_device, train
@@ -80,9 +84,14 @@ MEMBER_FIELDS = ("seed", "lr", "weight_decay", "lr_schedule", "warmup_steps", "p
 MemberCallback = Callable[[int, dict, Progress], None]
 
 
+def _weighting(cfg: TrainConfig, names: Sequence[str], priorities: dict[str, float] | None = None) -> LossWeighting:
+    """The weighting ``train`` builds for ``cfg``."""
+    return make_weighting(cfg.weighting, names, priorities, seed=cfg.seed, **dict(cfg.weighting_options))
+
+
 def _population_key(cfg: TrainConfig) -> tuple:
-    """What members of one population must share; ``None`` when ``cfg`` trains alone."""
-    if cfg.weighting != "equal" or cfg.weighting_options:
+    """What members of one population must share; ``(None, id)`` when ``cfg`` trains alone."""
+    if _weighting(cfg, ["t"]).coefficients() is None:  # it learns its weights or reads gradients
         return (None, id(cfg))
     d = {k: v for k, v in cfg.to_dict().items() if k not in MEMBER_FIELDS}
     d["optimizer"] = "sgd" if cfg.optimizer == "sgd" else "adam"  # adam with decay is AdamW, as make_optimizer
@@ -229,6 +238,7 @@ class _Member:
     index: int  # position in the caller's configs
     config: TrainConfig
     callback: MemberCallback | None
+    weighting: LossWeighting  # its own (DWA: its own weights), a weighted sum of the losses
     batcher: IndexBatcher
     sched: LrSchedule  # over a one-weight stand-in optimizer: the schedule logic of a separate run
     stand_in: torch.optim.Optimizer
@@ -261,7 +271,6 @@ class _Population:
         self.dense = not bool(torch.isnan(self.data.y[self.data.indices("train")][:, self.cols]).any())
         self.step_module = _StepModule(self.nets[0], self.specs, self.cols, self.dense,
                                        any(True for _ in graph.soft_edges("l2")))
-        self.prio = torch.tensor([s.weight for s in self.specs], device=self.device)  # [T]
         keep = None
         if keep_model:
             owned = {t: {id(q) for q in self.nets[0].task_parameters(t)} for t in self.names}
@@ -271,10 +280,13 @@ class _Population:
         for j, (cfg, cb) in enumerate(zip(configs, callbacks)):
             stand_in = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
             batcher = _task_batcher(self.data, cfg, self.names)
-            self.members.append(_Member(j, cfg, cb, batcher, None, stand_in,  # type: ignore[arg-type]
+            weighting = _weighting(cfg, self.names, {s.name: s.weight for s in self.specs})
+            self.members.append(_Member(j, cfg, cb, weighting, batcher, None, stand_in,  # type: ignore[arg-type]
                                         _Selection(self.specs, self.cols, keep, cfg.min_delta, None), j))
         self.total = first.total_steps(len(self.members[0].batcher))
         self.sizes = self.members[0].batcher.epoch_sizes()  # one epoch's batch sizes: every member's alike
+        self.epoch_losses = self.members[0].weighting.uses_epoch_losses  # DWA: every member's alike
+        self.coef = self._coefficients()  # [P, T]
         self.epoch_rows = sum(self.sizes)
         for m in self.members:
             m.sched = LrSchedule(m.stand_in, m.config, self.total)
@@ -324,6 +336,11 @@ class _Population:
                               for mem in self.members]).tolist()  # [P][T], one device sync
         return out, y, [dict(zip(names, row)) for row in losses]
 
+    def _coefficients(self) -> torch.Tensor:
+        """``[P, T]`` each member's loss coefficients for its next steps (its weighting's, priorities included)."""
+        coef = [m.weighting.coefficients() for m in self.members]
+        return torch.tensor([[c[t] for t in self.names] for c in coef], device=self.device)  # type: ignore[index]
+
     def _epoch_rows(self, step: int) -> torch.Tensor:
         """``[P, n]`` every member's next epoch's rows, batches end to end. Each member draws a block of epochs at
         once (:meth:`~sharesearch.data.IndexBatcher.epochs`, what :func:`train` draws), then slices it."""
@@ -348,10 +365,10 @@ class _Population:
             for i in range(len(sizes)):
                 batch = next(batches)  # x [P, B, *in], y [P, B, T_data], w [P, B] or None, labelled [P, T] or None
                 losses, pen = self._losses(batch.x, batch.y, batch.w)  # [P, T], [P]
-                # as EqualWeighting: a NaN loss contributes nothing (zero gradient), priorities multiply
+                # as the weighting's backward: a NaN loss contributes nothing (zero gradient), coefficients multiply
                 kept = torch.where(torch.isnan(losses), torch.zeros_like(losses), losses)
                 self.opt.zero_grad()
-                ((kept * self.prio).sum() + pen.sum()).backward()
+                ((kept * self.coef).sum() + pen.sum()).backward()
                 self.opt.step()
                 for m in self.members:  # a stand-in optimizer only carries its member's rate: never stepped
                     m.sched.after_step()
@@ -371,6 +388,12 @@ class _Population:
                         if bad:
                             leaving[m.slot] = ("diverged",
                                                f"epoch {epoch} (step {step}): non-finite training loss for task(s) {bad}")
+                if end_of_epoch and self.epoch_losses:  # DWA: each member's epoch means, as train hands them
+                    means = (loss_sum / len(sizes)).tolist()  # [P][T]
+                    for m in self.members:
+                        if m.slot not in leaving:
+                            m.weighting.epoch_end(dict(zip(self.names, means[m.slot])))
+                    self.coef = self._coefficients()
                 if due:
                     self._after_evaluation(epoch, step, examples, leaving)
                 if at_cap:
@@ -428,6 +451,8 @@ class _Population:
         for new, m in enumerate(stay):
             m.slot = new
         self.members = stay
+        if stay:
+            self.coef = self._coefficients()
         return rows
 
     def _finish(self, m: _Member, status: str, message: str, epoch: int, step: int, examples: int) -> None:

@@ -220,6 +220,13 @@ class LossWeighting(ABC):
             coefficient it would have had.
         """
 
+    def coefficients(self) -> dict[str, float] | None:
+        """Each task's loss coefficient for the steps to come, when this method's step is ``sum_t c_t L_t`` with
+        constants between epoch ends (equal weighting, DWA); ``None`` for a method that learns its weights or
+        looks at gradients. A population trains the members of such a method together (their steps are one
+        weighted sum); the others train one run at a time."""
+        return None
+
     @property
     def uses_epoch_losses(self) -> bool:
         """Whether a subclass overrides :meth:`epoch_end` (DWA): a trainer sums each epoch's losses only then."""

@@ -90,6 +90,10 @@ class DWA(LossWeighting):
         norm = sum(exps.values())
         self.weights = {t: self.n_tasks * e / norm for t, e in exps.items()}
 
+    def coefficients(self) -> dict[str, float]:
+        """``p_t w_t``: this epoch's steps are ``sum_t p_t w_t L_t`` (the weights change at :meth:`epoch_end`)."""
+        return {t: self.priorities[t] * self.weights[t] for t in self.task_names}
+
     def backward(
         self,
         losses: Mapping[str, Tensor],

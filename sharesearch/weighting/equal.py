@@ -40,6 +40,10 @@ class EqualWeighting(LossWeighting):
 
     name = "equal"
 
+    def coefficients(self) -> dict[str, float]:
+        """The priorities: every step is ``sum_t p_t L_t``."""
+        return dict(self.priorities)
+
     def backward(
         self,
         losses: Mapping[str, Tensor],
