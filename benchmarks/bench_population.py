@@ -2,7 +2,8 @@
 
 1. k = 8 seeds of one shared-bottom graph (6 tasks, MLP width 64, then 256) as
    one population (``train_population``) against 8 separate ``train`` runs with
-   the same configurations; five rounds of each, in turn, and their medians.
+   the same configurations; five rounds of each, in turn, and their medians;
+   then the same at width 64 under DWA loss weighting.
    Goal on 2 CPU cores: population / sequential <= 0.35 at width 64 (printed
    as sequential / population >= 2.86x).
 2. The sweep behind the population size rule: time per member for P = 1, 2,
@@ -33,11 +34,12 @@ from sharesearch.training import TrainConfig, population_size, train, train_popu
 K = 8
 
 
-def _setup(width: int, n: int, steps: int, device: str):
+def _setup(width: int, n: int, steps: int, device: str, weighting: str = "equal"):
     data = load_data("synthetic-planted", n=n, seed=0)
     bb = {"name": "mlp", "input_shape": list(data.input_shape), "widths": [width, width]}
     graph = SharingGraph.shared_bottom(data.tasks, bb)
-    cfgs = [TrainConfig(max_steps=steps, eval_every=50, batch_size=64, seed=s, device=device) for s in range(K)]
+    cfgs = [TrainConfig(max_steps=steps, eval_every=50, batch_size=64, seed=s, device=device, weighting=weighting)
+            for s in range(K)]
     return data, graph, cfgs
 
 
@@ -47,10 +49,10 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def seeds_vs_sequential(width: int, quick: bool, device: str, rounds: int = 5) -> str:
+def seeds_vs_sequential(width: int, quick: bool, device: str, rounds: int = 5, weighting: str = "equal") -> str:
     """The median of ``rounds`` timings of each side, taken in turn (population, sequential, population, ...):
     a shared machine's speed drifts between runs by more than a single pair of timings can tell apart."""
-    data, graph, cfgs = _setup(width, 1500, 100 if quick else 400, device)
+    data, graph, cfgs = _setup(width, 1500, 100 if quick else 400, device, weighting)
     train_population(graph, data, cfgs[:2], keep_model=False)  # warm-up (allocator, vmap's first trace)
     train(graph, data, cfgs[0], keep_model=False)
     pops, seqs = [], []
@@ -58,9 +60,10 @@ def seeds_vs_sequential(width: int, quick: bool, device: str, rounds: int = 5) -
         pops.append(_timed(lambda: train_population(graph, data, cfgs, keep_model=False)))
         seqs.append(_timed(lambda: [train(graph, data, c, keep_model=False) for c in cfgs]))
     pop, seq = statistics.median(pops), statistics.median(seqs)
-    print(f"# width {width}: population {', '.join(f'{t:.2f}' for t in pops)} s; "
+    what = f"width {width}" + ("" if weighting == "equal" else f", {weighting}")
+    print(f"# {what}: population {', '.join(f'{t:.2f}' for t in pops)} s; "
           f"sequential {', '.join(f'{t:.2f}' for t in seqs)} s (rounds in turn; medians below)", flush=True)
-    return report(f"{K} seeds shared-bottom T=6 width {width} {cfgs[0].max_steps} steps (goal >= 2.86x at width 64)",
+    return report(f"{K} seeds shared-bottom T=6 {what} {cfgs[0].max_steps} steps (goal >= 2.86x at width 64)",
                   "one population", pop, f"{K} sequential runs", seq)
 
 
@@ -99,6 +102,7 @@ def main(quick: bool = False, device: str = "cpu", with_sweep: bool = False, wit
     lines = [seeds_vs_sequential(64, quick, device)]
     if not quick:
         lines.append(seeds_vs_sequential(256, quick, device))
+    lines.append(seeds_vs_sequential(64, quick, device, weighting="dwa"))  # DWA's seeds train as one population too
     if with_sweep:
         lines += sweep(quick, device)
     if with_cap:
