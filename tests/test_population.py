@@ -137,8 +137,24 @@ def test_dwa_members_train_together_each_with_its_own_weights(data, options):
         _assert_same_losses(pop_seen, alone_seen)
 
 
-@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm", "pcgrad"])
-def test_methods_that_learn_or_read_gradients_train_alone(weighting):
+def test_uncertainty_members_train_together_each_with_its_own_log_variances(data):
+    # uncertainty weighting learns s_t with the network (one optimizer in train): the population stacks every
+    # member's s and steps it with the weights; a task unlabelled in a member's batch leaves its s_t alone
+    g = SharingGraph.shared_bottom(data.tasks, _bb(data))
+    # batches of 8 drawn from the union of labelled rows: a task is unlabelled in ~6% of a member's batches
+    cfgs = _configs(4, weighting="uncertainty", max_steps=120, batch_size=8, sampling="proportional")
+    cfgs[3] = cfgs[3].updated(weighting_options={"init_log_var": 0.5})  # other options: a population of its own
+    assert population_groups(cfgs) == [[0, 1, 2], [3]]
+    recorders = [_recorder() for _ in cfgs]
+    pops = train_population(g, data, cfgs, callbacks=[cb for _, cb in recorders])
+    for pop, cfg, (pop_seen, _) in zip(pops, cfgs, recorders):
+        alone_seen, cb = _recorder()
+        _assert_same(pop, train(g, data, cfg, callback=cb), data)
+        _assert_same_losses(pop_seen, alone_seen)
+
+
+@pytest.mark.parametrize("weighting", ["gradnorm", "pcgrad"])
+def test_methods_that_read_per_task_gradients_train_alone(weighting):
     cfgs = [TrainConfig(seed=s, weighting=weighting) for s in range(3)]
     assert population_groups(cfgs) == [[0], [1], [2]]
 

@@ -31,11 +31,14 @@ Members may differ in ``seed``, ``lr``, ``weight_decay``, the schedule
 (``lr_schedule``, ``warmup_steps``, ``plateau_patience``) and early stopping
 (``patience``, ``min_delta``); every other field (batch size, budget,
 evaluation cadence, sampling, device, optimizer family, weighting and its
-options) must be equal, and the weighting's step must be a weighted sum of
-the task losses with constants between epoch ends
+options) must be equal, and the weighting's step must be the gradient of one
+scalar of the losses: a weighted sum with constants between epoch ends
 (:meth:`~sharesearch.weighting.LossWeighting.coefficients`: equal weighting,
-DWA, each member with its own DWA weights) -- the other methods look at
-per-task gradients or learn their own weights and are trained one run at a time.
+DWA, each member with its own DWA weights), or an objective of learned
+per-task values (:meth:`~sharesearch.weighting.LossWeighting.stacked_objective`:
+uncertainty weighting, each member's ``s_t`` stacked and stepped with its
+weights). GradNorm and PCGrad look at per-task gradients and are trained one
+run at a time.
 :func:`train_population` groups the configurations itself and trains the rest
 one by one, so a caller can always hand it everything. Dropout (MMoE's expert
 dropout) draws differently from a separate run.
@@ -91,7 +94,8 @@ def _weighting(cfg: TrainConfig, names: Sequence[str], priorities: dict[str, flo
 
 def _population_key(cfg: TrainConfig) -> tuple:
     """What members of one population must share; ``(None, id)`` when ``cfg`` trains alone."""
-    if _weighting(cfg, ["t"]).coefficients() is None:  # it learns its weights or reads gradients
+    probe = _weighting(cfg, ["t"])
+    if probe.coefficients() is None and probe.stacked_objective() is None:  # it reads per-task gradients
         return (None, id(cfg))
     d = {k: v for k, v in cfg.to_dict().items() if k not in MEMBER_FIELDS}
     d["optimizer"] = "sgd" if cfg.optimizer == "sgd" else "adam"  # adam with decay is AdamW, as make_optimizer
@@ -238,7 +242,7 @@ class _Member:
     index: int  # position in the caller's configs
     config: TrainConfig
     callback: MemberCallback | None
-    weighting: LossWeighting  # its own (DWA: its own weights), a weighted sum of the losses
+    weighting: LossWeighting  # its own (DWA: its own weights; uncertainty: its initial s_t)
     batcher: IndexBatcher
     sched: LrSchedule  # over a one-weight stand-in optimizer: the schedule logic of a separate run
     stand_in: torch.optim.Optimizer
@@ -286,11 +290,15 @@ class _Population:
         self.total = first.total_steps(len(self.members[0].batcher))
         self.sizes = self.members[0].batcher.epoch_sizes()  # one epoch's batch sizes: every member's alike
         self.epoch_losses = self.members[0].weighting.uses_epoch_losses  # DWA: every member's alike
-        self.coef = self._coefficients()  # [P, T]
+        learned = [m.weighting.stacked_objective() for m in self.members]  # uncertainty weighting: values, objective
+        self.objective = learned[0][1] if learned[0] is not None else None
+        # [P, T] the members' learned weighting values, trained with the network (train's one optimizer holds both)
+        self.values = torch.stack([v for v, _ in learned]).requires_grad_() if self.objective else None
+        self.coef = None if self.objective else self._coefficients()  # [P, T]
         self.epoch_rows = sum(self.sizes)
         for m in self.members:
             m.sched = LrSchedule(m.stand_in, m.config, self.total)
-        self.opt = MemberOptimizer(list(self.params.values()), first.optimizer, [m.sched.lr for m in self.members],
+        self.opt = MemberOptimizer(self._trained(), first.optimizer, [m.sched.lr for m in self.members],
                                    [c.weight_decay for c in configs])
         self.dynamic_lr = any(c.lr_schedule == "cosine" or c.warmup_steps > 0 for c in configs)
         self.done: list[_Member] = []
@@ -336,6 +344,10 @@ class _Population:
                               for mem in self.members]).tolist()  # [P][T], one device sync
         return out, y, [dict(zip(names, row)) for row in losses]
 
+    def _trained(self) -> list[torch.Tensor]:
+        """What the optimizer steps: the stacked network weights, and the weighting's learned values if any."""
+        return list(self.params.values()) + ([self.values] if self.values is not None else [])
+
     def _coefficients(self) -> torch.Tensor:
         """``[P, T]`` each member's loss coefficients for its next steps (its weighting's, priorities included)."""
         coef = [m.weighting.coefficients() for m in self.members]
@@ -366,9 +378,14 @@ class _Population:
                 batch = next(batches)  # x [P, B, *in], y [P, B, T_data], w [P, B] or None, labelled [P, T] or None
                 losses, pen = self._losses(batch.x, batch.y, batch.w)  # [P, T], [P]
                 # as the weighting's backward: a NaN loss contributes nothing (zero gradient), coefficients multiply
-                kept = torch.where(torch.isnan(losses), torch.zeros_like(losses), losses)
                 self.opt.zero_grad()
-                ((kept * self.coef).sum() + pen.sum()).backward()
+                if self.objective is None:
+                    kept = torch.where(torch.isnan(losses), torch.zeros_like(losses), losses)
+                    ((kept * self.coef).sum() + pen.sum()).backward()
+                else:  # a task unlabelled in a member's batch takes no part (its counts say 0), as in train
+                    ok = ~torch.isnan(losses) if self.dense else ~torch.isnan(losses) & (batch.labelled > 0)  # [P, T]
+                    kept = torch.where(ok, losses, torch.zeros_like(losses))
+                    (self.objective(kept, ok, self.values.to(kept.dtype)).sum() + pen.sum()).backward()
                 self.opt.step()
                 for m in self.members:  # a stand-in optimizer only carries its member's rate: never stepped
                     m.sched.after_step()
@@ -393,7 +410,8 @@ class _Population:
                     for m in self.members:
                         if m.slot not in leaving:
                             m.weighting.epoch_end(dict(zip(self.names, means[m.slot])))
-                    self.coef = self._coefficients()
+                    if self.objective is None:
+                        self.coef = self._coefficients()
                 if due:
                     self._after_evaluation(epoch, step, examples, leaving)
                 if at_cap:
@@ -446,12 +464,14 @@ class _Population:
         rows = torch.tensor([m.slot for m in stay], dtype=torch.long, device=self.device)
         self.params = {k: v.detach()[rows].requires_grad_() for k, v in self.params.items()}
         self.buffers = {k: v[rows] for k, v in self.buffers.items()}
-        self.opt.keep(rows, list(self.params.values()))
+        if self.values is not None:
+            self.values = self.values.detach()[rows].requires_grad_()
+        self.opt.keep(rows, self._trained())
         self.window.keep(rows)
         for new, m in enumerate(stay):
             m.slot = new
         self.members = stay
-        if stay:
+        if stay and self.objective is None:
             self.coef = self._coefficients()
         return rows
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -225,6 +225,13 @@ class LossWeighting(ABC):
         constants between epoch ends (equal weighting, DWA); ``None`` for a method that learns its weights or
         looks at gradients. A population trains the members of such a method together (their steps are one
         weighted sum); the others train one run at a time."""
+        return None
+
+    def stacked_objective(self) -> tuple[Tensor, Callable[[Tensor, Tensor, Tensor], Tensor]] | None:
+        """For a method whose step is the gradient of one scalar of the losses and of learned per-task values
+        (uncertainty weighting): ``(values [T], f)``, with ``f(kept [..., T], ok [..., T], values [..., T])`` that
+        objective over the last dim (``kept`` 0 where ``ok`` is False). A population stacks the members' values
+        and trains them with the network. ``None`` otherwise."""
         return None
 
     @property

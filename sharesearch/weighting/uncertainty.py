@@ -23,7 +23,7 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -87,11 +87,27 @@ class UncertaintyWeighting(LossWeighting):
         if not batch.names:
             return {}
         s = torch.stack([self.log_vars[t] for t in batch.names]).to(batch.kept.dtype)  # [P]
-        term = torch.exp(-s) * batch.kept + s  # [P]
-        prio = self._coefficients(batch.names, term)
-        if prio is not None:
-            term = prio * term
-        # an unlabelled task drops both terms, so s_t is not pulled down by "+ s_t" alone
-        torch.where(batch.ok, term, torch.zeros((), dtype=term.dtype, device=term.device)).sum().backward()
+        _objective(batch.kept, batch.ok, s, self._coefficients(batch.names, s)).backward()
         factor = torch.exp(-s.detach()).tolist()  # [P], one read
         return {t: self.priorities[t] * f for t, f in zip(batch.names, factor)}
+
+    def stacked_objective(self) -> tuple[Tensor, Callable[[Tensor, Tensor, Tensor], Tensor]]:
+        """``(s [T], f)``: the ``s_t`` in task order and ``sum_t p_t (exp(-s_t) L_t + s_t)`` over labelled tasks."""
+        values = torch.stack(self.parameters()).detach()  # [T]
+        prio = self._coefficients(self.task_names, values)  # [T] or None
+
+        def objective(kept: Tensor, ok: Tensor, s: Tensor) -> Tensor:
+            return _objective(kept, ok, s, prio)
+
+        return values, objective
+
+
+def _objective(kept: Tensor, ok: Tensor, s: Tensor, prio: Tensor | None) -> Tensor:
+    """``sum_t p_t (exp(-s_t) L_t + s_t)`` over the last dim, each term 0 where ``ok`` is False: ``[..., T] -> [...]``.
+
+    An unlabelled task drops both terms, so ``s_t`` is not pulled down by ``+ s_t`` alone.
+    """
+    term = torch.exp(-s) * kept + s  # [..., T]
+    if prio is not None:
+        term = prio * term
+    return torch.where(ok, term, torch.zeros((), dtype=term.dtype, device=term.device)).sum(-1)  # [...]
