@@ -294,7 +294,7 @@ class _Population:
         self.objective = learned[0][1] if learned[0] is not None else None
         # [P, T] the members' learned weighting values, trained with the network (train's one optimizer holds both)
         self.values = torch.stack([v for v, _ in learned]).requires_grad_() if self.objective else None
-        self.coef = None if self.objective else self._coefficients()  # [P, T]
+        self.coef = self._coefficients()  # [P, T], or None beside an objective
         self.epoch_rows = sum(self.sizes)
         for m in self.members:
             m.sched = LrSchedule(m.stand_in, m.config, self.total)
@@ -348,8 +348,11 @@ class _Population:
         """What the optimizer steps: the stacked network weights, and the weighting's learned values if any."""
         return list(self.params.values()) + ([self.values] if self.values is not None else [])
 
-    def _coefficients(self) -> torch.Tensor:
-        """``[P, T]`` each member's loss coefficients for its next steps (its weighting's, priorities included)."""
+    def _coefficients(self) -> torch.Tensor | None:
+        """``[P, T]`` each member's loss coefficients for its next steps (its weighting's, priorities included);
+        ``None`` when the members' step is an objective of learned values instead (``self.objective``)."""
+        if self.objective is not None:
+            return None
         coef = [m.weighting.coefficients() for m in self.members]
         return torch.tensor([[c[t] for t in self.names] for c in coef], device=self.device)  # type: ignore[index]
 
@@ -410,8 +413,7 @@ class _Population:
                     for m in self.members:
                         if m.slot not in leaving:
                             m.weighting.epoch_end(dict(zip(self.names, means[m.slot])))
-                    if self.objective is None:
-                        self.coef = self._coefficients()
+                    self.coef = self._coefficients()
                 if due:
                     self._after_evaluation(epoch, step, examples, leaving)
                 if at_cap:
@@ -471,7 +473,7 @@ class _Population:
         for new, m in enumerate(stay):
             m.slot = new
         self.members = stay
-        if stay and self.objective is None:
+        if stay:
             self.coef = self._coefficients()
         return rows
 

@@ -104,7 +104,8 @@ class DWA(LossWeighting):
     ) -> dict[str, float]:
         """Accumulate the gradients of ``sum_t p_t w_t L_t``; see :meth:`LossWeighting.backward`."""
         batch = self._present(losses, counts)
-        coef = {t: self.priorities[t] * self.weights[t] for t in batch.names}
+        every = self.coefficients()
+        coef = {t: every[t] for t in batch.names}
         if batch.names:  # [P] the coefficients of this epoch, one sum
             _backward_weighted(batch.kept, torch.tensor(list(coef.values()), dtype=batch.kept.dtype,
                                                         device=batch.kept.device))
