@@ -40,12 +40,19 @@ Two figures of the share of trial time that is not training steps (goal:
   share with the timers' cost left in is printed too, as an upper bound. This
   figure charges the step loop's glue (the Python loop, the per-task label
   counts the weighting reads, the autocast context) to step bookkeeping.
-* **untimed** -- the search run without any timer; its trials' steps are then
-  replayed bare (:func:`replay_steps`: forward, losses, backward, zero_grad,
-  optimizer step on batches gathered beforehand, as many steps as each trial
-  took). The trials' wall time less the replay is the time outside training
-  steps. A training step here is what a hand-written loop does with a batch
-  in hand, glue included.
+* **untimed** -- the search run without a timer in the step loop: each
+  trial's training call is timed whole, and its callbacks (Δm, storage
+  writes, pruner: one call an evaluation). Then, for a few rounds, each
+  trial is trained again by ``train`` (:func:`rerun`, the same steps, a no-op
+  callback) and its steps replayed bare (:func:`replay_steps`: forward,
+  losses, backward, zero_grad, optimizer step on batches gathered
+  beforehand), the two timed in turn (:func:`side_by_side`). Their ratio is
+  the training steps' share of a training call; the trials' wall time less
+  that share of their training calls (callbacks off) is the time outside
+  training steps. A training step here is what a hand-written loop does with
+  a batch in hand, glue included. (Until 2026-12-02 the replay ran once,
+  after the search: the machine's drift between the two, up to 10%, moved
+  the figure from -8% to +12% on the same code.)
 
 Printed also: one ``#`` line per phase (seconds per trial and share), the
 training forwards (steps) a trial, the step bookkeeping per step, and the
@@ -56,7 +63,7 @@ torch's intra-op threads wait on each other -- run it with
 
 Run::
 
-    SHARESEARCH_BENCH_THREADS=1 python benchmarks/bench_overhead.py   # n=1500, default space, 6 trials (~3 min)
+    SHARESEARCH_BENCH_THREADS=1 python benchmarks/bench_overhead.py   # n=1500, default space, 6 trials (~9 min)
     python benchmarks/bench_overhead.py --quick    # n=400, 200-step cap, 4 trials (< 1 min)
 """
 
@@ -388,33 +395,124 @@ def measure(cfg: dict, device: str = "cpu") -> dict[str, Any]:
     return out
 
 
-def measure_bare(cfg: dict, device: str = "cpu") -> tuple[float, float | None]:
-    """The same search without the timers: the trials' wall time, and the time their training steps alone
-    take when replayed (:func:`replay_steps`; ``None`` when a trial trained in a population of several)."""
-    walls, marks, runs = {}, {}, []
+def _clocks() -> tuple[float, float]:
+    """Wall time and the process's CPU time (every thread's), in seconds."""
+    return time.perf_counter(), time.process_time()
+
+
+def _since(t0: tuple[float, float]) -> tuple[float, float]:
+    now = _clocks()
+    return now[0] - t0[0], now[1] - t0[1]
+
+
+@dataclass(frozen=True)
+class TrialRun:
+    """One trial's training in the untimed search, what :func:`side_by_side` runs again."""
+
+    graph: SharingGraph
+    data: MultiTaskData
+    config: TrainConfig
+    steps: int  # optimizer steps it took (those of its last evaluation when its callback stopped it)
+    seconds: tuple[float, float]  # wall and CPU time of its training call, its callbacks included
+    callbacks: tuple[float, float]  # wall and CPU time of its callbacks (the Δm, the storage writes, the pruner)
+
+
+class _Enough(Exception):
+    """Ends a run again at the step where the search's run ended."""
+
+
+def measure_bare(cfg: dict, device: str = "cpu") -> tuple[tuple[float, float], list[TrialRun] | None]:
+    """The same search without the timers inside the step loop: the trials' wall and CPU time, and each trial's
+    training call timed whole with its callbacks' share (``None`` when a trial trained in a population of
+    several).
+
+    Only a trial's training call and its callbacks (one per evaluation) are
+    timed, a few dozen readings a trial against the ~10 a step of
+    :func:`measure`.
+    """
+    walls, marks, runs, several = {}, {}, [], []
     with contextlib.ExitStack() as stack:
-        _trial_window(walls, lambda: marks.setdefault("start", time.perf_counter()),
-                      lambda: marks.setdefault("end", time.perf_counter()), stack)
+        _trial_window(walls, lambda: marks.setdefault("start", _clocks()),
+                      lambda: marks.setdefault("end", _clocks()), stack)
         for mod in (_objective, _populations):
             fn = mod.train_population
 
-            def kept(graph, data, configs, *args, _fn=fn, **kwargs):
-                out = _fn(graph, data, configs, *args, **kwargs)
-                if "start" in marks and "end" not in marks:  # a trial's training, not a baseline's
-                    runs.append((graph, data, list(configs), [r.steps_run for r in out]))
+            def kept(graph, data, configs, *args, _fn=fn, callbacks=None, **kwargs):
+                if "start" not in marks or "end" in marks:  # a baseline's training, not a trial's
+                    return _fn(graph, data, configs, *args, callbacks=callbacks, **kwargs)
+                spent, last = [0.0, 0.0], [0]
+
+                def timed(cb):
+                    def call(epoch, primary, progress):
+                        last[0] = progress.step
+                        t0 = _clocks()
+                        try:
+                            return cb(epoch, primary, progress)
+                        finally:
+                            spent[:] = [a + b for a, b in zip(spent, _since(t0))]
+                    return None if cb is None else call
+
+                t0 = _clocks()
+                out = _fn(graph, data, configs, *args,
+                          callbacks=None if callbacks is None else [timed(cb) for cb in callbacks], **kwargs)
+                seconds = _since(t0)
+                if len(configs) > 1:
+                    several.append(len(configs))
+                else:
+                    steps = last[0] if out[0].status == "stopped" else out[0].steps_run
+                    runs.append(TrialRun(graph, data, configs[0], steps, seconds, (spent[0], spent[1])))
                 return out
 
             stack.callback(setattr, mod, "train_population", fn)
             mod.train_population = kept
         _search(cfg, device)
-    trials = marks["end"] - marks["start"]
-    if any(len(configs) > 1 for _, _, configs, _ in runs):
-        return trials, None
-    return trials, sum(replay_steps(g, d, c[0], n[0]) for g, d, c, n in runs)
+    trials = (marks["end"][0] - marks["start"][0], marks["end"][1] - marks["start"][1])
+    return trials, None if several else runs
 
 
-def replay_steps(graph: SharingGraph, data: MultiTaskData, config: TrainConfig, steps: int) -> float:
-    """Seconds that ``steps`` bare training steps of ``graph`` under ``config`` take.
+def rerun(run: TrialRun) -> tuple[float, float]:
+    """Wall and CPU seconds that ``train`` takes to train ``run`` again as far as the search did (a no-op
+    callback)."""
+
+    def stop(epoch: int, primary: dict, progress: _loop.Progress) -> None:
+        if progress.step >= run.steps:
+            raise _Enough
+
+    t0 = _clocks()
+    try:
+        res = _loop.train(run.graph, run.data, run.config, callback=stop, keep_model=False)
+    except _Enough:
+        pass
+    else:
+        if res.steps_run != run.steps:
+            raise RuntimeError(f"the run took {res.steps_run} steps again, {run.steps} in the search")
+    return _since(t0)
+
+
+def side_by_side(runs: list[TrialRun], rounds: int = 5) -> list[tuple[float, float]]:
+    """The training steps' share of the trials' training calls (wall, CPU), once a round: every trial's
+    ``train`` (:func:`rerun`) and its bare steps (:func:`replay_steps`) timed in turn, which goes first
+    alternating.
+
+    The search itself ran once, minutes before: a machine whose speed drifts
+    between the search and a replay moves their difference by more than it
+    measures. Timed in turn, both sides see the same machine.
+    """
+    shares = []
+    for r in range(rounds):
+        full, bare = [0.0, 0.0], [0.0, 0.0]
+        for run in runs:
+            for side in ("full", "bare") if r % 2 == 0 else ("bare", "full"):
+                if side == "full":
+                    full = [a + b for a, b in zip(full, rerun(run))]
+                else:
+                    bare = [a + b for a, b in zip(bare, replay_steps(run.graph, run.data, run.config, run.steps))]
+        shares.append((bare[0] / full[0], bare[1] / full[1]))
+    return shares
+
+
+def replay_steps(graph: SharingGraph, data: MultiTaskData, config: TrainConfig, steps: int) -> tuple[float, float]:
+    """Wall and CPU seconds that ``steps`` bare training steps of ``graph`` under ``config`` take.
 
     Forward, task losses, backward (the run's loss weighting and L2 pull),
     zero_grad and the optimizer step, as ``train`` does them, on one epoch's
@@ -438,7 +536,7 @@ def replay_steps(graph: SharingGraph, data: MultiTaskData, config: TrainConfig, 
     batches = list(epoch_batches(data, *batcher.epoch(), cols, count=not dense))
     losses_of = TaskLosses(specs, cols)
     model.train()
-    t0 = time.perf_counter()
+    t0 = _clocks()
     for i in range(steps):
         b = batches[i % len(batches)]
         with _loop._autocast(data.x.device, config.amp):
@@ -452,7 +550,7 @@ def replay_steps(graph: SharingGraph, data: MultiTaskData, config: TrainConfig, 
         opt.step()
     if data.x.device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - t0
+    return _since(t0)
 
 
 def _outside(d: dict[str, float]) -> float:
@@ -494,15 +592,25 @@ def main(quick: bool = False, device: str = "cpu", bare: bool = True) -> list[st
         report(f"{tag}: baseline phase vs trials", "baselines", walls["baselines"], "trials", trials),
     ]
     if bare:  # the same search without timers: the correction's check, and the share with no timer in the loop
-        untimed, steps = measure_bare(cfg, device)
+        untimed, runs = measure_bare(cfg, device)
         lines.append(report(f"{tag}: the trials' wall time, timers' cost taken off vs the same search without "
-                            "timers (1.00x: the correction is right)", "corrected", trials, "untimed", untimed))
-        if steps is None:
+                            "timers (1.00x: the correction is right)", "corrected", trials, "untimed", untimed[0]))
+        if runs is None:
             print("# no replay: some trials trained in populations of several", flush=True)
         else:
-            lines.append(report(f"{tag}: share of trial wall time outside training steps, no timers (the search "
-                                "untimed, its trials' steps replayed bare) vs the goal", "measured",
-                                100 * (untimed - steps) / untimed, "goal", GOAL_PCT, unit="%"))
+            shares = side_by_side(runs)
+            for k, clock in enumerate(("wall", "CPU")):
+                calls = sum(r.seconds[k] - r.callbacks[k] for r in runs)  # the training calls less their callbacks
+                ratio = statistics.median(s[k] for s in shares)
+                print(f"# untimed, {clock}: the training calls (callbacks off) {fmt_time(calls)}, their callbacks "
+                      f"{fmt_time(sum(r.callbacks[k] for r in runs))}, the rest of the trials "
+                      f"{fmt_time(untimed[k] - sum(r.seconds[k] for r in runs))}; training steps' share of a "
+                      f"training call, {len(shares)} rounds side by side: "
+                      f"{', '.join(f'{100 * s[k]:.1f}%' for s in shares)} (median {100 * ratio:.1f}%)", flush=True)
+                lines.append(report(f"{tag}: share of trial {clock} time outside training steps, no timers (the "
+                                    "search untimed; each trial's train and its bare steps timed in turn) vs the "
+                                    "goal", "measured", 100 * (untimed[k] - calls * ratio) / untimed[k], "goal",
+                                    GOAL_PCT, unit="%"))
     return lines
 
 
