@@ -87,7 +87,7 @@ def epoch_batches(data: MultiTaskData, rows: torch.Tensor, sizes: Sequence[int],
             bounds = list(itertools.accumulate(part, initial=0))  # [j - i + 1] each batch's place in the chunk
             lab = ~torch.isnan(y if all_cols else y[..., cols])  # [(P,) n, T]
             zero = lab.new_zeros(*lab.shape[:d], 1, lab.shape[-1], dtype=torch.long)  # [(P,) 1, T]
-            cum = torch.cat([zero, lab.long().cumsum(d)], dim=d)  # [(P,) n + 1, T]
+            cum = torch.cat([zero, lab.cumsum(d, dtype=torch.long)], dim=d)  # [(P,) n + 1, T]
             at = torch.tensor(bounds, device=cum.device)  # [j - i + 1]
             counts = cum.index_select(d, at[1:]) - cum.index_select(d, at[:-1])  # [(P,) j - i, T] a batch each
         none = [None] * len(part)  # the views of every batch of the chunk: one op per tensor, not one per batch

@@ -58,7 +58,10 @@ class LossWindow:
 
     def add(self, losses: torch.Tensor, rows: torch.Tensor | int) -> None:
         """Add one step: ``losses [..., T]`` (detached) over ``rows`` labelled rows (``[..., T]`` or one count)."""
-        self.sum += losses * rows
+        if isinstance(rows, int):
+            self.sum.add_(losses, alpha=rows)
+        else:
+            self.sum.addcmul_(losses, rows)  # one op, not a product and a sum
         self.rows += rows
 
     def take(self) -> list:
