@@ -153,9 +153,28 @@ def test_uncertainty_members_train_together_each_with_its_own_log_variances(data
         _assert_same_losses(pop_seen, alone_seen)
 
 
-@pytest.mark.parametrize("weighting", ["gradnorm", "pcgrad"])
-def test_methods_that_read_per_task_gradients_train_alone(weighting):
-    cfgs = [TrainConfig(seed=s, weighting=weighting) for s in range(3)]
+@pytest.mark.parametrize("make", [
+    lambda d, bb: SharingGraph.shared_bottom(d.tasks, bb),
+    lambda d, bb: SharingGraph.l2_soft(d.tasks, bb, lam=1e-2),
+    lambda d, bb: SharingGraph.branched(d.tasks, bb, [[["t0", "t1", "t2"], ["t3", "t4"], ["t5"]]]),
+], ids=["shared_bottom", "l2_soft", "branched"])
+def test_pcgrad_members_train_together_each_projecting_in_its_own_orders(data, make):
+    # PCGrad reads per-task gradients: the population takes every member's in one batched backward and each
+    # member's own weighting projects them, drawing its task orders from its own seeded generator
+    g = make(data, _bb(data))
+    cfgs = _configs(4, weighting="pcgrad", max_steps=120, batch_size=8, sampling="proportional")
+    assert population_groups(cfgs) == [[0, 1, 2, 3]]
+    recorders = [_recorder() for _ in cfgs]
+    pops = train_population(g, data, cfgs, callbacks=[cb for _, cb in recorders])
+    for pop, cfg, (pop_seen, _) in zip(pops, cfgs, recorders):
+        alone_seen, cb = _recorder()
+        _assert_same(pop, train(g, data, cfg, callback=cb), data)
+        _assert_same_losses(pop_seen, alone_seen)
+
+
+def test_gradnorm_trains_alone():
+    # GradNorm learns its weights from the gradient norms on the last shared layer: one run at a time
+    cfgs = [TrainConfig(seed=s, weighting="gradnorm") for s in range(3)]
     assert population_groups(cfgs) == [[0], [1], [2]]
 
 

@@ -13,8 +13,7 @@ member leaves the population) and told on its own. A search of N trials so
 evaluates N / k topologies, each with k learning rates.
 
 Companions are made only where a population can form (a loss weighting
-that does not read per-task gradients -- not GradNorm or PCGrad -- and not a
-reference architecture). k comes from the worker's device
+other than GradNorm, and not a reference architecture). k comes from the worker's device
 (:func:`trial_population`), or from ``SearchConfig.population``; it never
 makes the study overshoot its number of trials.
 

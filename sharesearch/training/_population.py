@@ -31,14 +31,19 @@ Members may differ in ``seed``, ``lr``, ``weight_decay``, the schedule
 (``lr_schedule``, ``warmup_steps``, ``plateau_patience``) and early stopping
 (``patience``, ``min_delta``); every other field (batch size, budget,
 evaluation cadence, sampling, device, optimizer family, weighting and its
-options) must be equal, and the weighting's step must be the gradient of one
-scalar of the losses: a weighted sum with constants between epoch ends
+options) must be equal, and the weighting's step must be one the population
+can take for every member at once: the gradient of a weighted sum of the
+losses with constants between epoch ends
 (:meth:`~sharesearch.weighting.LossWeighting.coefficients`: equal weighting,
-DWA, each member with its own DWA weights), or an objective of learned
+DWA, each member with its own DWA weights), of an objective of learned
 per-task values (:meth:`~sharesearch.weighting.LossWeighting.stacked_objective`:
 uncertainty weighting, each member's ``s_t`` stacked and stepped with its
-weights). GradNorm and PCGrad look at per-task gradients and are trained one
-run at a time.
+weights), or a combination of the per-task gradients read from their inner
+products (:meth:`~sharesearch.weighting.LossWeighting.gram_combination`:
+PCGrad, every member's per-task gradients from one batched backward, each
+member projecting them in its own task orders; ``_gram_step.py``). GradNorm,
+which learns its weights from gradient norms on the last shared layer, trains
+one run at a time.
 :func:`train_population` groups the configurations itself and trains the rest
 one by one, so a caller can always hand it everything. Dropout (MMoE's expert
 dropout) draws differently from a separate run.
@@ -73,6 +78,7 @@ from ..tasks import TaskLosses, TaskSpec
 from ..weighting import LossWeighting, make_weighting
 from ._config import ConfigError, TrainConfig
 from ._epoch import BLOCK_ROWS, epoch_batches
+from ._gram_step import gram_step
 from ._loop import Progress, TrainResult, _autocast, _Selection, _task_batcher, resolve_device, train
 from ._losses import LossWindow, split_losses
 from ._member_optim import MemberOptimizer
@@ -95,8 +101,8 @@ def _weighting(cfg: TrainConfig, names: Sequence[str], priorities: dict[str, flo
 def _population_key(cfg: TrainConfig) -> tuple:
     """What members of one population must share; ``(None, id)`` when ``cfg`` trains alone."""
     probe = _weighting(cfg, ["t"])
-    if probe.coefficients() is None and probe.stacked_objective() is None:  # it reads per-task gradients
-        return (None, id(cfg))
+    if probe.coefficients() is None and probe.stacked_objective() is None and probe.gram_combination() is None:
+        return (None, id(cfg))  # GradNorm: it balances gradient norms with learned weights
     d = {k: v for k, v in cfg.to_dict().items() if k not in MEMBER_FIELDS}
     d["optimizer"] = "sgd" if cfg.optimizer == "sgd" else "adam"  # adam with decay is AdamW, as make_optimizer
     return tuple(sorted((k, repr(v)) for k, v in d.items()))
@@ -294,7 +300,13 @@ class _Population:
         self.objective = learned[0][1] if learned[0] is not None else None
         # [P, T] the members' learned weighting values, trained with the network (train's one optimizer holds both)
         self.values = torch.stack([v for v, _ in learned]).requires_grad_() if self.objective else None
-        self.coef = self._coefficients()  # [P, T], or None beside an objective
+        # PCGrad: each member combines its own per-task gradients (gram_step); the shared weights, in train's order
+        self.gram = self.members[0].weighting.gram_combination() is not None
+        by_id = {id(p): k for k, p in self.nets[0].named_parameters()}
+        self.shared = list(dict.fromkeys(by_id[id(p)] for p in self.nets[0].shared_parameters() if p.requires_grad))
+        prio = [self.members[0].weighting.priorities[t] for t in self.names]
+        self.prio = None if all(v == 1.0 for v in prio) else torch.tensor(prio, device=self.device)  # [T]
+        self.coef = self._coefficients()  # [P, T], or None beside an objective or a Gram combination
         self.epoch_rows = sum(self.sizes)
         for m in self.members:
             m.sched = LrSchedule(m.stand_in, m.config, self.total)
@@ -351,7 +363,7 @@ class _Population:
     def _coefficients(self) -> torch.Tensor | None:
         """``[P, T]`` each member's loss coefficients for its next steps (its weighting's, priorities included);
         ``None`` when the members' step is an objective of learned values instead (``self.objective``)."""
-        if self.objective is not None:
+        if self.objective is not None or self.gram:
             return None
         coef = [m.weighting.coefficients() for m in self.members]
         return torch.tensor([[c[t] for t in self.names] for c in coef], device=self.device)  # type: ignore[index]
@@ -382,7 +394,14 @@ class _Population:
                 losses, pen = self._losses(batch.x, batch.y, batch.w)  # [P, T], [P]
                 # as the weighting's backward: a NaN loss contributes nothing (zero gradient), coefficients multiply
                 self.opt.zero_grad()
-                if self.objective is None:
+                if self.gram:  # each member's per-task gradients, combined by its own weighting
+                    ok = ~torch.isnan(losses) if self.dense else ~torch.isnan(losses) & (batch.labelled > 0)  # [P, T]
+                    gram_step(losses, ok, self.params, self.shared, [m.weighting.gram_combination()
+                                                                     for m in self.members],
+                              self.prio, retain=self.step_module.penalty)
+                    if self.step_module.penalty:
+                        pen.sum().backward()
+                elif self.objective is None:
                     kept = torch.where(torch.isnan(losses), torch.zeros_like(losses), losses)
                     ((kept * self.coef).sum() + pen.sum()).backward()
                 else:  # a task unlabelled in a member's batch takes no part (its counts say 0), as in train

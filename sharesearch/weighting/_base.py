@@ -234,6 +234,14 @@ class LossWeighting(ABC):
         and trains them with the network. ``None`` otherwise."""
         return None
 
+    def gram_combination(self) -> Callable[[Tensor], Tensor] | None:
+        """For a method whose step gives the shared parameters ``w @ G``, a combination of the per-task gradients
+        ``G [T, P]`` (of the priority-weighted losses) computed from their inner products alone, and every other
+        parameter the plain sum of its per-task gradients (PCGrad): the function ``gram [T, T] -> w [T]`` (it
+        may draw from the method's generator). A population computes every member's ``G`` in one batched
+        backward and asks each member's own function. ``None`` otherwise."""
+        return None
+
     @property
     def uses_epoch_losses(self) -> bool:
         """Whether a subclass overrides :meth:`epoch_end` (DWA): a trainer sums each epoch's losses only then."""

@@ -26,7 +26,7 @@ tensor([0.5000, 1.5000])
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -110,7 +110,7 @@ class PCGrad(LossWeighting):
         if reached:
             n = len(live)
             flat = torch.cat([grads[id(p)].reshape(n, -1) for p in reached], dim=1)  # [L, P] all shared at once
-            weight = self.mixing(flat @ flat.T).sum(dim=0)  # [L]: sum of the projected rows = weight @ rows
+            weight = self._combine(flat @ flat.T)  # [L]: sum of the projected rows = weight @ rows
             total = weight.to(flat.dtype) @ flat  # [P]
             for p, g in zip(reached, total.split([p.numel() for p in reached])):
                 _accumulate(p, g.view_as(p))
@@ -118,6 +118,15 @@ class PCGrad(LossWeighting):
             if id(p) not in grads:
                 _accumulate(p, torch.zeros_like(p))
         return used
+
+    def gram_combination(self) -> Callable[[Tensor], Tensor]:
+        """The projected gradients' sum as weights on the original ones, from their Gram matrix (draws the orders)."""
+        return self._combine
+
+    def _combine(self, gram: Tensor) -> Tensor:
+        """``[L, L]`` inner products of the per-task gradients -> ``[L]`` float64 ``w`` with ``sum of projected
+        = w @ grads``."""
+        return self.mixing(gram).sum(dim=0)
 
     def mixing(self, gram: Tensor) -> Tensor:
         """The projection as a matrix on the task gradients, computed from their inner products alone.
