@@ -172,10 +172,24 @@ def test_pcgrad_members_train_together_each_projecting_in_its_own_orders(data, m
         _assert_same_losses(pop_seen, alone_seen)
 
 
-def test_gradnorm_trains_alone():
-    # GradNorm learns its weights from the gradient norms on the last shared layer: one run at a time
-    cfgs = [TrainConfig(seed=s, weighting="gradnorm") for s in range(3)]
-    assert population_groups(cfgs) == [[0], [1], [2]]
+@pytest.mark.parametrize("make", [
+    lambda d, bb: SharingGraph.shared_bottom(d.tasks, bb),
+    lambda d, bb: SharingGraph.branched(d.tasks, bb, [[["t0", "t1", "t2", "t3"], ["t4", "t5"]],
+                                                      [["t0", "t1"], ["t2", "t3"], ["t4", "t5"]]]),
+], ids=["shared_bottom", "nested_groups"])
+def test_gradnorm_members_train_together_each_balancing_its_own_weights(data, make):
+    # GradNorm learns each member's weights from its own gradient norms on the last shared layers (one per group
+    # in a tree) and its own L_t(0): the population stacks the logits and trains them with the network
+    g = make(data, _bb(data))
+    cfgs = _configs(4, weighting="gradnorm", max_steps=120, batch_size=8, sampling="proportional")
+    cfgs[3] = cfgs[3].updated(weighting_options={"alpha": 0.5})  # other options: a population of its own
+    assert population_groups(cfgs) == [[0, 1, 2], [3]]
+    recorders = [_recorder() for _ in cfgs]
+    pops = train_population(g, data, cfgs, callbacks=[cb for _, cb in recorders])
+    for pop, cfg, (pop_seen, _) in zip(pops, cfgs, recorders):
+        alone_seen, cb = _recorder()
+        _assert_same(pop, train(g, data, cfg, callback=cb), data)
+        _assert_same_losses(pop_seen, alone_seen)
 
 
 def test_configurations_that_cannot_share_train_alone_in_order(data):

@@ -12,8 +12,8 @@ price of one; each is still its own Optuna trial, reported, pruned (a pruned
 member leaves the population) and told on its own. A search of N trials so
 evaluates N / k topologies, each with k learning rates.
 
-Companions are made only where a population can form (a loss weighting
-other than GradNorm, and not a reference architecture). k comes from the worker's device
+Companions are made only where a population can form (every shipped loss
+weighting can; not a reference architecture). k comes from the worker's device
 (:func:`trial_population`), or from ``SearchConfig.population``; it never
 makes the study overshoot its number of trials.
 

@@ -41,9 +41,12 @@ uncertainty weighting, each member's ``s_t`` stacked and stepped with its
 weights), or a combination of the per-task gradients read from their inner
 products (:meth:`~sharesearch.weighting.LossWeighting.gram_combination`:
 PCGrad, every member's per-task gradients from one batched backward, each
-member projecting them in its own task orders; ``_gram_step.py``). GradNorm,
-which learns its weights from gradient norms on the last shared layer, trains
-one run at a time.
+member projecting them in its own task orders; ``_gram_step.py``), or learned
+weights balanced from per-task gradient norms
+(:meth:`~sharesearch.weighting.LossWeighting.stacked_balancer`: GradNorm,
+every member's logits stacked and stepped with its weights, each member with
+its own ``L_t(0)``). A weighting registered from outside that offers none of
+these trains one run at a time.
 :func:`train_population` groups the configurations itself and trains the rest
 one by one, so a caller can always hand it everything. Dropout (MMoE's expert
 dropout) draws differently from a separate run.
@@ -101,8 +104,9 @@ def _weighting(cfg: TrainConfig, names: Sequence[str], priorities: dict[str, flo
 def _population_key(cfg: TrainConfig) -> tuple:
     """What members of one population must share; ``(None, id)`` when ``cfg`` trains alone."""
     probe = _weighting(cfg, ["t"])
-    if probe.coefficients() is None and probe.stacked_objective() is None and probe.gram_combination() is None:
-        return (None, id(cfg))  # GradNorm: it balances gradient norms with learned weights
+    if (probe.coefficients() is None and probe.stacked_objective() is None and probe.gram_combination() is None
+            and probe.stacked_balancer([probe]) is None):
+        return (None, id(cfg))  # a method the population cannot take for every member at once
     d = {k: v for k, v in cfg.to_dict().items() if k not in MEMBER_FIELDS}
     d["optimizer"] = "sgd" if cfg.optimizer == "sgd" else "adam"  # adam with decay is AdamW, as make_optimizer
     return tuple(sorted((k, repr(v)) for k, v in d.items()))
@@ -296,14 +300,22 @@ class _Population:
         self.total = first.total_steps(len(self.members[0].batcher))
         self.sizes = self.members[0].batcher.epoch_sizes()  # one epoch's batch sizes: every member's alike
         self.epoch_losses = self.members[0].weighting.uses_epoch_losses  # DWA: every member's alike
+        name_of = {id(p): k for k, p in self.nets[0].named_parameters()}
         learned = [m.weighting.stacked_objective() for m in self.members]  # uncertainty weighting: values, objective
         self.objective = learned[0][1] if learned[0] is not None else None
-        # [P, T] the members' learned weighting values, trained with the network (train's one optimizer holds both)
-        self.values = torch.stack([v for v, _ in learned]).requires_grad_() if self.objective else None
+        # GradNorm: every member's logits and L_t(0) as one state, balanced from every member's gradient norms
+        self.balancer = self.members[0].weighting.stacked_balancer([m.weighting for m in self.members])
+        # [P, T] the members' learned weighting values (uncertainty's s_t, GradNorm's logits), trained with the
+        # network (train's one optimizer holds both)
+        if self.objective:
+            self.values = torch.stack([v for v, _ in learned]).requires_grad_()
+        else:
+            self.values = self.balancer.values.clone().requires_grad_() if self.balancer is not None else None
+        last = self.nets[0].last_shared_parameters()  # tasks -> the last shared layer a group is balanced on
+        self.groups = {tasks: [name_of[id(q)] for q in ps] for tasks, ps in last.items()}
         # PCGrad: each member combines its own per-task gradients (gram_step); the shared weights, in train's order
         self.gram = self.members[0].weighting.gram_combination() is not None
-        by_id = {id(p): k for k, p in self.nets[0].named_parameters()}
-        self.shared = list(dict.fromkeys(by_id[id(p)] for p in self.nets[0].shared_parameters() if p.requires_grad))
+        self.shared = list(dict.fromkeys(name_of[id(p)] for p in self.nets[0].shared_parameters() if p.requires_grad))
         prio = [self.members[0].weighting.priorities[t] for t in self.names]
         self.prio = None if all(v == 1.0 for v in prio) else torch.tensor(prio, device=self.device)  # [T]
         self.coef = self._coefficients()  # [P, T], or None beside an objective or a Gram combination
@@ -363,7 +375,7 @@ class _Population:
     def _coefficients(self) -> torch.Tensor | None:
         """``[P, T]`` each member's loss coefficients for its next steps (its weighting's, priorities included);
         ``None`` when the members' step is an objective of learned values instead (``self.objective``)."""
-        if self.objective is not None or self.gram:
+        if self.objective is not None or self.gram or self.balancer is not None:
             return None
         coef = [m.weighting.coefficients() for m in self.members]
         return torch.tensor([[c[t] for t in self.names] for c in coef], device=self.device)  # type: ignore[index]
@@ -401,6 +413,12 @@ class _Population:
                               self.prio, retain=self.step_module.penalty)
                     if self.step_module.penalty:
                         pen.sum().backward()
+                elif self.balancer is not None:  # GradNorm: each member's weights from its own gradient norms
+                    ok = ~torch.isnan(losses) if self.dense else ~torch.isnan(losses) & (batch.labelled > 0)  # [P, T]
+                    groups = {t: [self.params[k] for k in ks] for t, ks in self.groups.items()}
+                    coef = self.balancer.step(losses, ok, self.values, groups)  # [P, T]
+                    kept = torch.where(ok, losses, torch.zeros_like(losses))
+                    ((kept * coef.to(kept.dtype)).sum() + pen.sum()).backward()
                 elif self.objective is None:
                     kept = torch.where(torch.isnan(losses), torch.zeros_like(losses), losses)
                     ((kept * self.coef).sum() + pen.sum()).backward()
@@ -487,6 +505,8 @@ class _Population:
         self.buffers = {k: v[rows] for k, v in self.buffers.items()}
         if self.values is not None:
             self.values = self.values.detach()[rows].requires_grad_()
+        if self.balancer is not None:
+            self.balancer.keep(rows)
         self.opt.keep(rows, self._trained())
         self.window.keep(rows)
         for new, m in enumerate(stay):

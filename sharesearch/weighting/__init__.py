@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 
 from .. import names
 from ..errors import SharesearchError
-from ._base import LossWeighting, StackedLosses
+from ._base import LossWeighting, StackedBalancer, StackedLosses
 from .dwa import DWA
 from .equal import EqualWeighting
 from .gradnorm import GradNorm
@@ -34,6 +34,7 @@ from .uncertainty import UncertaintyWeighting
 
 __all__ = [
     "LossWeighting",
+    "StackedBalancer",
     "StackedLosses",
     "EqualWeighting",
     "UncertaintyWeighting",

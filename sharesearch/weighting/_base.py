@@ -35,7 +35,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-__all__ = ["LossWeighting", "Present", "StackedLosses"]
+__all__ = ["LossWeighting", "Present", "StackedBalancer", "StackedLosses"]
 
 #: task -> labelled examples in the batch (an int or a 0-dim tensor on the loss's device), or all of them as one
 #: ``[len(losses)]`` tensor in the order of the losses' keys (what the trainer has in hand: no per-task split)
@@ -107,6 +107,26 @@ class StackedLosses(Mapping):
 
     def __len__(self) -> int:
         return len(self.names)
+
+
+class StackedBalancer(ABC):
+    """A weighting's state for every member of a population at once, for a method that learns per-task values
+    from per-task gradients (GradNorm): the population trains ``values`` as one ``[M, T]`` tensor with the
+    network's weights, as a separate run's one optimizer trains them."""
+
+    values: Tensor  # [M, T] the members' learned values at the start
+
+    @abstractmethod
+    def step(self, losses: Tensor, ok: Tensor, values: Tensor, groups: Groups) -> Tensor:
+        """Write ``values.grad`` from one batch and return ``[M, T]`` the coefficients of the losses (detached).
+
+        ``losses [M, T]`` every member's task losses (one graph through the stacked weights), ``ok [M, T]``
+        a member's task is labelled in its batch, ``values`` the ``[M, T]`` leaf the population trains,
+        ``groups`` tasks -> the stacked ``[M, ...]`` last-shared-layer tensors (:meth:`LossWeighting.backward`).
+        """
+
+    def keep(self, rows: Tensor) -> None:
+        """Keep only the members ``rows`` (the others left the population)."""
 
 
 class LossWeighting(ABC):
@@ -232,6 +252,12 @@ class LossWeighting(ABC):
         (uncertainty weighting): ``(values [T], f)``, with ``f(kept [..., T], ok [..., T], values [..., T])`` that
         objective over the last dim (``kept`` 0 where ``ok`` is False). A population stacks the members' values
         and trains them with the network. ``None`` otherwise."""
+        return None
+
+    def stacked_balancer(self, members: Sequence["LossWeighting"]) -> StackedBalancer | None:
+        """``members`` (this method's instances, one per member of a population, this one first) as one
+        :class:`StackedBalancer`, for a method that learns its weights from per-task gradients (GradNorm);
+        ``None`` otherwise."""
         return None
 
     def gram_combination(self) -> Callable[[Tensor], Tensor] | None:

@@ -52,7 +52,8 @@ from torch import Tensor
 
 from dataclasses import dataclass
 
-from ._base import Counts, Groups, LossWeighting, Present, _backward_weighted, _non_negative, _task_grads, _unique_params
+from ._base import (Counts, Groups, LossWeighting, Present, StackedBalancer, _backward_weighted, _non_negative,
+                    _task_grads, _unique_params)
 
 __all__ = ["GradNorm"]
 
@@ -162,11 +163,19 @@ class GradNorm(LossWeighting):
         self._balanced = tuple(any(t in g for g, _ in pairs) for t in self.task_names)
         mask, soft, w_all = self._softmax()  # [T] each, no graph: the logits' gradient is written below
         plan = self._plan(batch, pairs, w_all.device)
-        ratio = self._ratio(batch, plan, w_all)  # [P] L_t / L_t(0)
+        initial, ratio = _inverse_rates(batch.stacked.detach()[None], batch.ok[None], self._initial.to(w_all)[None],
+                                        plan.pos)  # [1, T], [1, P] L_t / L_t(0)
+        self._initial = initial[0]
         if plan.valid:
-            u = self._weight_grad(batch, pairs, plan, w_all, ratio)  # [T] dL_grad / dw
-            gout = torch.where(mask, u, 0.0) * sum(self._balanced)  # [T] through w = n softmax(l) on the mask
-            grad = soft * (gout - (gout * soft).sum())  # [T] the softmax's backward
+            params = _unique_params([q for i in plan.valid for q in pairs[i][1]])
+            stacked, lab, rows = batch.stacked, batch.ok, ratio[0]  # [P] unmasked, [P] bool, [P]
+            if plan.rows is not None:
+                stacked, lab, rows = stacked[plan.rows], lab[plan.rows], rows[plan.rows]  # [N]
+            grads = _task_grads(stacked, params, lab)  # per param [N, *shape], last shared layers only
+            n_rows = stacked.shape[0]
+            sq = torch.stack([g.reshape(n_rows, 1, -1).pow(2).sum(dim=2) for g in grads]).to(w_all)  # [Q, N, 1]
+            grad = _logit_grad(self.alpha, plan, sq, lab[None], rows[None], w_all[None], soft[None], mask,
+                               sum(self._balanced))[0]  # [T]
             if self.logits.grad is None:
                 self.logits.grad = grad
             else:
@@ -176,6 +185,13 @@ class GradNorm(LossWeighting):
         coef = coef if prio is None else coef * prio
         _backward_weighted(batch.kept, coef.to(batch.kept.dtype))
         return dict(zip(batch.names, coef.tolist()))
+
+    def stacked_balancer(self, members: Sequence[LossWeighting]) -> "_Stacked":
+        """Every member's weights and ``L_t(0)`` as one population's state (:class:`_Stacked`)."""
+        bad = [m for m in members if not isinstance(m, GradNorm)]
+        if bad:
+            raise TypeError(f"a GradNorm population stacks GradNorm members only, got {bad[0]!r}")
+        return _Stacked(self, members)  # type: ignore[arg-type]
 
     def _groups(self, groups: Groups | None, shared_params: Sequence[Tensor]) -> list[tuple[tuple[str, ...], list[Tensor]]]:
         """The (tasks, last-shared-layer parameters) pairs to balance, each with >= 2 tasks."""
@@ -224,36 +240,99 @@ class GradNorm(LossWeighting):
                      pos=None if full else torch.tensor([self._index[t] for t in names], device=device),
                      members=members, param_of=param_of)
 
-    def _ratio(self, batch: Present, plan: _Plan, w_all: Tensor) -> Tensor:
-        """``[P]`` the inverse training rates' numerators ``L_t / L_t(0)``, recording ``L_t(0)`` on first sight."""
-        value = batch.stacked.detach().to(w_all)  # [P], used only where labelled
-        init = self._initial.to(w_all)  # [T]
-        known = init if plan.pos is None else init[plan.pos]  # [P]
-        known = torch.where(batch.ok & torch.isnan(known), value.clamp_min(1e-12), known)  # [P]
-        self._initial = known if plan.pos is None else init.index_copy(0, plan.pos, known)
-        return torch.where(batch.ok, value / torch.where(torch.isnan(known), 1.0, known), 1.0)
 
-    def _weight_grad(self, batch: Present, pairs: list[tuple[tuple[str, ...], list[Tensor]]], plan: _Plan,
-                     w_all: Tensor, ratio: Tensor) -> Tensor:
-        """``[T]`` the gradient of ``sum_g sum_{t in g} |G_t - target_t|`` (Eq. 2 per group) on the weights ``w``.
+def _inverse_rates(value: Tensor, ok: Tensor, initial: Tensor, pos: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``L_t / L_t(0)`` of every member, recording ``L_t(0)`` on a task's first labelled batch.
 
-        All groups at once as ``[G, N]`` matrices (one row per valid group, one
-        column per grouped task); ``target`` is a constant, so
-        ``d/dw_t = sum_g [t takes part in g] sign(G_t - target_t) ||grad_{W_g} L_t||``.
-        """
-        params = _unique_params([q for i in plan.valid for q in pairs[i][1]])
-        stacked, lab = batch.stacked, batch.ok  # [P] unmasked, [P] bool
-        if plan.rows is not None:
-            stacked, lab, ratio = stacked[plan.rows], lab[plan.rows], ratio[plan.rows]  # [N]
-        n_rows = stacked.shape[0]
-        grads = _task_grads(stacked, params, lab)  # per param [N, *shape], last shared layers only
-        sq = torch.stack([g.reshape(n_rows, -1).pow(2).sum(dim=1) for g in grads]).to(w_all)  # [Q, N]
-        norms = (plan.param_of @ sq).sqrt()  # [G, N] ||grad_{W_g} L_t||
-        ok = plan.members & lab & (norms > 0)  # [G, N] takes part in group g's balancing
-        n = ok.sum(dim=1, keepdim=True).clamp_min(1)  # [G, 1]
-        g = w_all[plan.tidx] * norms  # [G, N] G_t
-        g_bar = torch.where(ok, g, 0.0).sum(dim=1, keepdim=True) / n  # [G, 1]
-        r_bar = torch.where(ok, ratio, 0.0).sum(dim=1, keepdim=True) / n  # [G, 1]
-        target = g_bar * (ratio / torch.where(r_bar > 0, r_bar, 1.0)) ** self.alpha  # [G, N]
-        u = torch.where(ok, torch.sign(g - target) * norms, 0.0).sum(dim=0)  # [N] dL_grad / dw of each row
-        return torch.zeros_like(w_all).index_add_(0, plan.tidx, u)  # [T]
+    ``value [M, P]`` the given losses (used only where ``ok [M, P]``), ``initial [M, T]`` (NaN: not seen
+    labelled yet), ``pos [P]`` each given loss's task index (None: all tasks, in order). Returns the new
+    ``initial [M, T]`` and the ratios ``[M, P]`` (1 where not labelled). ``M`` is 1 for a run, the members
+    of a population otherwise.
+    """
+    known = initial if pos is None else initial[:, pos]  # [M, P]
+    known = torch.where(ok & torch.isnan(known), value.to(known).clamp_min(1e-12), known)  # [M, P]
+    initial = known if pos is None else initial.index_copy(1, pos, known)
+    return initial, torch.where(ok, value.to(known) / torch.where(torch.isnan(known), 1.0, known), 1.0)
+
+
+def _logit_grad(alpha: float, plan: _Plan, sq: Tensor, lab: Tensor, ratio: Tensor, w_all: Tensor, soft: Tensor,
+                mask: Tensor, n_balanced: int) -> Tensor:
+    """``[M, T]`` the gradient of ``sum_g sum_{t in g} |G_t - target_t|`` (Eq. 2 per group) on every member's logits.
+
+    ``sq [Q, N, M]``: each grouped task's squared gradient norm on each last-shared-layer tensor ``q``;
+    ``lab``, ``ratio`` ``[M, N]`` (labelled, ``L_t / L_t(0)``) of the grouped tasks; ``w_all``, ``soft``
+    ``[M, T]`` the weights and the softmax, ``mask [T]`` the ``n_balanced`` balanced tasks. All groups at once as
+    ``[G, N, M]`` arrays; ``target`` is a constant, so
+    ``d/dw_t = sum_g [t takes part in g] sign(G_t - target_t) ||grad_{W_g} L_t||``, taken through
+    ``w = n softmax(l)`` on the mask.
+    """
+    norms = torch.einsum("gq,qnm->gnm", plan.param_of, sq).sqrt()  # [G, N, M] ||grad_{W_g} L_t||
+    ok = plan.members[:, :, None] & lab.t()[None] & (norms > 0)  # [G, N, M] takes part in group g's balancing
+    n = ok.sum(dim=1, keepdim=True).clamp_min(1)  # [G, 1, M]
+    g = w_all[:, plan.tidx].t()[None] * norms  # [G, N, M] G_t
+    g_bar = torch.where(ok, g, 0.0).sum(dim=1, keepdim=True) / n  # [G, 1, M]
+    r = ratio.t()[None]  # [1, N, M]
+    r_bar = torch.where(ok, r, 0.0).sum(dim=1, keepdim=True) / n  # [G, 1, M]
+    target = g_bar * (r / torch.where(r_bar > 0, r_bar, 1.0)) ** alpha  # [G, N, M]
+    u = torch.where(ok, torch.sign(g - target) * norms, 0.0).sum(dim=0)  # [N, M] dL_grad / dw of each row
+    du = torch.zeros_like(w_all).index_add_(1, plan.tidx, u.t())  # [M, T]
+    gout = torch.where(mask, du, 0.0) * n_balanced  # [M, T] through w = n softmax(l) on the mask
+    return soft * (gout - (gout * soft).sum(dim=1, keepdim=True))  # [M, T] the softmax's backward
+
+
+class _Stacked(StackedBalancer):
+    """GradNorm for the ``M`` members of a population: each its own logits and ``L_t(0)``, balanced at once.
+
+    The same steps as :meth:`GradNorm.backward` with a leading member axis: every member's per-task gradients on
+    the stacked last shared layers come from one batched backward over the grouped tasks (the members are slices
+    of the stacked weights, so the gradient of ``sum_m L[m, t]`` holds each member's own), then
+    :func:`_inverse_rates` and :func:`_logit_grad` run on ``[M, ...]`` arrays.
+    """
+
+    def __init__(self, first: GradNorm, members: Sequence[GradNorm]) -> None:
+        if len(members) < 1 or members[0] is not first or any(m.alpha != first.alpha for m in members):
+            raise ValueError("stacked_balancer takes GradNorm instances of one alpha, the caller first")
+        self.first = first
+        self.values = torch.stack([m.logits.detach() for m in members])  # [M, T]
+        self.initial = torch.stack([m._initial for m in members])  # [M, T] L_t(0), NaN until labelled
+        self._plan: tuple[tuple[int, ...], _Plan] | None = None  # (the stacked tensors' ids, their plan)
+
+    def step(self, losses: Tensor, ok: Tensor, values: Tensor, groups: Groups) -> Tensor:
+        first = self.first
+        pairs = first._groups(groups, [])
+        if not pairs:
+            if not first._warned:
+                warnings.warn("GradNorm got no shared parameters: nothing to balance, using equal weighting",
+                              RuntimeWarning, stacklevel=2)
+                first._warned = True
+            prio = first._coefficients(first.task_names, losses)
+            return torch.ones_like(losses) if prio is None else prio.expand_as(losses)
+        first._balanced = tuple(any(t in g for g, _ in pairs) for t in first.task_names)
+        mask = torch.tensor(first._balanced, device=values.device)  # [T] bool
+        soft = torch.softmax(values.detach().masked_fill(~mask, -math.inf), dim=1)  # [M, T], 0 off the mask
+        w_all = torch.where(mask, sum(first._balanced) * soft, torch.ones_like(soft))  # [M, T]
+        key = tuple(id(q) for _, ps in pairs for q in ps)  # the stacked tensors change when members leave
+        if self._plan is None or self._plan[0] != key:
+            live = (True,) * len(first.task_names)
+            self._plan = (key, first._build_plan(first.task_names, live, pairs, values.device))
+        plan = self._plan[1]
+        self.initial, ratio = _inverse_rates(losses.detach(), ok, self.initial.to(w_all), plan.pos)  # [M, T] both
+        if plan.valid:
+            params = _unique_params([q for i in plan.valid for q in pairs[i][1]])  # [M, *shape] each
+            stacked, lab = losses, ok  # [M, T]
+            if plan.rows is not None:
+                stacked, lab, ratio = stacked[:, plan.rows], lab[:, plan.rows], ratio[:, plan.rows]  # [M, N]
+            n_members, n_rows = stacked.shape
+            eye = torch.eye(n_rows, dtype=stacked.dtype, device=stacked.device)  # [N, N]
+            cot = eye[:, None, :] * lab.t()[:, :, None].to(stacked.dtype)  # [N, M, N] row n's cotangent, 0 unlabelled
+            grads = torch.autograd.grad(stacked, params, cot, retain_graph=True, allow_unused=True,
+                                        is_grads_batched=True)  # per param [N, M, *shape]
+            sq = torch.stack([torch.zeros(n_rows, n_members, device=stacked.device) if g is None
+                              else g.reshape(n_rows, n_members, -1).pow(2).sum(dim=2) for g in grads]).to(w_all)
+            grad = _logit_grad(first.alpha, plan, sq, lab, ratio, w_all, soft, mask, sum(first._balanced))  # [M, T]
+            values.grad = grad if values.grad is None else values.grad + grad
+        prio = first._coefficients(first.task_names, w_all)
+        return w_all if prio is None else w_all * prio  # [M, T]
+
+    def keep(self, rows: Tensor) -> None:
+        self.initial = self.initial[rows]
