@@ -3,7 +3,8 @@
 1. k = 8 seeds of one shared-bottom graph (6 tasks, MLP width 64, then 256) as
    one population (``train_population``) against 8 separate ``train`` runs with
    the same configurations; five rounds of each, in turn, and their medians;
-   then the same at width 64 under DWA, uncertainty and PCGrad loss weighting.
+   then the same at width 64 under DWA, uncertainty, PCGrad and GradNorm loss
+   weighting.
    Goal on 2 CPU cores: population / sequential <= 0.35 at width 64 (printed
    as sequential / population >= 2.86x).
 2. The sweep behind the population size rule: time per member for P = 1, 2,
@@ -102,7 +103,7 @@ def main(quick: bool = False, device: str = "cpu", with_sweep: bool = False, wit
     lines = [seeds_vs_sequential(64, quick, device)]
     if not quick:
         lines.append(seeds_vs_sequential(256, quick, device))
-    for weighting in ("dwa", "uncertainty", "pcgrad"):  # their seeds train as one population too
+    for weighting in ("dwa", "uncertainty", "pcgrad", "gradnorm"):  # their seeds train as one population too
         lines.append(seeds_vs_sequential(64, quick, device, weighting=weighting))
     if with_sweep:
         lines += sweep(quick, device)
