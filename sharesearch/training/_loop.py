@@ -285,6 +285,7 @@ class _Selection:
         self.history.append(primary)
         self.history_steps.append(step)
         improved = False
+        params: dict[str, torch.Tensor] | None = None  # the model's parameters by name, read once an evaluation
         for s, c in zip(self.specs, self.cols):
             t, new, old = s.name, primary[s.name], self.best[s.name]
             if not _better(self.direction[t], new, old):
@@ -293,7 +294,7 @@ class _Selection:
             self.best[t], self.metrics[t] = new, _all_metrics(s, out[t], y[:, c], new)
             self.best_eval[t], self.best_epoch[t], self.best_step[t] = len(self.history) - 1, epoch, step
             if self.keep is not None:
-                params = dict(model.named_parameters())
+                params = dict(model.named_parameters()) if params is None else params
                 self.state[t] = {k: params[k].detach().clone() for k in self.keep[t]}
         self.stale = 0 if improved else self.stale + 1
         if self.joint_score is not None:
