@@ -250,31 +250,43 @@ class TaskLosses:
 
     def __call__(self, out: "dict[str, torch.Tensor]", y: torch.Tensor, dense: bool = False,
                  weights: torch.Tensor | None = None) -> torch.Tensor:
-        """``out`` ``{task: [B, out_dim]}``, labels ``y [B, T_data]`` (NaN: missing), sample weights ``[B]`` or
-        None -> ``[T]`` the losses in the order of ``specs`` (``dense`` as in :func:`task_loss`)."""
+        """``out`` ``{task: [*M, B, out_dim]}``, labels ``y [*M, B, T_data]`` (NaN: missing), sample weights
+        ``[*M, B]`` or None -> ``[*M, T]`` the losses in the order of ``specs`` (``dense`` as in
+        :func:`task_loss`). ``M`` is any number of leading axes (a population's members: ``[P]``); each slice
+        gets the losses it would get alone."""
         parts = []
         if self._scalar:
             block_cols, order = self._indices(y.device)
-            o = torch.stack([out[self.names[i]][:, 0] for i in self._scalar]).float()  # [S, B]
-            t = y.t().index_select(0, block_cols).float()  # [S, B], contiguous
+            o = torch.stack([out[self.names[i]][..., 0] for i in self._scalar], dim=-2).float()  # [*M, S, B]
+            t = y.transpose(-1, -2).index_select(-2, block_cols).float()  # [*M, S, B], contiguous
             if dense and weights is None:
-                parts.append(self._per_row(o, t).mean(dim=1))  # [S]
+                parts.append(self._per_row(o, t).mean(dim=-1))  # [*M, S]
             else:
-                mask = ~torch.isnan(t)  # [S, B]
-                parts.append(_masked_mean(self._per_row(o, torch.where(mask, t, 0.0)), mask, weights))  # [S]
+                mask = ~torch.isnan(t)  # [*M, S, B]
+                w = None if weights is None else weights.unsqueeze(-2)  # [*M, 1, B]
+                parts.append(_masked_mean(self._per_row(o, torch.where(mask, t, 0.0)), mask, w))  # [*M, S]
         for i in self._multi:
-            parts.append(task_loss(self.specs[i], out[self.names[i]], y[:, self.cols[i]], dense, weights)[None])
-        stacked = parts[0] if len(parts) == 1 else torch.cat(parts)  # [T] in block order
-        return stacked if self._in_order else stacked.index_select(0, self._indices(y.device)[1])  # [T]
+            o, t = out[self.names[i]], y[..., self.cols[i]]  # [*M, B, C], [*M, B]
+            if o.dim() == 2:
+                parts.append(task_loss(self.specs[i], o, t, dense, weights)[None])  # [1]
+            else:  # one slice at a time: cross-entropy takes its classes on dim 1
+                lead = o.shape[:-2]
+                o, t = o.reshape(-1, *o.shape[-2:]), t.reshape(-1, t.shape[-1])  # [M, B, C], [M, B]
+                ws = [None] * o.shape[0] if weights is None else weights.reshape(-1, weights.shape[-1])
+                per = torch.stack([task_loss(self.specs[i], a, b, dense, c) for a, b, c in zip(o, t, ws)])  # [M]
+                parts.append(per.view(*lead, 1))  # [*M, 1]
+        stacked = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # [*M, T] in block order
+        return stacked if self._in_order else stacked.index_select(-1, self._indices(y.device)[1])  # [*M, T]
 
     def _per_row(self, o: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """``[S, B]`` elementwise losses: binary cross-entropy on the first rows, squared error on the rest."""
+        """``[*M, S, B]`` elementwise losses: binary cross-entropy on the first rows, squared error on the rest."""
         nb = self._n_binary
-        if nb == o.shape[0]:
+        if nb == o.shape[-2]:
             return F.binary_cross_entropy_with_logits(o, t, reduction="none")
         if nb == 0:
             return (o - t) ** 2
-        return torch.cat([F.binary_cross_entropy_with_logits(o[:nb], t[:nb], reduction="none"), (o[nb:] - t[nb:]) ** 2])
+        return torch.cat([F.binary_cross_entropy_with_logits(o[..., :nb, :], t[..., :nb, :], reduction="none"),
+                          (o[..., nb:, :] - t[..., nb:, :]) ** 2], dim=-2)
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:

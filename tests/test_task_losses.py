@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
-from torch.func import vmap
 
 from sharesearch.tasks import TaskLosses, TaskSpec, task_loss
 
@@ -58,14 +57,27 @@ def test_a_task_with_no_label_in_the_batch_has_loss_zero_with_a_graph():
     assert losses[0].item() > 0 and losses[2].item() > 0
 
 
-def test_runs_under_vmap_over_members_as_a_population_step_does():
-    specs, cols, _, y, w = _batch("rbmr", 16, 0.3, 1)
-    losses_of = TaskLosses(specs, cols)
-    g = torch.Generator().manual_seed(2)
-    outs = {s.name: torch.randn(3, 16, s.out_dim, generator=g) for s in specs}  # [P=3, B, out_dim]
-    got = vmap(lambda o: losses_of(o, y, False, w))(outs)  # [P, T]
-    for p in range(3):
-        torch.testing.assert_close(got[p], _by_task(specs, cols, {t: o[p] for t, o in outs.items()}, y, False, w))
+@settings(max_examples=40, deadline=None)
+@given(kinds=st.text(alphabet="brm", min_size=1, max_size=5), lead=st.sampled_from([(3,), (2, 2)]),
+       rows=st.integers(1, 20), missing=st.sampled_from([0.0, 0.5]), weighted=st.booleans(), seed=st.integers(0, 999))
+def test_leading_axes_are_members_each_slice_losing_what_it_loses_alone(kinds, lead, rows, missing, weighted, seed):
+    # a population computes every member's losses at once: out [*M, B, od], y [*M, B, T_data], w [*M, B]
+    batches = [_batch(kinds, rows, missing, seed + i) for i in range(int(torch.Size(lead).numel()))]
+    specs, cols = batches[0][:2]
+    out = {s.name: torch.stack([b[2][s.name] for b in batches]).view(*lead, rows, s.out_dim) for s in specs}
+    y = torch.stack([b[3] for b in batches]).view(*lead, rows, -1)
+    w = torch.stack([b[4] for b in batches]).view(*lead, rows) if weighted else None
+    dense = missing == 0.0 and not weighted
+    got = TaskLosses(specs, cols)(out, y, dense, w)  # [*M, T]
+    assert got.shape == (*lead, len(specs))
+    flat = got.reshape(-1, len(specs))
+    for i, (_, _, o, yi, wi) in enumerate(batches):
+        want = _by_task(specs, cols, o, yi, dense, wi if weighted else None)
+        torch.testing.assert_close(flat[i], want, rtol=1e-6, atol=1e-7)
+        leaves = list(o.values())  # each slice's gradient is its own loss's
+        for a, b in zip(torch.autograd.grad(flat[i].sum(), leaves, retain_graph=True),
+                        torch.autograd.grad(want.sum(), leaves)):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_a_mismatch_of_tasks_and_columns_is_refused():

@@ -7,9 +7,10 @@ members (one :func:`~sharesearch.network.compile_graph` each, with the
 member's own seed, so each starts where its separate run starts), stacks
 their weights into tensors ``[P, *shape]`` (:func:`torch.func.stack_module_state`)
 and runs the network once per step under :func:`torch.func.vmap`: the member
-axis is one more batch dimension of every matmul, convolution and loss. One
-backward and one :class:`~sharesearch.training._member_optim.MemberOptimizer`
-step update every member.
+axis is one more batch dimension of every matmul and convolution. The task
+losses take it as a leading axis, outside ``vmap`` (:class:`~sharesearch.tasks.TaskLosses`).
+One backward and one :class:`~sharesearch.training._member_optim.MemberOptimizer`
+step update every member; the optimizer holds every weight in one buffer.
 
 Each member keeps everything a separate run has: its own batches (a batcher
 seeded by its seed), learning rate and schedule, weight decay, per-task model
@@ -77,7 +78,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..data import IndexBatcher, MultiTaskData
 from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
-from ..tasks import TaskLosses, TaskSpec
+from ..tasks import TaskLosses
 from ..weighting import LossWeighting, make_weighting
 from ._config import ConfigError, TrainConfig
 from ._epoch import BLOCK_ROWS, epoch_batches
@@ -218,21 +219,16 @@ def _train_alone(graph: SharingGraph, data: MultiTaskData, cfg: TrainConfig, cb:
 
 
 class _StepModule(nn.Module):
-    """One member's training step as a module, so that :func:`functional_call` can swap its weights."""
+    """One member's forward pass as a module, so that :func:`functional_call` can swap its weights."""
 
-    def __init__(self, net: MultiTaskNet, specs: Sequence[TaskSpec], cols: Sequence[int], dense: bool,
-                 penalty: bool) -> None:
+    def __init__(self, net: MultiTaskNet, names: Sequence[str], penalty: bool) -> None:
         super().__init__()
-        self.net, self.dense, self.penalty = net, dense, penalty
-        self.names = [s.name for s in specs]
-        self.losses_of = TaskLosses(specs, cols)  # [T] every task's loss of a batch, in a few ops
+        self.net, self.names, self.penalty = net, list(names), penalty
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor,
-                w: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         out = self.net(x, tasks=self.names)  # {task: [B, out_dim]}
-        losses = self.losses_of(out, y, self.dense, w)  # [T]
-        pen = self.net.penalty() if self.penalty else losses.new_zeros(())
-        return losses, pen
+        pen = self.net.penalty() if self.penalty else x.new_zeros(())
+        return out, pen
 
 
 class _MemberView:
@@ -283,8 +279,8 @@ class _Population:
         params, buffers = stack_module_state(self.nets)  # name -> [P, *shape]
         self.params, self.buffers = dict(params), dict(buffers)
         self.dense = not bool(torch.isnan(self.data.y[self.data.indices("train")][:, self.cols]).any())
-        self.step_module = _StepModule(self.nets[0], self.specs, self.cols, self.dense,
-                                       any(True for _ in graph.soft_edges("l2")))
+        self.step_module = _StepModule(self.nets[0], self.names, any(True for _ in graph.soft_edges("l2")))
+        self.losses_of = TaskLosses(self.specs, self.cols)  # [P, T] every member's task losses, in a few ops
         keep = None
         if keep_model:
             owned = {t: {id(q) for q in self.nets[0].task_parameters(t)} for t in self.names}
@@ -324,6 +320,7 @@ class _Population:
             m.sched = LrSchedule(m.stand_in, m.config, self.total)
         self.opt = MemberOptimizer(self._trained(), first.optimizer, [m.sched.lr for m in self.members],
                                    [c.weight_decay for c in configs])
+        self._take_leaves()  # the optimizer's views of its one buffer are the weights trained from here on
         self.dynamic_lr = any(c.lr_schedule == "cosine" or c.warmup_steps > 0 for c in configs)
         self.done: list[_Member] = []
         self.window = LossWindow((len(configs), len(self.names)), self.device)  # [P, T] losses since an evaluation
@@ -333,15 +330,15 @@ class _Population:
                 wb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``xb [P, B, *in]``, ``yb [P, B, T_data]``, sample weights ``wb [P, B]`` or None
         -> per-member task losses ``[P, T]`` and penalties ``[P]``."""
-        named = {f"net.{k}": v for k, v in self.params.items()}
-        bufs = {f"net.{k}": v for k, v in self.buffers.items()}
-        batch = (xb, yb) if wb is None else (xb, yb, wb)
+        named, bufs = self.step_state
 
-        def one(p, b, *args):  # a compiled network ties no weights: skip functional_call's search for ties (~5%)
-            return functional_call(self.step_module, (p, b), args, tie_weights=False)
+        def one(p, b, x):  # a compiled network ties no weights: skip functional_call's search for ties (~5%)
+            return functional_call(self.step_module, (p, b), (x,), tie_weights=False)
 
         with _autocast(self.device, self.cfg.amp):
-            return vmap(one, randomness="different")(named, bufs, *batch)
+            out, pen = vmap(one, randomness="different")(named, bufs, xb)  # {task: [P, B, out_dim]}, [P]
+            # the losses outside vmap: the member axis is a leading axis TaskLosses takes as it is
+            return self.losses_of(out, yb, self.dense, wb), pen  # [P, T], [P]
 
     @torch.no_grad()
     def _evaluate(self) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[dict[str, float]]]:
@@ -367,6 +364,16 @@ class _Population:
         losses = torch.stack([split_losses(self.specs, self.cols, {t: o[mem.slot] for t, o in out.items()}, y, w)
                               for mem in self.members]).tolist()  # [P][T], one device sync
         return out, y, [dict(zip(names, row)) for row in losses]
+
+    def _take_leaves(self) -> None:
+        """The stacked weights (and learned values) as the optimizer's leaves, in :meth:`_trained`'s order."""
+        leaves = self.opt.params
+        self.params = dict(zip(self.params, leaves))
+        if self.values is not None:
+            self.values = leaves[-1]
+        # the weights and buffers by the step module's names, for functional_call
+        self.step_state = ({f"net.{k}": v for k, v in self.params.items()},
+                           {f"net.{k}": v for k, v in self.buffers.items()})
 
     def _trained(self) -> list[torch.Tensor]:
         """What the optimizer steps: the stacked network weights, and the weighting's learned values if any."""
@@ -501,13 +508,11 @@ class _Population:
             self.done.append(m)
         stay = [m for m in self.members if m.slot not in leaving]
         rows = torch.tensor([m.slot for m in stay], dtype=torch.long, device=self.device)
-        self.params = {k: v.detach()[rows].requires_grad_() for k, v in self.params.items()}
         self.buffers = {k: v[rows] for k, v in self.buffers.items()}
-        if self.values is not None:
-            self.values = self.values.detach()[rows].requires_grad_()
         if self.balancer is not None:
             self.balancer.keep(rows)
-        self.opt.keep(rows, self._trained())
+        self.opt.keep(rows)
+        self._take_leaves()
         self.window.keep(rows)
         for new, m in enumerate(stay):
             m.slot = new
