@@ -257,7 +257,7 @@ class TaskLosses:
         parts = []
         if self._scalar:
             block_cols, order = self._indices(y.device)
-            o = torch.stack([out[self.names[i]][..., 0] for i in self._scalar], dim=-2).float()  # [*M, S, B]
+            o = torch.stack([out[self.names[i]].select(-1, 0) for i in self._scalar], dim=-2).float()  # [*M, S, B]
             t = y.transpose(-1, -2).index_select(-2, block_cols).float()  # [*M, S, B], contiguous
             if dense and weights is None:
                 parts.append(self._per_row(o, t).mean(dim=-1))  # [*M, S]
@@ -285,8 +285,9 @@ class TaskLosses:
             return F.binary_cross_entropy_with_logits(o, t, reduction="none")
         if nb == 0:
             return (o - t) ** 2
-        return torch.cat([F.binary_cross_entropy_with_logits(o[..., :nb, :], t[..., :nb, :], reduction="none"),
-                          (o[..., nb:, :] - t[..., nb:, :]) ** 2], dim=-2)
+        rest = o.shape[-2] - nb
+        return torch.cat([F.binary_cross_entropy_with_logits(o.narrow(-2, 0, nb), t.narrow(-2, 0, nb), reduction="none"),
+                          (o.narrow(-2, nb, rest) - t.narrow(-2, nb, rest)) ** 2], dim=-2)
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float:
