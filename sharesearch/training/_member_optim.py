@@ -108,8 +108,10 @@ class MemberOptimizer:
     def step(self) -> None:
         """One update of every member from the gradients in ``.grad``.
 
-        When every weight has a gradient the update runs on the flat buffer, the
-        gradients gathered into one ``[P, N]`` tensor; otherwise only the weights
+        When every weight has a gradient and all have taken as many steps (a
+        network whose every weight is in every step's graph) the update runs on
+        the flat buffer, the gradients gathered into one ``[P, N]`` tensor;
+        otherwise only the weights
         with one are updated, as ``torch.optim`` skips a weight without a
         gradient, over views of the buffer (``torch._foreach_*``, what
         ``torch.optim``'s ``foreach`` implementations use). Both apply the same
@@ -126,7 +128,8 @@ class MemberOptimizer:
             state, ks = [[s] for s in self.state], [self.counts[0]]
         else:
             ps, gs = [self.params[i] for i in live], [self.params[i].grad for i in live]
-            state, ks = [[self._views(s)[i] for i in live] for s in self.state], [self.counts[i] for i in live]
+            views = [self._views(s) for s in self.state]
+            state, ks = [[v[i] for i in live] for v in views], [self.counts[i] for i in live]
         if self.kind == "sgd":
             return self._sgd(live, ps, gs, state[0])
         b1, b2 = BETAS
