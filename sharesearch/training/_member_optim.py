@@ -110,12 +110,12 @@ class MemberOptimizer:
 
         When every weight has a gradient and all have taken as many steps (a
         network whose every weight is in every step's graph) the update runs on
-        the flat buffer, the gradients gathered into one ``[P, N]`` tensor;
-        otherwise only the weights
-        with one are updated, as ``torch.optim`` skips a weight without a
-        gradient, over views of the buffer (``torch._foreach_*``, what
-        ``torch.optim``'s ``foreach`` implementations use). Both apply the same
-        elementwise operations in the same order, so their values agree.
+        the flat buffer, the gradients gathered into one ``[P, N]`` tensor.
+        Otherwise only the weights with one are updated, as ``torch.optim``
+        skips a weight without a gradient, over views of the buffer
+        (``torch._foreach_*``, what ``torch.optim``'s ``foreach``
+        implementations use). Both apply the same elementwise operations in the
+        same order, so their values agree.
         """
         live = [i for i, p in enumerate(self.params) if p.grad is not None]
         if not live:
