@@ -127,6 +127,32 @@ def test_four_workers_one_killed_reach_exactly_n_and_never_train_a_candidate_twi
     assert all(after[k] == v for k, v in done_before.items())  # nothing completed was lost
 
 
+_ASKER = """
+import sys
+import optuna
+from sharesearch.search import open_storage
+from sharesearch.search._study import ask
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+study = optuna.load_study(study_name="queue", storage=open_storage(sys.argv[1], must_exist=True))
+print(" ".join(str(ask(study).number) for _ in range(int(sys.argv[2]))))
+"""
+
+
+def test_workers_asking_at_once_never_take_the_same_enqueued_trial(url):
+    # Optuna's ask reads a WAITING trial and then marks it RUNNING; on an SQLite file two processes could both
+    # take it (4 x 25 asks of 100 enqueued trials got 85-93 distinct ones): the ask now holds a local lock
+    name = f"queue-{uuid.uuid4().hex[:8]}" if url.startswith("postgresql") else "queue"
+    study = optuna.create_study(study_name=name, storage=open_storage(url))
+    for i in range(80):
+        study.enqueue_trial({"x": i}, skip_if_exists=False)
+    script = _ASKER.replace('study_name="queue"', f"study_name={name!r}")
+    procs = [subprocess.Popen([sys.executable, "-c", script, url, "20"], stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    taken = [int(n) for p in procs for n in p.communicate(timeout=240)[0].split()]
+    assert [p.returncode for p in procs] == [0] * 4 and len(taken) == 80
+    assert len(set(taken)) == 80, f"{80 - len(set(taken))} enqueued trials were taken twice"
+
+
 def test_a_trial_asked_beyond_the_target_goes_back_to_the_queue(tmp_path):
     study = optuna.create_study(storage=open_storage(f"journal:{tmp_path / 'j.log'}"))
     first, second = study.ask(), study.ask()

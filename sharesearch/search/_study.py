@@ -27,7 +27,7 @@ from ..data import MultiTaskData
 from ..space import SearchSpace
 from ..training import TrainConfig, step_budget
 from ._config import SearchConfig, SearchError
-from ._liveness import FINISHED, Heartbeats, counted_trials, mark_worker
+from ._liveness import FINISHED, Heartbeats, counted_trials, local_lock, mark_worker
 from ._records import StudyContext, StudyData
 from ._storage import study_names
 
@@ -221,7 +221,7 @@ def ask(study: optuna.Study, heartbeats: Heartbeats | None = None) -> optuna.Tri
     """
     import warnings
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), local_lock(study._storage, "ask"):  # one enqueued trial, one worker
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
         trial = study.ask()
     if heartbeats is not None:
