@@ -158,3 +158,22 @@ def test_a_trial_swept_as_failed_while_it_trains_is_dropped_and_the_others_are_t
     assert states[1] == TrialState.FAIL
     assert [s for n, s in states.items() if n != 1] and all(s == TrialState.COMPLETE for n, s in states.items()
                                                             if n != 1)
+
+
+
+def test_a_trial_swept_while_it_begins_is_dropped_too(data, monkeypatch):
+    # a trial trained within begin (the control; a reused result) can be swept while it trains as well
+    space = _space()
+    study, runner = _study(data, space, SearchConfig(n_trials=2, references=()))
+    real = runner.begin
+
+    def begin(trial):
+        if trial.number == 0:
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            return 0.5  # its outcome, as begin hands back a trial it trained itself
+        return real(trial)
+
+    monkeypatch.setattr(runner, "begin", begin)
+    optimize_in_populations(study, runner, space, population=1, target=2)
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states[0] == TrialState.FAIL and TrialState.COMPLETE in states[1:]

@@ -200,12 +200,12 @@ def _begin(study: optuna.Study, runner: TrialRunner, trial: optuna.Trial, batch:
     try:
         out = runner.begin(trial)
     except optuna.TrialPruned:
-        _tell(study, trial, None, told, callbacks)
+        _tell_unless_swept(study, trial, None, told, callbacks)
         return None
     if isinstance(out, PendingTrial):
         batch.append(out)
         return out
-    _tell(study, trial, out, told, callbacks)
+    _tell_unless_swept(study, trial, out, told, callbacks)  # trained here already (e.g. the control)
     return None
 
 
@@ -222,15 +222,31 @@ def _train(study: optuna.Study, runner: TrialRunner, batch: list[PendingTrial], 
             close_logs(group)
         for p, res in zip(group, results):
             try:
-                try:
-                    values = runner.finish(p, res)
-                except optuna.TrialPruned:
-                    values = None
-                _tell(study, p.trial, values, told, callbacks)
-            except UpdateFinishedTrialError:  # swept as failed while we trained: its retry is someone else's
-                _log.warning("trial %d was marked failed by another worker's heartbeat sweep while this worker "
-                             "trained it (a stalled heartbeat); its retry stands and this result is dropped",
-                             p.trial.number)
+                values = runner.finish(p, res)  # raises what stopped the run: a report to a swept trial does
+            except optuna.TrialPruned:
+                values = None
+            except UpdateFinishedTrialError:
+                _dropped(p.trial)
+                continue
+            _tell_unless_swept(study, p.trial, values, told, callbacks)
+
+
+def _tell_unless_swept(study: optuna.Study, trial: optuna.Trial, values: float | list[float] | None, told: set[int],
+                       callbacks: Sequence[Callable]) -> None:
+    """:func:`_tell`, unless another worker's sweep failed ``trial`` while this one trained it: then its retry
+    stands, and this result is dropped with a warning."""
+    if study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:  # Optuna refuses to tell it
+        _dropped(trial)
+        return
+    try:
+        _tell(study, trial, values, told, callbacks)
+    except UpdateFinishedTrialError:  # a cached RUNNING state: the database knew better
+        _dropped(trial)
+
+
+def _dropped(trial: optuna.Trial) -> None:
+    _log.warning("trial %d was marked failed by another worker's heartbeat sweep while this worker "
+                 "trained it (a stalled heartbeat); its retry stands and this result is dropped", trial.number)
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, values: float | list[float] | None, told: set[int],
