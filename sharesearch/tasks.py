@@ -255,8 +255,8 @@ class TaskLosses:
         :func:`task_loss`). ``M`` is any number of leading axes (a population's members: ``[P]``); each slice
         gets the losses it would get alone."""
         parts = []
+        block_cols, order = self._indices(y.device)
         if self._scalar:
-            block_cols, order = self._indices(y.device)
             o = torch.stack([out[self.names[i]].select(-1, 0) for i in self._scalar], dim=-2).float()  # [*M, S, B]
             t = y.transpose(-1, -2).index_select(-2, block_cols).float()  # [*M, S, B], contiguous
             if dense and weights is None:
@@ -276,7 +276,7 @@ class TaskLosses:
                 per = torch.stack([task_loss(self.specs[i], a, b, dense, c) for a, b, c in zip(o, t, ws)])  # [M]
                 parts.append(per.view(*lead, 1))  # [*M, 1]
         stacked = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # [*M, T] in block order
-        return stacked if self._in_order else stacked.index_select(-1, self._indices(y.device)[1])  # [*M, T]
+        return stacked if self._in_order else stacked.index_select(-1, order)  # [*M, T]
 
     def _per_row(self, o: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``[*M, S, B]`` elementwise losses: binary cross-entropy on the first rows, squared error on the rest."""
