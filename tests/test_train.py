@@ -395,6 +395,8 @@ def test_each_evaluation_hands_over_the_window_s_training_loss_and_the_validatio
     class Recording(_loop.TaskLosses):  # the trainer's step losses, each task's with its labelled rows
         def __call__(self, out, yy, dense=False, weights=None):
             losses = super().__call__(out, yy, dense, weights)
+            if not losses.requires_grad:  # the validation loss (outputs under no_grad): not a step's
+                return losses
             for spec, c, v in zip(self.specs, self.cols, losses.tolist()):
                 steps.append((spec.name, v, int((~torch.isnan(yy[:, c])).sum())))
             return losses

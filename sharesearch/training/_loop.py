@@ -465,7 +465,7 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
             sched.after_evaluation(sel.update(model, out_val, val_y, epoch, step))
             if callback is not None:  # the window is read (one sync) only for a callback
                 train_loss = dict(zip(names, window.take()))
-                val_loss = dict(zip(names, split_losses(specs, cols, out_val, val_y, val_w).tolist()))
+                val_loss = dict(zip(names, split_losses(losses_of, out_val, val_y, val_w).tolist()))
                 args = (Progress(epoch, step, examples, len(sel.history) - 1, sched.lr, total,
                                  train_loss, val_loss),)
                 callback(epoch, sel.history[-1], *(args if with_progress else ()))

@@ -361,9 +361,8 @@ class _Population:
         finally:
             net.train()
         out = {t: torch.cat([o[t].float() for o in parts], dim=1) for t in names}  # {task: [P, N_val, out_dim]}
-        losses = torch.stack([split_losses(self.specs, self.cols, {t: o[mem.slot] for t, o in out.items()}, y, w)
-                              for mem in self.members]).tolist()  # [P][T], one device sync
-        return out, y, [dict(zip(names, row)) for row in losses]
+        losses = split_losses(self.losses_of, out, y, w).tolist()  # [P][T], one device sync
+        return out, y, [dict(zip(names, losses[m.slot])) for m in self.members]
 
     def _take_leaves(self) -> None:
         """The stacked weights (and learned values) as the optimizer's leaves, in :meth:`_trained`'s order."""
