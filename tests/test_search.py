@@ -453,6 +453,20 @@ def test_baseline_phase_bar_counts_every_planned_run_to_its_end(data, capsys):
     assert all(t >= planned for _, t in counts)  # before the shortlist, the plan's upper bound
 
 
+def test_a_search_shows_the_baseline_bar_before_the_trials_bar_and_neither_when_quiet(tmp_path, data, capsys):
+    # the trials' bar used to sit at 0 through the baseline phase, whose own bar showed only on a terminal
+    for name, progress in (("shown", True), ("quiet", False)):
+        run_search(data, SOURCE, load_space("tiny"), runs_dir=tmp_path, study_name=name, verdict=False,
+                   config=SearchConfig(n_trials=1, references=()), train_base=TrainConfig(device="cpu"),
+                   progress=progress)
+        err = capsys.readouterr().err
+        if not progress:
+            assert "baselines:" not in err and "trials:" not in err
+            continue
+        assert _bar_counts(err)[-1][0] == _bar_counts(err)[-1][1] > 0  # the baseline phase, counted to its end
+        assert err.rindex("baselines:") < err.index("trials:")  # the trials' bar starts after it
+
+
 def test_baseline_phase_bar_is_hidden_off_a_terminal_unless_asked(data, capsys):
     space, tb = load_space("tiny"), TrainConfig(device="cpu")
     for name, progress in (("quiet", None), ("off", False)):

@@ -147,7 +147,7 @@ def _run_local_workers(st: optuna.storages.BaseStorage, study: optuna.Study, dat
 
     import torch
 
-    enqueue_references(study, data, space,  # once, before the workers start
+    enqueue_references(study, data, space,  # once, before the workers start (the baselines are stored by now)
                        ensure_baselines(study, data, space, train_base, run_dir=run_dir))
     url = storage_url(st)
     n_gpu = torch.cuda.device_count() if train_base.device in ("auto", "cuda") else 0
@@ -203,6 +203,10 @@ def run_search(data: MultiTaskData, data_source: Mapping[str, Any], space: Searc
     search_data = _search_rows(StudyContext.from_study(study).data.source, data, study_name, asked=rows)
     sweep_dead_trials(study)
     run_dir = run_folder(st, study_name) or Path(runs_dir) / study_name
+    # the baseline phase first, under its own bar (``progress``: shown or not, like the trials' bar); the workers
+    # then find the baselines stored, and the trials' bar starts with the trials rather than sitting at 0
+    ensure_baselines(study, search_data.to(resolve_device(device)), space, stored_train.updated(device=device),
+                     progress=progress, run_dir=run_dir)
     bar = _Progress(study, config.n_trials, progress)
     try:
         if workers <= 1:
