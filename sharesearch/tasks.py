@@ -40,6 +40,7 @@ __all__ = [
     "task_loss",
     "TaskLosses",
     "compute_metric",
+    "metric_values",
     "sign",
 ]
 
@@ -290,15 +291,22 @@ class TaskLosses:
                           (o.narrow(-2, nb, rest) - t.narrow(-2, nb, rest)) ** 2], dim=-2)
 
 
-def _auc(y: np.ndarray, s: np.ndarray) -> float:
+def _auc(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """ROC AUC of the scores ``s [*M, n]`` against the 0/1 labels ``y [n]`` (the Mann-Whitney U of average
+    ranks): ``[*M]``, NaN without both classes."""
     from scipy.stats import rankdata
 
     pos = y == 1
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
     if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    r = rankdata(s)
-    return float((r[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+        return np.full(s.shape[:-1], np.nan)
+    r = rankdata(s, axis=-1)  # [*M, n]
+    return (r[..., pos].sum(axis=-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def _each(fn, y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``fn(y, s_i)`` for every slice ``s_i [n]`` of ``s [*M, n]`` (a scikit-learn metric takes one at a time)."""
+    return np.array([fn(y, row) for row in s.reshape(-1, s.shape[-1])]).reshape(s.shape[:-1])
 
 
 def _f1(y: np.ndarray, pred: np.ndarray, average: str) -> float:
@@ -333,45 +341,60 @@ def compute_metric(spec: TaskSpec, metric: str, out: torch.Tensor, y: torch.Tens
     >>> compute_metric(spec, "f1", logits, y), round(compute_metric(spec, "average_precision", logits, y), 4)
     (0.5, 0.8333)
     """
-    mask = labelled_mask(spec, y)
+    return float(metric_values(spec, metric, out, y))
+
+
+def metric_values(spec: TaskSpec, metric: str, out: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """:func:`compute_metric` of every slice of ``out [*M, N, out_dim]`` against the labels ``y [N]``: ``[*M]``.
+
+    A population's members (``M``) are scored against the same labels in a
+    few array ops, not a call each; every slice's value is the one
+    :func:`compute_metric` gives it alone.
+
+    >>> spec = TaskSpec("t", "regression")
+    >>> out = torch.tensor([[[0.0], [2.0]], [[1.0], [1.0]]])  # [M=2, N=2, 1]
+    >>> metric_values(spec, "rmse", out, torch.tensor([0.0, 2.0])).tolist()
+    [0.0, 1.0]
+    """
+    mask = labelled_mask(spec, y)  # [N]
     if not bool(mask.any()):
-        return float("nan")
-    o = out[mask].detach().float().cpu().numpy()
-    t = y[mask].detach().float().cpu().numpy()
+        return np.full(out.shape[:-2], np.nan)
+    o = out[..., mask, :].detach().float().cpu().numpy()  # [*M, n, out_dim]
+    t = y[mask].detach().float().cpu().numpy()  # [n]
     if spec.kind == "regression":
-        p = o[:, 0] * spec.target_std + spec.target_mean
+        p = o[..., 0] * spec.target_std + spec.target_mean  # [*M, n]
         t = t * spec.target_std + spec.target_mean
         if metric == "rmse":
-            return float(np.sqrt(np.mean((p - t) ** 2)))
+            return np.sqrt(np.mean((p - t) ** 2, axis=-1))
         if metric == "mae":
-            return float(np.mean(np.abs(p - t)))
+            return np.mean(np.abs(p - t), axis=-1)
         if metric == "r2":
             ss = float(np.sum((t - t.mean()) ** 2))
-            return float(1.0 - np.sum((p - t) ** 2) / ss) if ss > 0 else float("nan")
+            return 1.0 - np.sum((p - t) ** 2, axis=-1) / ss if ss > 0 else np.full(p.shape[:-1], np.nan)
     elif spec.kind == "binary":
-        s = o[:, 0]
+        s = o[..., 0]  # [*M, n]
         if metric == "auc":
             return _auc(t, s)
         if metric == "accuracy":
-            return float(np.mean((s > 0) == (t == 1)))
+            return np.mean((s > 0) == (t == 1), axis=-1)
         if metric == "macro_f1":
-            return _f1(t.astype(int), (s > 0).astype(int), "macro")
+            return _each(lambda a, b: _f1(a, (b > 0).astype(int), "macro"), t.astype(int), s)
         if metric == "f1":
-            return _f1(t.astype(int), (s > 0).astype(int), "binary")
+            return _each(lambda a, b: _f1(a, (b > 0).astype(int), "binary"), t.astype(int), s)
         if metric == "average_precision":
-            return _average_precision(t.astype(int), s)
+            return _each(_average_precision, t.astype(int), s)
         if metric == "logloss":
-            p = 1 / (1 + np.exp(-s))
-            p = np.clip(p, 1e-7, 1 - 1e-7)
-            return float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))
+            p = np.clip(1 / (1 + np.exp(-s)), 1e-7, 1 - 1e-7)
+            return -np.mean(t * np.log(p) + (1 - t) * np.log(1 - p), axis=-1)
     else:
-        pred = o.argmax(axis=1)
+        pred = o.argmax(axis=-1)  # [*M, n]
         if metric == "accuracy":
-            return float(np.mean(pred == t))
+            return np.mean(pred == t, axis=-1)
         if metric == "macro_f1":
-            return _f1(t.astype(int), pred, "macro")
+            return _each(lambda a, b: _f1(a, b, "macro"), t.astype(int), pred)
         if metric == "logloss":
-            lo = o - o.max(axis=1, keepdims=True)
-            logp = lo - np.log(np.exp(lo).sum(axis=1, keepdims=True))
-            return float(-np.mean(logp[np.arange(len(t)), t.astype(int)]))
+            lo = o - o.max(axis=-1, keepdims=True)  # [*M, n, C]
+            logp = lo - np.log(np.exp(lo).sum(axis=-1, keepdims=True))
+            picked = np.take_along_axis(logp, np.broadcast_to(t.astype(int)[:, None], (*logp.shape[:-1], 1)), -1)
+            return -np.mean(picked[..., 0], axis=-1)  # [*M]
     raise SharesearchError(f"task {spec.name!r}: metric {metric!r} does not apply to a {spec.kind} task")

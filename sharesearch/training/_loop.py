@@ -46,12 +46,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ..data import IndexBatcher, MultiTaskData
 from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
-from ..tasks import TaskLosses, TaskSpec, compute_metric, sign
+from ..tasks import TaskLosses, TaskSpec, compute_metric, metric_values, sign
 from ._config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
 from ._epoch import run_batches
 from ._losses import LossWindow, split_losses
@@ -204,20 +205,36 @@ def _metrics(data: MultiTaskData, split: str, out: Mapping[str, torch.Tensor]) -
             for i, spec in enumerate(data.tasks) if spec.name in out}
 
 
-def _primary(specs: Sequence[TaskSpec], cols: Sequence[int], out: Mapping[str, torch.Tensor],
-             y: torch.Tensor) -> dict[str, float]:
-    """Each task's primary metric: ``out`` ``{task: [N, out_dim]}`` against the labels ``y [N, T_data]``."""
-    return {s.name: compute_metric(s, s.primary_metric, out[s.name], y[:, c]) for s, c in zip(specs, cols)}
+class _Scores:
+    """One evaluation's metrics of every task, computed when first read, for every member at once.
 
-
-def _all_metrics(spec: TaskSpec, out: torch.Tensor, y: torch.Tensor, primary: float) -> dict[str, float]:
-    """Every metric of one task (``out [N, out_dim]``, its labels ``y [N]``), its ``primary`` already known.
-
-    An evaluation computes only the primary metrics (what selection and the
-    callback read); a task's other metrics are computed when it improves, as
-    its best evaluation keeps them -- the same values, for a fraction of the cost.
+    ``out`` holds the outputs ``{task: [*M, N_val, out_dim]}`` (``M``: a
+    population's members, or nothing), ``y`` the labels ``[N_val, T_data]``.
+    An evaluation reads only the primary metrics (what selection and the
+    callback need); a task's other metrics are read when it improves, as its
+    best evaluation keeps them. Each metric is computed once for every member
+    (:func:`~sharesearch.tasks.metric_values`): a population of 8 makes one
+    call where it made 8.
     """
-    return {m: primary if m == spec.primary_metric else compute_metric(spec, m, out, y) for m in spec.metrics}
+
+    def __init__(self, specs: Sequence[TaskSpec], cols: Sequence[int], out: Mapping[str, torch.Tensor],
+                 y: torch.Tensor) -> None:
+        self.specs, self.cols, self.out, self.y = specs, cols, out, y
+        self._values: dict[tuple[str, str], np.ndarray] = {}  # (task, metric) -> [*M]
+
+    def _value(self, spec: TaskSpec, col: int, metric: str, slot: int | tuple) -> float:
+        key = (spec.name, metric)
+        if key not in self._values:
+            self._values[key] = metric_values(spec, metric, self.out[spec.name], self.y[:, col])
+        return float(self._values[key][slot])
+
+    def primary(self, slot: int | tuple = ()) -> dict[str, float]:
+        """Each task's primary metric, of member ``slot`` (``()``: a run's outputs have no member axis)."""
+        return {s.name: self._value(s, c, s.primary_metric, slot) for s, c in zip(self.specs, self.cols)}
+
+    def every(self, spec: TaskSpec, col: int, slot: int | tuple = ()) -> dict[str, float]:
+        """Every metric of one task (``col``: its label column), of member ``slot``."""
+        return {m: self._value(spec, col, m, slot) for m in spec.metrics}
 
 
 def predict_split(model: MultiTaskNet, data: MultiTaskData, split: str = "val", *,
@@ -277,11 +294,10 @@ class _Selection:
         self.joint_best: float | None = None
         self.joint_state: dict[str, torch.Tensor] = {}
 
-    def update(self, model: MultiTaskNet, out: Mapping[str, torch.Tensor], y: torch.Tensor, epoch: int,
-               step: int) -> bool:
-        """Record one evaluation: the outputs ``out`` ``{task: [N_val, out_dim]}`` against the validation labels
-        ``y [N_val, T_data]``; True when some task improved by more than ``min_delta``."""
-        primary = _primary(self.specs, self.cols, out, y)
+    def update(self, model: MultiTaskNet, scores: _Scores, epoch: int, step: int, slot: int | tuple = ()) -> bool:
+        """Record one evaluation, scored by ``scores`` (member ``slot``'s); True when some task improved by more
+        than ``min_delta``."""
+        primary = scores.primary(slot)
         self.history.append(primary)
         self.history_steps.append(step)
         improved = False
@@ -291,7 +307,7 @@ class _Selection:
             if not _better(self.direction[t], new, old):
                 continue
             improved |= old is None or self.direction[t] * (new - old) > self.min_delta * abs(old)
-            self.best[t], self.metrics[t] = new, _all_metrics(s, out[t], y[:, c], new)
+            self.best[t], self.metrics[t] = new, scores.every(s, c, slot)
             self.best_eval[t], self.best_epoch[t], self.best_step[t] = len(self.history) - 1, epoch, step
             if self.keep is not None:
                 params = dict(model.named_parameters()) if params is None else params
@@ -462,7 +478,7 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
             weighting.epoch_end(dict(zip(names, (loss_sum / per_epoch).tolist())))
         if due:
             out_val = predict_split(model, data, "val", batch_size=config.eval_batch_size, amp=config.amp)
-            sched.after_evaluation(sel.update(model, out_val, val_y, epoch, step))
+            sched.after_evaluation(sel.update(model, _Scores(specs, cols, out_val, val_y), epoch, step))
             if callback is not None:  # the window is read (one sync) only for a callback
                 train_loss = dict(zip(names, window.take()))
                 val_loss = dict(zip(names, split_losses(losses_of, out_val, val_y, val_w).tolist()))

@@ -83,7 +83,8 @@ from ..weighting import LossWeighting, make_weighting
 from ._config import ConfigError, TrainConfig
 from ._epoch import BLOCK_ROWS, epoch_batches
 from ._gram_step import gram_step
-from ._loop import Progress, TrainResult, _autocast, _Selection, _task_batcher, resolve_device, train
+from ._loop import (Progress, TrainResult, _autocast, _Scores, _Selection, _task_batcher, resolve_device,
+                    train)
 from ._losses import LossWindow, split_losses
 from ._member_optim import MemberOptimizer
 from ._schedule import LrSchedule
@@ -476,12 +477,12 @@ class _Population:
         out, y, val_losses = self._evaluate()
         train_losses = self.window.take()  # [P][T], one device sync
         changed = False
+        scores = _Scores(self.specs, self.cols, out, y)  # every member's metrics, a call a metric
         for m, tl, vl in zip(self.members, train_losses, val_losses):
             if m.slot in leaving:
                 continue
-            mine = {t: o[m.slot] for t, o in out.items()}  # {task: [N_val, out_dim]}
             before = m.sched.lr
-            m.sched.after_evaluation(m.sel.update(_MemberView(self.params, m.slot), mine, y, epoch, step))
+            m.sched.after_evaluation(m.sel.update(_MemberView(self.params, m.slot), scores, epoch, step, m.slot))
             changed |= m.sched.lr != before
             if m.callback is not None:
                 progress = Progress(epoch, step, examples, len(m.sel.history) - 1, m.sched.lr, self.total,
