@@ -8,7 +8,8 @@ member's own seed, so each starts where its separate run starts), stacks
 their weights into tensors ``[P, *shape]`` (:func:`torch.func.stack_module_state`)
 and runs the network once per step under :func:`torch.func.vmap`: the member
 axis is one more batch dimension of every matmul and convolution. The task
-losses take it as a leading axis, outside ``vmap`` (:class:`~sharesearch.tasks.TaskLosses`).
+losses take it as a leading axis, outside ``vmap`` (:class:`~sharesearch.tasks.TaskLosses`), and so do
+an evaluation's validation losses and metrics (:func:`~sharesearch.tasks.metric_values`).
 One backward and one :class:`~sharesearch.training._member_optim.MemberOptimizer`
 step update every member; the optimizer holds every weight in one buffer.
 
