@@ -15,11 +15,11 @@ to the trials' wall time:
 * **step bookkeeping** -- what else ``train`` does between steps: drawing
   batch indices, gathering rows, summing losses, the schedule, the finiteness
   check;
-* **validation** -- ``predict_split`` and the metrics on the validation split (what ``train`` calls),
+* **validation** -- ``predict_split``, the metrics (``_Scores``) and losses (``split_losses``) on the validation split,
   ``evaluate``, a population's ``_evaluate``; **model selection** -- ``_Selection.update``;
 * **report callback** -- Δm at each evaluation; **storage writes** -- ``Trial.set_user_attr``,
   ``Trial.report``, ``Trial.set_constraint``; **pruner** -- ``Trial.should_prune``;
-* **cache lookup** -- ``_trained_before`` (the scan for an identical trained candidate);
+* **cache lookup** -- ``_twins`` (the scan for an identical candidate, trained or training);
 * **sampler** -- ``SearchSpace.sample`` (Optuna's ``suggest_*`` and the graph it builds);
 * **optuna ask/tell** -- each trial's time outside the objective (creating the
   trial, relative sampling, ``tell``, callbacks);
@@ -116,7 +116,7 @@ PHASES = {"data": "data to device", "compile": "compile (graph -> module)", "for
           "train": "step bookkeeping (batch draw, gather, loss sum, schedule)", "validation": "validation",
           "selection": "model selection", "callback": "report callback (Δm)",
           "storage": "storage writes (user attrs, report)", "pruner": "pruner (should_prune)",
-          "cache": "cache lookup (_trained_before)", "sampler": "sampler (space.sample)",
+          "cache": "cache lookup (_twins)", "sampler": "sampler (space.sample)",
           "ask_tell": "optuna ask/tell outside the objective", "objective": "rest of the objective"}
 
 
@@ -243,17 +243,18 @@ def _targets() -> list[tuple[object, str, str, tuple[str, ...]]]:
     out = [(MultiTaskData, "to", "data", ()),
            (_loop, "compile_graph", "compile", ()), (_population, "compile_graph", "compile", ()),
            (MultiTaskNet, "forward", "forward", ("validation",)), (MultiTaskNet, "penalty", "forward", ()),
-           (TaskLosses, "__call__", "loss", ()),  # a step's task losses, in train and in a population
+           (TaskLosses, "__call__", "loss", ("validation",)),  # a step's task losses, in train and in a population
            (pop, "_losses", "forward", ()),
            (torch.Tensor, "backward", "backward", ()),
            (getattr(_member_optim, "MemberOptimizer", None), "step", "optimizer", ()),
            (getattr(_member_optim, "MemberOptimizer", None), "zero_grad", "optimizer", ()),
            (_loop, "evaluate", "validation", ()), (pop, "_evaluate", "validation", ()),
            (_loop, "predict_split", "validation", ()), (_loop, "_metrics", "validation", ()),
-           (_loop, "_primary", "validation", ()), (_loop, "_all_metrics", "validation", ()),  # what train calls
+           (_loop._Scores, "_value", "validation", ()),  # the metrics train and a population read, a call each
+           (_loop, "split_losses", "validation", ()),  # the validation losses handed to a callback
            (_loop, "_zero_grad", "optimizer", ()),
            (_loop._Selection, "update", "selection", ()),
-           (_objective, "_trained_before", "cache", ()),
+           (_objective, "_twins", "cache", ()),
            (SearchSpace, "sample", "sampler", ()),
            (optuna.Trial, "should_prune", "pruner", ()),
            (_objective.TrialRunner, "__call__", "objective", ()),
