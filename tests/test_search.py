@@ -36,6 +36,7 @@ from sharesearch.search import (
     study_results,
 )
 from sharesearch.search._baselines import confirmation_seeds
+from sharesearch.search._liveness import worker_id
 from sharesearch.search._records import BaselineTrialRecord, confirmation_of, confirmation_tasks
 from sharesearch.search._study import step_cap
 from sharesearch.space import SearchSpace, load_space
@@ -61,6 +62,20 @@ def _search(tmp_path, data, **cfg):
     kw.update(cfg)
     return run_search(data, SOURCE, space, storage=f"sqlite:///{tmp_path / 'study.db'}", study_name="s",
                       config=SearchConfig(**kw), train_base=TrainConfig(device="cpu"), progress=False)
+
+
+def test_local_worker_processes_share_the_baselines_tuned_once_and_finish_the_trials(tmp_path, data):
+    # run_search(workers=2): the baselines are tuned in this process, then two spawned workers run the trials
+    study = run_search(data, SOURCE, load_space("tiny"), storage=f"sqlite:///{tmp_path / 'w.db'}", study_name="w",
+                       config=SearchConfig(n_trials=4, references=()), train_base=TrainConfig(device="cpu"),
+                       workers=2, progress=False, verdict=False)
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(done) >= 4
+    here = worker_id()
+    assert all(t.user_attrs["worker"] != here for t in done)  # the trials ran in the spawned workers
+    bstudy = optuna.load_study(study_name=baseline_study_name("w"), storage=f"sqlite:///{tmp_path / 'w.db'}")
+    runs = bstudy.get_trials(deepcopy=False)
+    assert runs and all(t.state == TrialState.COMPLETE and t.user_attrs["worker"] == here for t in runs)
 
 
 def test_search_enqueues_references_first_and_stores_a_verdict(tmp_path, data):

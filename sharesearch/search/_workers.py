@@ -29,7 +29,7 @@ from ._liveness import sweep_dead_trials
 from ._log import run_folder
 from ._objective import make_objective
 from ._populations import optimize_in_populations, trial_population
-from ._records import StudyContext
+from ._records import StudyContext, TaskBaseline
 from ._references import enqueue_references
 from ._storage import HEARTBEAT_S, load_study, open_storage, storage_url
 from ._study import default_study_name, finished_count, make_pruner, make_sampler, prepare_study, worker_seed
@@ -140,15 +140,16 @@ class _Progress:
 
 
 def _run_local_workers(st: optuna.storages.BaseStorage, study: optuna.Study, data: MultiTaskData,
-                       space: SearchSpace, train_base: TrainConfig, config: SearchConfig, workers: int,
-                       timeout: float | None, bar: _Progress, run_dir: Path | None) -> None:
-    """``workers`` spawned processes (numbers 0 .. workers-1) join the study (one per GPU, round robin)."""
+                       space: SearchSpace, baselines: Mapping[str, TaskBaseline], train_base: TrainConfig,
+                       config: SearchConfig, workers: int, timeout: float | None, bar: _Progress,
+                       run_dir: Path | None) -> None:
+    """``workers`` spawned processes (numbers 0 .. workers-1) join the study (one per GPU, round robin), after
+    the references are enqueued once against the tuned ``baselines``."""
     import multiprocessing as mp
 
     import torch
 
-    enqueue_references(study, data, space,  # once, before the workers start (the baselines are stored by now)
-                       ensure_baselines(study, data, space, train_base, run_dir=run_dir))
+    enqueue_references(study, data, space, baselines)  # once, before the workers start
     url = storage_url(st)
     n_gpu = torch.cuda.device_count() if train_base.device in ("auto", "cuda") else 0
     threads = None if n_gpu else max(1, (os.cpu_count() or 1) // workers)  # CPU workers split the cores
@@ -205,16 +206,16 @@ def run_search(data: MultiTaskData, data_source: Mapping[str, Any], space: Searc
     run_dir = run_folder(st, study_name) or Path(runs_dir) / study_name
     # the baseline phase first, under its own bar (``progress``: shown or not, like the trials' bar); the workers
     # then find the baselines stored, and the trials' bar starts with the trials rather than sitting at 0
-    ensure_baselines(study, search_data.to(resolve_device(device)), space, stored_train.updated(device=device),
-                     progress=progress, run_dir=run_dir)
+    baselines = ensure_baselines(study, search_data.to(resolve_device(device)), space,
+                                 stored_train.updated(device=device), progress=progress, run_dir=run_dir)
     bar = _Progress(study, config.n_trials, progress)
     try:
         if workers <= 1:
             run_worker(st, study_name, data=data, n_trials=config.n_trials, callbacks=[bar], device=device,
                        timeout=timeout, worker=0, run_dir=run_dir)
         else:
-            _run_local_workers(st, study, search_data, space, stored_train.updated(device=device), config,
-                               workers, timeout, bar, run_dir)
+            _run_local_workers(st, study, search_data, space, baselines, stored_train.updated(device=device),
+                               config, workers, timeout, bar, run_dir)
     finally:
         bar.close()
     if verdict:

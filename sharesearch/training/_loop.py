@@ -52,7 +52,7 @@ import torch
 from ..data import IndexBatcher, MultiTaskData
 from ..graph import SharingGraph
 from ..network import MultiTaskNet, compile_graph
-from ..tasks import TaskLosses, TaskSpec, compute_metric, metric_values, sign
+from ..tasks import TaskLosses, TaskSpec, metric_values, sign
 from ._config import LR_SCHEDULES, OPTIMIZERS, ConfigError, TrainConfig
 from ._epoch import run_batches
 from ._losses import LossWindow, split_losses
@@ -201,8 +201,10 @@ def evaluate(model: MultiTaskNet, data: MultiTaskData, split: str = "val", *,
 def _metrics(data: MultiTaskData, split: str, out: Mapping[str, torch.Tensor]) -> dict[str, dict[str, float]]:
     """Every metric of every task in ``out`` (``{task: Tensor[N_split, out_dim]}``) on the rows of ``split``."""
     y = data.y[data.indices(split)]  # [N_split, T_data]
-    return {spec.name: {m: compute_metric(spec, m, out[spec.name], y[:, i]) for m in spec.metrics}
-            for i, spec in enumerate(data.tasks) if spec.name in out}
+    specs = [s for s in data.tasks if s.name in out]
+    cols = [data.task_names.index(s.name) for s in specs]
+    scores = _Scores(specs, cols, out, y)
+    return {s.name: scores.every(s, c) for s, c in zip(specs, cols)}
 
 
 class _Scores:
