@@ -204,7 +204,7 @@ def _metrics(data: MultiTaskData, split: str, out: Mapping[str, torch.Tensor]) -
     specs = [s for s in data.tasks if s.name in out]
     cols = [data.task_names.index(s.name) for s in specs]
     scores = _Scores(specs, cols, out, y)
-    return {s.name: scores.every(s, c) for s, c in zip(specs, cols)}
+    return {s.name: scores.every(s) for s in specs}
 
 
 class _Scores:
@@ -221,22 +221,23 @@ class _Scores:
 
     def __init__(self, specs: Sequence[TaskSpec], cols: Sequence[int], out: Mapping[str, torch.Tensor],
                  y: torch.Tensor) -> None:
-        self.specs, self.cols, self.out, self.y = specs, cols, out, y
+        self.specs, self.out, self.y = specs, out, y
+        self.col = {s.name: c for s, c in zip(specs, cols)}  # task -> its label column
         self._values: dict[tuple[str, str], np.ndarray] = {}  # (task, metric) -> [*M]
 
-    def _value(self, spec: TaskSpec, col: int, metric: str, slot: int | tuple) -> float:
+    def _value(self, spec: TaskSpec, metric: str, slot: int | tuple) -> float:
         key = (spec.name, metric)
         if key not in self._values:
-            self._values[key] = metric_values(spec, metric, self.out[spec.name], self.y[:, col])
+            self._values[key] = metric_values(spec, metric, self.out[spec.name], self.y[:, self.col[spec.name]])
         return float(self._values[key][slot])
 
     def primary(self, slot: int | tuple = ()) -> dict[str, float]:
         """Each task's primary metric, of member ``slot`` (``()``: a run's outputs have no member axis)."""
-        return {s.name: self._value(s, c, s.primary_metric, slot) for s, c in zip(self.specs, self.cols)}
+        return {s.name: self._value(s, s.primary_metric, slot) for s in self.specs}
 
-    def every(self, spec: TaskSpec, col: int, slot: int | tuple = ()) -> dict[str, float]:
-        """Every metric of one task (``col``: its label column), of member ``slot``."""
-        return {m: self._value(spec, col, m, slot) for m in spec.metrics}
+    def every(self, spec: TaskSpec, slot: int | tuple = ()) -> dict[str, float]:
+        """Every metric of one task, of member ``slot``."""
+        return {m: self._value(spec, m, slot) for m in spec.metrics}
 
 
 def predict_split(model: MultiTaskNet, data: MultiTaskData, split: str = "val", *,
@@ -280,9 +281,9 @@ def _better(metric_dir: float, new: float, old: float | None) -> bool:
 class _Selection:
     """Each task's best evaluation (model selection) and the evaluations since any task improved."""
 
-    def __init__(self, specs: Sequence[TaskSpec], cols: Sequence[int], keep: Mapping[str, set[str]] | None,
-                 min_delta: float, joint_score: Callable[[dict[str, float]], float] | None) -> None:
-        self.specs, self.cols, self.keep, self.min_delta, self.joint_score = specs, cols, keep, min_delta, joint_score
+    def __init__(self, specs: Sequence[TaskSpec], keep: Mapping[str, set[str]] | None, min_delta: float,
+                 joint_score: Callable[[dict[str, float]], float] | None) -> None:
+        self.specs, self.keep, self.min_delta, self.joint_score = specs, keep, min_delta, joint_score
         self.direction = {s.name: sign(s.primary_metric) for s in specs}
         self.best: dict[str, float | None] = {s.name: None for s in specs}
         self.best_eval = {s.name: -1 for s in specs}
@@ -304,12 +305,12 @@ class _Selection:
         self.history_steps.append(step)
         improved = False
         params: dict[str, torch.Tensor] | None = None  # the model's parameters by name, read once an evaluation
-        for s, c in zip(self.specs, self.cols):
+        for s in self.specs:
             t, new, old = s.name, primary[s.name], self.best[s.name]
             if not _better(self.direction[t], new, old):
                 continue
             improved |= old is None or self.direction[t] * (new - old) > self.min_delta * abs(old)
-            self.best[t], self.metrics[t] = new, scores.every(s, c, slot)
+            self.best[t], self.metrics[t] = new, scores.every(s, slot)
             self.best_eval[t], self.best_epoch[t], self.best_step[t] = len(self.history) - 1, epoch, step
             if self.keep is not None:
                 params = dict(model.named_parameters()) if params is None else params
@@ -425,7 +426,7 @@ def train(graph: SharingGraph, data: MultiTaskData, config: TrainConfig = TrainC
     batcher = _task_batcher(data, config, names)
     total = config.total_steps(len(batcher))
     sched = LrSchedule(opt, config, total)
-    sel = _Selection(specs, cols, keep, config.min_delta, joint_score)
+    sel = _Selection(specs, keep, config.min_delta, joint_score)
     with_progress = callback is not None and _takes_progress(callback)
     has_penalty = any(True for _ in graph.soft_edges("l2"))
     # no missing label among the training rows: the losses can skip masking

@@ -294,7 +294,7 @@ class _Population:
             batcher = _task_batcher(self.data, cfg, self.names)
             weighting = _weighting(cfg, self.names, {s.name: s.weight for s in self.specs})
             self.members.append(_Member(j, cfg, cb, weighting, batcher, None, stand_in,  # type: ignore[arg-type]
-                                        _Selection(self.specs, self.cols, keep, cfg.min_delta, None), j))
+                                        _Selection(self.specs, keep, cfg.min_delta, None), j))
         self.total = first.total_steps(len(self.members[0].batcher))
         self.sizes = self.members[0].batcher.epoch_sizes()  # one epoch's batch sizes: every member's alike
         self.epoch_losses = self.members[0].weighting.uses_epoch_losses  # DWA: every member's alike
