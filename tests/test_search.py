@@ -356,6 +356,33 @@ def test_intermediate_values_are_keyed_by_optimizer_steps(pruned_study, data):
     assert median._n_warmup_steps == cap // 4 - 1
 
 
+def test_the_objective_asks_hyperband_only_at_its_rungs(data, monkeypatch):
+    """Each ask reads storage (~3 ms): a sampled trial asks at the first report past each rung, not at every one."""
+    space = _confirming_space()
+    cfg, tb = SearchConfig(n_trials=9), TrainConfig(device="cpu")
+    study = prepare_study(optuna.storages.InMemoryStorage(), "asks", data, SOURCE, space, cfg, tb)
+    baselines = ensure_baselines(study, data, space, tb)
+    enqueue_references(study, data, space, baselines)
+    study.pruner = make_pruner(cfg, space, tb, data)
+    asks, should_prune = [], optuna.Trial.should_prune
+
+    def spy(trial):
+        asks.append((trial.number, max(study._storage.get_trial(trial._trial_id).intermediate_values)))
+        return should_prune(trial)
+
+    monkeypatch.setattr(optuna.Trial, "should_prune", spy)
+    study.optimize(make_objective(study, data, space, cfg, tb, baselines), n_trials=9)
+    first, every = study.pruner._min_resource, space.fields["train.eval_every"].value
+    rungs = [first * 3**j for j in range(3)]  # 15, 45, 135 on the tiny space's 60-step cap
+    asked = {n: [s for m, s in asks if m == n] for n, _ in asks}
+    assert asked, "no sampled trial reached the first rung"
+    for n, steps in asked.items():
+        expected = [min(s for s in range(every, 10**4, every) if s >= r) for r in rungs]
+        assert steps == expected[:len(steps)], (n, steps)  # the first report at or past each rung, in order
+        reports = study.trials[n].intermediate_values
+        assert len(steps) < len(reports)  # fewer asks than reports
+
+
 def test_every_candidate_reference_and_baseline_run_has_one_budget(pruned_study, data):
     study, space, _ = pruned_study
     budget = {k: space.fields[f"train.{k}"].value for k in BUDGET_KEYS if f"train.{k}" in space.fields}

@@ -51,6 +51,7 @@ from ._config import SearchConfig
 from ._liveness import wait_until, worker_id
 from ._log import EvalLog, trial_log
 from ._records import StudyContext, TaskBaseline, TrialRecord
+from ._study import prune_steps
 
 __all__ = ["make_objective", "TrialRunner", "PendingTrial", "task_deltas", "weighted_mean", "objective_values",
            "close_logs"]
@@ -252,6 +253,7 @@ class TrialRunner:
         # references and the affinity's trees are prior choices, trained to the end: a quarter-budget, one-seed
         # Δm is too noisy to drop the data's own answer (the planted tree was pruned so in one search)
         prunable = rec.reference is None and rec.affinity_tree is None
+        steps, asked = prune_steps(self.study.pruner), [-1]  # the pruner is asked only where it can decide
 
         def report(epoch: int, primary: dict[str, float], progress: Progress) -> None:
             deltas = task_deltas(data, primary, self.baselines)
@@ -262,10 +264,13 @@ class TrialRunner:
                 return
             if math.isfinite(dm):
                 trial.report(dm, progress.step)  # the resource is optimizer steps, not epochs
-                if prunable and trial.should_prune():
-                    replace(rec, status=f"pruned at step {progress.step}", steps_run=progress.step,
-                            duration_s=time.perf_counter() - p.t0).write(trial, since=rec)
-                    raise optuna.TrialPruned(f"pruned at step {progress.step} with validation Δm {fmt.delta(dm)}")
+                if prunable and steps.due(asked[0], progress.step):
+                    asked[0] = progress.step
+                    if trial.should_prune():
+                        replace(rec, status=f"pruned at step {progress.step}", steps_run=progress.step,
+                                duration_s=time.perf_counter() - p.t0).write(trial, since=rec)
+                        raise optuna.TrialPruned(f"pruned at step {progress.step} with validation Δm "
+                                                 f"{fmt.delta(dm)}")
 
         return report
 
