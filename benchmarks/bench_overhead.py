@@ -56,7 +56,11 @@ Two figures of the share of trial time that is not training steps (goal:
 
 Printed also: one ``#`` line per phase (seconds per trial and share), the
 training forwards (steps) a trial, the step bookkeeping per step, and the
-baseline phase's time against the trials' time. Figures and the day they were
+baseline phase's time against the trials' time. The search's trials are
+references and affinity trees, which never ask the pruner; a sampled trial's
+asks are timed apart (:func:`pruner_asks`: at every report, as before
+2026-12-03, against only where the pruner can decide, side by side) and shown
+as a share of this search's mean trial time. Figures and the day they were
 measured are in ``benchmarks/RESULTS.md``. With 2 threads on a busy machine
 torch's intra-op threads wait on each other -- run it with
 ``SHARESEARCH_BENCH_THREADS=1`` when the machine is not quiet.
@@ -76,6 +80,7 @@ import sys
 import tempfile
 import time
 import types
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -554,6 +559,53 @@ def replay_steps(graph: SharingGraph, data: MultiTaskData, config: TrainConfig, 
     return _since(t0)
 
 
+def pruner_asks(cfg: dict, rounds: int = 5, finished: int = 16) -> tuple[float, float, int, int]:
+    """One sampled trial's pruner asks, at every report (as before 2026-12-03) and only where the pruner can
+    decide (:class:`~sharesearch.search._study.PruneSteps`), timed in turn: (seconds every, seconds when due,
+    asks every, asks when due), medians of ``rounds``.
+
+    The search above trains references and affinity trees, which are never
+    pruned and never ask. A sampled trial reports Δm at each evaluation and
+    asks the pruner then; each ask reads storage. Here a SQLite study (the
+    library's own pragmas) with the pruner :func:`make_pruner` builds for the
+    benchmark's space holds ``finished`` trials that reported every
+    evaluation to the cap; one more trial reports the same way, leading every
+    rung so it is never pruned, and only its asks are timed.
+    """
+    from sharesearch.search import make_pruner, open_storage
+    from sharesearch.search._study import PruneSteps, prune_steps
+
+    space = _space(cfg)
+    cap, every = int(space.fields["train.max_steps"].value), int(space.fields["train.eval_every"].value)
+    pruner = make_pruner(SearchConfig(), space, TrainConfig())
+    times: dict[str, list[float]] = {"every": [], "due": []}
+    asks: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Heartbeat ... supposed to be used with Study.optimize"
+        study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp}/asks.db"), study_name="asks",
+                                    direction="maximize", pruner=pruner)
+        for k in range(finished):
+            trial = study.ask()
+            for step in range(every, cap + 1, every):
+                trial.report(k + step / cap, step)
+            study.tell(trial, k + 1.0)
+        for r in range(rounds):
+            for policy in ("every", "due") if r % 2 == 0 else ("due", "every"):
+                steps = PruneSteps() if policy == "every" else prune_steps(pruner)
+                trial, asked, spent, n = study.ask(), -1, 0.0, 0
+                for step in range(every, cap + 1, every):
+                    trial.report(finished + step / cap, step)  # above every finished trial: never pruned
+                    if steps.due(asked, step):
+                        t0 = time.perf_counter()
+                        if trial.should_prune():
+                            raise RuntimeError("the leading trial was pruned")
+                        spent, asked, n = spent + time.perf_counter() - t0, step, n + 1
+                study.tell(trial, finished + 1.0)
+                times[policy].append(spent)
+                asks[policy] = n
+    return (statistics.median(times["every"]), statistics.median(times["due"]), asks["every"], asks["due"])
+
+
 def _outside(d: dict[str, float]) -> float:
     """The share (%) of the trials' time that is not training steps."""
     return 100 * (d["trials"] - sum(d[k] for k in TRAINING)) / d["trials"]
@@ -592,6 +644,12 @@ def main(quick: bool = False, device: str = "cpu", bare: bool = True) -> list[st
                _outside(m["wall"]), "goal", GOAL_PCT, unit="%"),
         report(f"{tag}: baseline phase vs trials", "baselines", walls["baselines"], "trials", trials),
     ]
+    every, due, n_every, n_due = pruner_asks(cfg)
+    print(f"# a sampled trial's pruner asks: {n_every} at every report against {n_due} where Hyperband can decide; "
+          f"at every report they took {100 * every / (trials / n):.2f}% of this search's mean trial time, "
+          f"when due {100 * due / (trials / n):.2f}%", flush=True)
+    lines.append(report(f"{tag}: a sampled trial's pruner asks, only when due vs at every report", "when due",
+                        due, "every report", every))
     if bare:  # the same search without timers: the correction's check, and the share with no timer in the loop
         untimed, runs = measure_bare(cfg, device)
         lines.append(report(f"{tag}: the trials' wall time, timers' cost taken off vs the same search without "
