@@ -75,5 +75,6 @@ def test_a_pruner_it_does_not_know_is_asked_at_every_report():
         pass
 
     for pruner in (Custom(min_resource=750, max_resource=3000), optuna.pruners.HyperbandPruner(min_resource="auto"),
+                   optuna.pruners.HyperbandPruner(min_resource=750, max_resource="auto"),
                    optuna.pruners.ThresholdPruner(lower=0.0)):
         assert all(prune_steps(pruner).due(s - 50, s) for s in range(50, 3001, 50))

@@ -218,7 +218,9 @@ def prune_steps(pruner: optuna.pruners.BasePruner) -> PruneSteps:
         return PruneSteps(never=True)
     if kind is optuna.pruners.HyperbandPruner:
         base, factor = getattr(pruner, "_min_resource", None), getattr(pruner, "_reduction_factor", None)
-        if isinstance(base, int) and isinstance(factor, int) and base >= 1 and factor >= 2:  # not "auto"
+        top = getattr(pruner, "_max_resource", None)  # "auto": the brackets are set at the first ask, from the
+        # trials finished by then -- asking later could set others
+        if all(isinstance(v, int) for v in (base, factor, top)) and base >= 1 and factor >= 2:
             return PruneSteps(first=base, base=base, factor=factor)
     if kind in (optuna.pruners.MedianPruner, optuna.pruners.PercentilePruner):
         warmup = getattr(pruner, "_n_warmup_steps", None)
