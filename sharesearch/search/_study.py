@@ -181,7 +181,7 @@ class PruneSteps:
     ``min_resource * reduction_factor**j``; the median pruner at every report
     from its warm-up on. At every other report both return False without
     writing anything, so asking only when :meth:`due` gives the same decisions,
-    recorded at the same steps (``tests/test_search.py`` checks it).
+    recorded at the same steps (``tests/test_prune_steps.py`` checks it).
 
     >>> s = prune_steps(optuna.pruners.HyperbandPruner(min_resource=750, max_resource=3000, reduction_factor=3))
     >>> [step for step in range(50, 3001, 50) if s.due(-1 if step <= 750 else 750 if step <= 2250 else 2250, step)]
