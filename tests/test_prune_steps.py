@@ -41,8 +41,10 @@ def _replay(pruner: optuna.pruners.BasePruner, curves: np.ndarray, only_when_due
 @pytest.mark.parametrize("make", [
     lambda: optuna.pruners.HyperbandPruner(min_resource=150, max_resource=CAP, reduction_factor=3),
     lambda: optuna.pruners.HyperbandPruner(min_resource=100, max_resource=CAP, reduction_factor=2),
+    lambda: optuna.pruners.HyperbandPruner(min_resource=70, max_resource=CAP, reduction_factor=3),  # rungs 70,
+    # 210: between reports, decided at the first report past each
     lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=149),
-], ids=["hyperband-3", "hyperband-2", "median"])
+], ids=["hyperband-3", "hyperband-2", "hyperband-between", "median"])
 @pytest.mark.parametrize("seed", range(4))
 def test_asking_only_when_due_prunes_the_same_trials_at_the_same_steps(make, seed):
     rng = np.random.default_rng(seed)
