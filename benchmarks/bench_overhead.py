@@ -100,7 +100,8 @@ import sharesearch.training._loop as _loop  # noqa: E402
 from sharesearch.data import MultiTaskData, load_data  # noqa: E402
 from sharesearch.graph import SharingGraph  # noqa: E402
 from sharesearch.network import MultiTaskNet  # noqa: E402
-from sharesearch.search import SearchConfig, run_search  # noqa: E402
+from sharesearch.search import SearchConfig, make_pruner, open_storage, run_search  # noqa: E402
+from sharesearch.search._study import PruneSteps, prune_steps  # noqa: E402
 from sharesearch.space import SearchSpace, load_space  # noqa: E402
 from sharesearch.tasks import TaskLosses  # noqa: E402
 from sharesearch.training import TrainConfig  # noqa: E402
@@ -572,9 +573,6 @@ def pruner_asks(cfg: dict, rounds: int = 5, finished: int = 16) -> tuple[float, 
     evaluation to the cap; one more trial reports the same way, leading every
     rung so it is never pruned, and only its asks are timed.
     """
-    from sharesearch.search import make_pruner, open_storage
-    from sharesearch.search._study import PruneSteps, prune_steps
-
     space = _space(cfg)
     cap, every = int(space.fields["train.max_steps"].value), int(space.fields["train.eval_every"].value)
     pruner = make_pruner(SearchConfig(), space, TrainConfig())

@@ -253,9 +253,10 @@ class TrialRunner:
         # references and the affinity's trees are prior choices, trained to the end: a quarter-budget, one-seed
         # Δm is too noisy to drop the data's own answer (the planted tree was pruned so in one search)
         prunable = rec.reference is None and rec.affinity_tree is None
-        steps, asked = prune_steps(self.study.pruner), [-1]  # the pruner is asked only where it can decide
+        steps, asked = prune_steps(self.study.pruner), -1  # the pruner is asked only where it can decide
 
         def report(epoch: int, primary: dict[str, float], progress: Progress) -> None:
+            nonlocal asked
             deltas = task_deltas(data, primary, self.baselines)
             dm = weighted_mean(data, deltas)
             if p.log is not None:
@@ -264,8 +265,8 @@ class TrialRunner:
                 return
             if math.isfinite(dm):
                 trial.report(dm, progress.step)  # the resource is optimizer steps, not epochs
-                if prunable and steps.due(asked[0], progress.step):
-                    asked[0] = progress.step
+                if prunable and steps.due(asked, progress.step):
+                    asked = progress.step
                     if trial.should_prune():
                         replace(rec, status=f"pruned at step {progress.step}", steps_run=progress.step,
                                 duration_s=time.perf_counter() - p.t0).write(trial, since=rec)
