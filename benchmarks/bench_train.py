@@ -12,14 +12,17 @@
    Then the floor of each (part 3b): equal's time plus only the batched
    backward the method cannot avoid -- on a CPU PCGrad's floor is above 1.3x
    (T backward passes through the trunk), and it is never approximated.
+   ``--device cuda`` runs part 3 on a GPU, where the batched backward's T
+   passes run as one set of kernels (``benchmarks/gpu_check.sh`` does).
 
-    SHARESEARCH_BENCH_THREADS=1 python benchmarks/bench_train.py --only weighting
+    SHARESEARCH_BENCH_THREADS=1 python benchmarks/bench_train.py --only weighting [--device cuda]
 
     python benchmarks/bench_train.py
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -180,7 +183,7 @@ def _registered(name, cls):
         WEIGHTINGS[name] = old
 
 
-def weighting_overhead(quick: bool = False) -> list[str]:
+def weighting_overhead(quick: bool = False, device: str = "cpu") -> list[str]:
     """Part 3: PCGrad and GradNorm training time / equal weighting's, per-task backward vs batched."""
     data = load_data("synthetic-mmoe", n=4000, d=D, seed=0, clusters=[[0, 1, 2], [3, 4], [5]])  # 6 tasks
     sb = SharingGraph.shared_bottom(data.tasks, {"name": "mlp", "input_shape": [D], "widths": WIDTHS})
@@ -190,24 +193,26 @@ def weighting_overhead(quick: bool = False) -> list[str]:
     times: dict[str, list[float]] = {arm: [] for arm in arms}
     for _ in range(2 if quick else 7):  # rounds of every arm in turn: the machine's load hits them alike
         for arm, (name, cls) in arms.items():
-            cfg = TrainConfig(batch_size=BATCH, device="cpu", weighting=name, **steps)
+            cfg = TrainConfig(batch_size=BATCH, device=device, weighting=name, **steps)
             with _registered(name, cls or WEIGHTINGS[name]):
                 t0 = time.perf_counter()
                 train(sb, data, cfg, keep_model=False)
                 times[arm].append(time.perf_counter() - t0)
     med = {arm: statistics.median(ts[1:]) for arm, ts in times.items()}  # round 1 warms up
     size = "12 steps" if quick else "10 epochs"
+    on = "" if device == "cpu" else f" on {device}"
     lines = []
     for arm in arms:
         if arm != "equal":
             method, when = arm.split()
-            lines.append(report(f"{method} training time / equal's, {when}, shared-bottom T=6 N=4000 {size} (aim <=1.3x)",
+            lines.append(report(f"{method} training time / equal's, {when}, shared-bottom T=6 N=4000 {size}{on} "
+                                f"(aim <=1.3x)",
                                 "equal", med["equal"], arm, med[arm]))
     steps = step_budget(TrainConfig(batch_size=BATCH, **steps), data)
-    return lines + weighting_floor(sb, data, med["equal"], steps, repeats=50 if quick else 300)
+    return lines + weighting_floor(sb, data, med["equal"], steps, repeats=50 if quick else 300, device=device)
 
 
-def weighting_floor(graph, data, equal_s: float, steps: int, repeats: int = 300) -> list[str]:
+def weighting_floor(graph, data, equal_s: float, steps: int, repeats: int = 300, device: str = "cpu") -> list[str]:
     """Part 3b: the least PCGrad and GradNorm can cost over equal weighting with a batched backward, measured.
 
     Per step on the same network and batch size: the ordinary backward of the
@@ -220,15 +225,17 @@ def weighting_floor(graph, data, equal_s: float, steps: int, repeats: int = 300)
     bookkeeping) counted: the printed ratio is the best any implementation on
     this mechanism could reach.
     """
-    net = compile_graph(graph, seed=0)
+    net = compile_graph(graph, seed=0).to(device)
     specs, tr = data.tasks, data.indices("train")
+    x, y = data.x.to(device), data.y.to(device)
     last = [q for ps in net.last_shared_parameters().values() for q in ps]
     gen = torch.Generator().manual_seed(0)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
 
     def stacked():
-        idx = tr[torch.randint(len(tr), (BATCH,), generator=gen)]
-        out = net(data.x[idx])
-        return torch.stack([task_loss(s, out[s.name], data.y[idx][:, i], True) for i, s in enumerate(specs)])  # [T]
+        idx = tr[torch.randint(len(tr), (BATCH,), generator=gen)].to(device)
+        out = net(x[idx])
+        return torch.stack([task_loss(s, out[s.name], y[idx][:, i], True) for i, s in enumerate(specs)])  # [T]
 
     def plain(st):
         st.sum().backward()
@@ -243,8 +250,10 @@ def weighting_floor(graph, data, equal_s: float, steps: int, repeats: int = 300)
     for r in range(repeats):
         for f, acc in per.items():  # interleaved
             st = stacked()
+            sync()
             t0 = time.perf_counter()
             f(st)
+            sync()
             acc.append(time.perf_counter() - t0)
             net.zero_grad(set_to_none=True)
     ms = {f.__name__: statistics.median(v[repeats // 10:]) for f, v in per.items()}
@@ -282,12 +291,17 @@ def main(quick: bool = False, device: str = "cpu") -> list[str]:
 
     sep = median_time(separate, repeats=2)
     lines.append(report(f"baselines T={T} N={n} {EPOCHS} epochs", "one pass", one_pass, f"{T} separate runs", sep))
-    return lines + weighting_overhead(quick)
+    return lines + weighting_overhead(quick, device)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--only", "weighting"]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--device", default="cpu", help="part 3 (the weightings) only; the hand-written loop is CPU-only")
+    ap.add_argument("--only", choices=["weighting"], default=None, help="part 3 alone")
+    a = ap.parse_args()
+    if a.only == "weighting":
         setup_threads()
-        weighting_overhead()
+        weighting_overhead(a.quick, a.device)
     else:
-        main()
+        main(a.quick, a.device)

@@ -7,9 +7,13 @@
 #     greenlet, typing_extensions, narwhals, packaging, pytest, pluggy, iniconfig, hypothesis, sortedcontainers,
 #     attrs, networkx, ...) from the wheels folder into /tmp/site -- nothing is fetched from the network;
 #     reports which imports are present / missing before and after;
-# (b) runs `python3 -m pytest -m cuda -q`, `run_all.py --device cuda --quick` and bench_gpu.py;
+# (b) runs `python3 -m pytest -m cuda -q`, then issue 11's GPU figures: 16 candidates as one population against
+#     one at a time and the population-size sweep (bench_population.py --candidates --sweep), PCGrad and GradNorm
+#     against equal weighting (bench_train.py --only weighting); then bench_gpu.py; with FULL=1 also
+#     `run_all.py --device cuda --quick` (its figures are in RESULTS.md already);
 # (c) writes every output to $OUT (default ./gpu_out) as files;
-# (d) each step has its own `timeout`; the whole script stays under ~8 minutes.
+# (d) each step has its own `timeout`, in order of importance (a step cut short keeps what it printed); the whole
+#     script stays under ~8.5 minutes without FULL=1 (under ~11 with it).
 # Exit status: 0 when every step passed, 1 when a step failed, 2 when the set-up itself failed.
 set -u
 WHEELS=${WHEELS:-.whl}
@@ -93,13 +97,16 @@ if [ $have_cuda -ne 0 ]; then
   say "== no CUDA device: skipping the CUDA tests and GPU benchmarks"
   step pytest_cuda 120 python3 -m pytest -m cuda -q -p no:cacheprovider tests
 else
-  # budget: install 60 + pytest 90 + run_all 180 + bench_gpu 150 = 480 s at most
+  # budget: install 60 + pytest 90 + population 200 + weighting 60 + bench_gpu 90 = 500 s at most (+ 150 FULL)
   step pytest_cuda 90 python3 -m pytest -m cuda -q -p no:cacheprovider tests
-  # e2e is left out here: its hand-written side is CPU-only (run it on the CPU: run_all.py --only e2e);
-  # gpu runs as its own step below
-  step run_all_cuda_quick 180 python3 benchmarks/run_all.py --device cuda --quick \
-       --only network --only batching --only train --only scale --only sampler --out "$OUT/run_all_cuda_quick.txt"
-  step bench_gpu 150 python3 benchmarks/bench_gpu.py --quick
+  step population_cuda 200 python3 benchmarks/bench_population.py --candidates --rounds 2 --sweep --device cuda
+  step weighting_cuda 60 python3 benchmarks/bench_train.py --only weighting --device cuda
+  step bench_gpu 90 python3 benchmarks/bench_gpu.py --quick
+  if [ "${FULL:-0}" = 1 ]; then
+    # e2e is left out here: its hand-written side is CPU-only (run it on the CPU: run_all.py --only e2e)
+    step run_all_cuda_quick 150 python3 benchmarks/run_all.py --device cuda --quick \
+         --only network --only batching --only train --only scale --only sampler --out "$OUT/run_all_cuda_quick.txt"
+  fi
 fi
 say "== done in $(( $(date +%s) - T0 ))s, status $status; files in $OUT:"
 ls -1 "$OUT" | tee -a "$LOG"

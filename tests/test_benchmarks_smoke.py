@@ -90,6 +90,21 @@ def test_population_cap_prints_the_rule_against_the_one_before(bench, capsys):
         assert RATIO.search(line) and line in out
 
 
+def test_population_candidates_differ_where_companions_may_and_print_a_ratio(bench, monkeypatch, capsys):
+    mod = bench("bench_population")
+    cfgs = mod.candidate_configs(16, 10, "cpu")
+    assert len({c.lr for c in cfgs}) == 16 and {c.weight_decay for c in cfgs} == {0.0, 1e-4}
+    assert {c.lr_schedule for c in cfgs} == {"cosine", "constant"}
+    from sharesearch.training import population_groups
+
+    assert len(population_groups(cfgs)) == 1  # they can train as one population
+    monkeypatch.setattr(mod, "N_CANDIDATES", 3)
+    lines = mod.main(quick=True, device="cpu", only_candidates=True)
+    out = capsys.readouterr().out
+    assert len(lines) == 1 and "3 candidates width 64" in lines[0]
+    assert RATIO.search(lines[0]) and lines[0] in out
+
+
 def test_verdict_benchmark_lays_data_options_over_the_preset(bench):
     """``--data-option`` reaches every part's data set and the search's provenance record."""
     mod = bench("bench_verdict")
