@@ -7,13 +7,14 @@
 #     greenlet, typing_extensions, narwhals, packaging, pytest, pluggy, iniconfig, hypothesis, sortedcontainers,
 #     attrs, networkx, ...) from the wheels folder into /tmp/site -- nothing is fetched from the network;
 #     reports which imports are present / missing before and after;
-# (b) runs `python3 -m pytest -m cuda -q`, then issue 11's GPU figures: 16 candidates as one population against
-#     one at a time and the population-size sweep (bench_population.py --candidates --sweep), PCGrad and GradNorm
-#     against equal weighting (bench_train.py --only weighting); then bench_gpu.py; with FULL=1 also
-#     `run_all.py --device cuda --quick` (its figures are in RESULTS.md already);
+# (b) runs `python3 -m pytest -m cuda -q` (populations equal separate runs on the GPU, a search's default
+#     companions), then issue 11's GPU figures: 16 candidates as one population against one at a time and the
+#     population-size sweep (bench_population.py --candidates --sweep), PCGrad and GradNorm against equal
+#     weighting (bench_train.py --only weighting); with FULL=1 also bench_gpu.py and
+#     `run_all.py --device cuda --quick` (their figures are in RESULTS.md already);
 # (c) writes every output to $OUT (default ./gpu_out) as files;
 # (d) each step has its own `timeout`, in order of importance (a step cut short keeps what it printed); the whole
-#     script stays under ~8.5 minutes without FULL=1 (under ~11 with it).
+#     script stays under ~8 minutes without FULL=1 (under ~12.5 with it: two calls on a 10-minute limit).
 # Exit status: 0 when every step passed, 1 when a step failed, 2 when the set-up itself failed.
 set -u
 WHEELS=${WHEELS:-.whl}
@@ -97,12 +98,12 @@ if [ $have_cuda -ne 0 ]; then
   say "== no CUDA device: skipping the CUDA tests and GPU benchmarks"
   step pytest_cuda 120 python3 -m pytest -m cuda -q -p no:cacheprovider tests
 else
-  # budget: install 60 + pytest 90 + population 200 + weighting 60 + bench_gpu 90 = 500 s at most (+ 150 FULL)
-  step pytest_cuda 90 python3 -m pytest -m cuda -q -p no:cacheprovider tests
+  # budget: install 60 + pytest 150 + population 200 + weighting 60 = 470 s at most (+ 150 + 150 with FULL=1)
+  step pytest_cuda 150 python3 -m pytest -m cuda -q -p no:cacheprovider tests
   step population_cuda 200 python3 benchmarks/bench_population.py --candidates --rounds 2 --sweep --device cuda
   step weighting_cuda 60 python3 benchmarks/bench_train.py --only weighting --device cuda
-  step bench_gpu 90 python3 benchmarks/bench_gpu.py --quick
   if [ "${FULL:-0}" = 1 ]; then
+    step bench_gpu 150 python3 benchmarks/bench_gpu.py --quick
     # e2e is left out here: its hand-written side is CPU-only (run it on the CPU: run_all.py --only e2e)
     step run_all_cuda_quick 150 python3 benchmarks/run_all.py --device cuda --quick \
          --only network --only batching --only train --only scale --only sampler --out "$OUT/run_all_cuda_quick.txt"

@@ -192,6 +192,25 @@ def test_gradnorm_members_train_together_each_balancing_its_own_weights(data, ma
         _assert_same_losses(pop_seen, alone_seen)
 
 
+def _members_equal_alone_on(data, device: str, weighting: str) -> None:
+    """Every member of a population on ``device`` equals its separate run there (equal, PCGrad, GradNorm)."""
+    g = SharingGraph.shared_bottom(data.tasks, _bb(data))
+    extra = {} if weighting == "equal" else {"max_steps": 120, "batch_size": 8, "sampling": "proportional"}
+    cfgs = _configs(4, device=device, weighting=weighting, **extra)
+    assert population_groups(cfgs) == [[0, 1, 2, 3]]
+    for pop, cfg in zip(train_population(g, data, cfgs), cfgs):
+        _assert_same(pop, train(g, data, cfg), data)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("weighting", ["equal", "pcgrad", "gradnorm"])
+def test_each_member_equals_its_separate_run_on_cuda(data, weighting, monkeypatch):
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)  # float32 on both sides, as on a CPU
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    _members_equal_alone_on(data, "cuda", weighting)
+
+
 def test_configurations_that_cannot_share_train_alone_in_order(data):
     g = SharingGraph.shared_bottom(data.tasks, _bb(data))
     cfgs = [TrainConfig(max_steps=20, eval_every=10, batch_size=32, seed=0, device="cpu"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from sharesearch.data import load_data
@@ -28,8 +29,8 @@ def _space() -> SearchSpace:
     return SearchSpace.from_dict(d, source="pop.toml")
 
 
-def _study(data, space, cfg, pruner=None):
-    tb = TrainConfig(device="cpu")
+def _study(data, space, cfg, pruner=None, device="cpu"):
+    tb = TrainConfig(device=device)
     study = prepare_study(optuna.storages.InMemoryStorage(), "pop", data, SOURCE, space, cfg, tb)
     baselines = ensure_baselines(study, data, space, tb, progress=False)
     if pruner is not None:
@@ -61,6 +62,25 @@ def test_companions_share_the_topology_train_as_one_population_and_are_told_one_
         assert len({t.params["lr"] for t in batch}) == 3  # the sampler chose each companion's learning rate
         assert len({t.user_attrs["graph_key"] for t in batch}) == 1
         assert all(t.state == TrialState.COMPLETE and t.intermediate_values for t in batch)
+
+
+def _default_population_on(data, device: str) -> None:
+    """With no ``population`` asked for, a search on ``device`` trains a topology and its companions together."""
+    space = _space()
+    k = trial_population(device)
+    study, runner = _study(data, space, SearchConfig(n_trials=k, references=()), device=device)
+    optimize_in_populations(study, runner, space, population=k, target=k)
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == k and all(t.state == TrialState.COMPLETE and t.intermediate_values for t in trials)
+    assert len({t.user_attrs["graph_key"] for t in trials}) == 1  # one topology, k companions
+    assert len({t.params["lr"] for t in trials}) == k
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_a_gpu_the_default_population_trains_companions_together(data):
+    assert trial_population("cuda") > 1
+    _default_population_on(data, "cuda")
 
 
 class _PruneCompanions(optuna.pruners.BasePruner):
