@@ -13,7 +13,8 @@
    backward the method cannot avoid -- on a CPU PCGrad's floor is above 1.3x
    (T backward passes through the trunk), and it is never approximated.
    ``--device cuda`` runs part 3 on a GPU, where the batched backward's T
-   passes run as one set of kernels (``benchmarks/gpu_check.sh`` does).
+   passes run as one set of kernels (``benchmarks/gpu_check.sh`` does); the
+   "before" arms, CPU references, are left out there.
 
     SHARESEARCH_BENCH_THREADS=1 python benchmarks/bench_train.py --only weighting [--device cuda]
 
@@ -190,6 +191,8 @@ def weighting_overhead(quick: bool = False, device: str = "cpu") -> list[str]:
     steps = {"max_steps": 12} if quick else {"epochs": 10}  # 10 epochs: 110 steps, 10 evaluations
     arms = {"equal": ("equal", None), "pcgrad before": ("pcgrad", _PerTaskPCGrad), "pcgrad after": ("pcgrad", None),
             "gradnorm before": ("gradnorm", _PerTaskGradNorm), "gradnorm after": ("gradnorm", None)}
+    if torch.device(device).type != "cpu":  # the old per-task classes are CPU references, written for it alone
+        arms = {arm: v for arm, v in arms.items() if not arm.endswith("before")}
     times: dict[str, list[float]] = {arm: [] for arm in arms}
     for _ in range(2 if quick else 7):  # rounds of every arm in turn: the machine's load hits them alike
         for arm, (name, cls) in arms.items():
