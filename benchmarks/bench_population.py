@@ -112,6 +112,7 @@ def candidates(quick: bool, device: str, rounds: int = 3) -> list[str]:
 
 def sweep(quick: bool, device: str) -> list[str]:
     data, graph, cfgs = _setup(64, 1500, 60 if quick else 200, device)
+    train_population(graph, data, cfgs[:2], keep_model=False)  # warm-up (a GPU's context and kernels, vmap's trace)
     one = _timed(lambda: train(graph, data, cfgs[0], keep_model=False))
     lines = []
     for p in (2, 4, 8, 16, 32) + ((64,) if torch.device(device).type == "cuda" else ()):  # a GPU has room for 64
