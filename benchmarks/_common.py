@@ -26,6 +26,12 @@ def setup_threads() -> None:
     torch.set_num_threads(int(os.environ.get("SHARESEARCH_BENCH_THREADS", "2")))
 
 
+def device_sync(device: str) -> Callable[[], None]:
+    """What waits for ``device``'s queued work before a clock is read: ``torch.cuda.synchronize`` on CUDA, a no-op
+    elsewhere (CPU work is done when the call returns)."""
+    return torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+
+
 def median_time(fn: Callable[[], object], repeats: int = 3, warmup: int = 1) -> float:
     """Median wall time of ``fn()`` in seconds after ``warmup`` untimed calls."""
     for _ in range(warmup):

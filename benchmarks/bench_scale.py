@@ -40,7 +40,7 @@ import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import report, setup_threads  # noqa: E402
+from _common import device_sync, report, setup_threads  # noqa: E402
 
 MACHINE_GIB = 24
 FULL = {"n": 2000, "repeats": 3, "tasks": (2, 8, 20), "stages": (2, 4, 6), "study": (20, 6), "n_trials": 4, "rounds": 7}
@@ -155,7 +155,7 @@ def _step_pair(T: int, device: str, rounds: int) -> tuple[float, float]:
     loop = nn.ModuleList(nn.Sequential(*[m for _ in range(L) for m in (nn.Linear(width, width), nn.ReLU())],
                                        nn.Linear(width, 1)) for _ in range(T)).to(device)
     x = torch.randn(B, width, device=device)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync = device_sync(device)
 
     def s_net():
         net.zero_grad(set_to_none=True)

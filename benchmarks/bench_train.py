@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median_time, report, setup_threads  # noqa: E402
+from _common import device_sync, median_time, report, setup_threads  # noqa: E402
 
 from sharesearch.data import load_data  # noqa: E402
 from sharesearch.graph import SharingGraph  # noqa: E402
@@ -233,7 +233,7 @@ def weighting_floor(graph, data, equal_s: float, steps: int, repeats: int = 300,
     x, y = data.x.to(device), data.y.to(device)
     last = [q for ps in net.last_shared_parameters().values() for q in ps]
     gen = torch.Generator().manual_seed(0)
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    sync = device_sync(device)
 
     def stacked():
         idx = tr[torch.randint(len(tr), (BATCH,), generator=gen)].to(device)

@@ -188,7 +188,7 @@ class PruneSteps:
     [750, 2250]
     """
 
-    first: int = 0  # no report before this step is judged
+    first: int = 0  # no report before this step is judged (the median pruner's warm-up)
     base: int | None = None  # decisions only at rungs base * factor**j; None: at every report from ``first`` on
     factor: int = 2  # the rungs' ratio (Hyperband's reduction factor)
     never: bool = False  # the pruner never prunes (NopPruner)
@@ -221,7 +221,7 @@ def prune_steps(pruner: optuna.pruners.BasePruner) -> PruneSteps:
         top = getattr(pruner, "_max_resource", None)  # "auto": the brackets are set at the first ask, from the
         # trials finished by then -- asking later could set others
         if all(isinstance(v, int) for v in (base, factor, top)) and base >= 1 and factor >= 2:
-            return PruneSteps(first=base, base=base, factor=factor)
+            return PruneSteps(base=base, factor=factor)  # no rung before base: ``due`` needs no ``first``
     if kind in (optuna.pruners.MedianPruner, optuna.pruners.PercentilePruner):
         warmup = getattr(pruner, "_n_warmup_steps", None)
         if isinstance(warmup, int):
